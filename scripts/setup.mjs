@@ -1,0 +1,159 @@
+#!/usr/bin/env node
+// Installs what ec2-api needs and says what it did. Run by `npm start` and
+// `npm test` (so a fresh clone needs nothing else), and by hand as
+// `npm run setup`. Plain Node with no dependencies: it runs before
+// node_modules exists.
+//
+//   node scripts/setup.mjs [--for start|test] [--quiet]
+//
+// What it checks, in order:
+//   1. npm dependencies (npm ci when node_modules is missing or stale);
+//   2. the build (tsc, when dist/ is older than src/);
+//   3. ansible-playbook with the amazon.aws collection and boto3
+//      (apt-get when root on Debian/Ubuntu; else a clear message);
+//   4. moto, the local EC2 emulator, when it is needed (tests always;
+//      start only when no AWS endpoint/credentials are configured):
+//      pip into ./.venv when the system python3 lacks it.
+import { spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const purpose = process.argv.includes('--for') ? process.argv[process.argv.indexOf('--for') + 1] : 'start';
+const quiet = process.argv.includes('--quiet');
+const venv = path.join(root, '.venv');
+
+const say = (message) => {
+  if (!quiet) console.error(`[setup] ${message}`);
+};
+const fail = (message) => {
+  console.error(`[setup] ${message}`);
+  process.exit(1);
+};
+
+function run(command, args, options = {}) {
+  say(`running: ${command} ${args.join(' ')}`);
+  const result = spawnSync(command, args, { cwd: root, stdio: ['ignore', 'inherit', 'inherit'], ...options });
+  if (result.status !== 0) fail(`\`${command} ${args.join(' ')}\` failed (exit ${result.status ?? result.signal})`);
+}
+
+function succeeds(command, args) {
+  const result = spawnSync(command, args, { cwd: root, stdio: 'ignore', timeout: 60_000 });
+  return result.status === 0;
+}
+
+function which(command) {
+  for (const dir of (process.env.PATH ?? '').split(path.delimiter)) {
+    const candidate = path.join(dir, command);
+    try {
+      fs.accessSync(candidate, fs.constants.X_OK);
+      return candidate;
+    } catch {
+      // not here
+    }
+  }
+  return null;
+}
+
+function newestMtime(dir) {
+  let newest = 0;
+  for (const entry of fs.readdirSync(dir, { withFileTypes: true })) {
+    const full = path.join(dir, entry.name);
+    newest = Math.max(newest, entry.isDirectory() ? newestMtime(full) : fs.statSync(full).mtimeMs);
+  }
+  return newest;
+}
+
+const isRoot = process.getuid?.() === 0;
+const hasApt = which('apt-get') !== null;
+
+// 1. npm dependencies
+const installedMarker = path.join(root, 'node_modules', '.package-lock.json');
+const lockfile = path.join(root, 'package-lock.json');
+if (!fs.existsSync(installedMarker) || fs.statSync(lockfile).mtimeMs > fs.statSync(installedMarker).mtimeMs + 1000) {
+  say('npm dependencies are missing or out of date: installing them');
+  run('npm', ['ci', '--no-audit', '--no-fund']);
+}
+
+// 2. the build
+const distEntry = path.join(root, 'dist', 'server.js');
+if (!fs.existsSync(distEntry) || newestMtime(path.join(root, 'src')) > fs.statSync(distEntry).mtimeMs) {
+  say('building the TypeScript sources into dist/');
+  run('npm', ['run', '--silent', 'build']);
+}
+
+// 3. Ansible with amazon.aws and boto3
+function ansibleReady() {
+  const playbook = which('ansible-playbook') ?? (fs.existsSync(path.join(venv, 'bin', 'ansible-playbook')) ? path.join(venv, 'bin', 'ansible-playbook') : null);
+  if (!playbook) return { ok: false, why: 'ansible-playbook is not installed' };
+  // The Python that runs ansible-playbook also runs our modules
+  // (ansible_python_interpreter = ansible_playbook_python): it needs boto3.
+  const shebang = fs.readFileSync(playbook, 'utf8').split('\n')[0] ?? '';
+  const python = shebang.startsWith('#!') ? shebang.slice(2).trim().split(/\s+/).pop() : 'python3';
+  const interpreter = python === 'python3' || python?.endsWith('/env') ? 'python3' : python;
+  if (!succeeds(interpreter, ['-c', 'import boto3, botocore'])) return { ok: false, why: `boto3 is missing for ${interpreter}` };
+  if (!succeeds(interpreter, ['-c', 'import ansible_collections.amazon.aws'])) {
+    const galaxy = path.join(path.dirname(playbook), 'ansible-galaxy');
+    const listed = spawnSync(galaxy, ['collection', 'list', 'amazon.aws'], { encoding: 'utf8' });
+    if (!/amazon\.aws/.test(listed.stdout ?? '')) return { ok: false, why: 'the amazon.aws collection is missing' };
+  }
+  return { ok: true, playbook };
+}
+
+let ansible = ansibleReady();
+if (!ansible.ok) {
+  if (isRoot && hasApt) {
+    say(`${ansible.why}: installing Debian's ansible (ships amazon.aws) and python3-boto3 with apt-get`);
+    run('apt-get', ['update', '-qq']);
+    run('apt-get', ['install', '-y', '-qq', 'ansible', 'python3-boto3'], { env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' } });
+    ansible = ansibleReady();
+  }
+  if (!ansible.ok) {
+    fail(
+      `${ansible.why}. Install it, then run this again:\n` +
+        '  Debian/Ubuntu: sudo apt-get install -y ansible python3-boto3\n' +
+        '  elsewhere:     python3 -m pip install ansible boto3   (ansible includes amazon.aws)',
+    );
+  }
+}
+say(`ansible: ${ansible.playbook}`);
+
+// 4. moto, the local emulator
+function needsEmulator() {
+  if (purpose === 'test') return true;
+  if (process.env.AWS_ENDPOINT_URL) return false;
+  const cloud = process.env.EC2_API_CLOUD || 'auto';
+  if (cloud === 'aws') return false;
+  if (cloud === 'local') return true;
+  const home = os.homedir();
+  const credentialFiles = [path.join(home, '.aws', 'credentials'), path.join(home, '.aws', 'config')];
+  const configured =
+    (process.env.AWS_ACCESS_KEY_ID && process.env.AWS_SECRET_ACCESS_KEY) ||
+    process.env.AWS_PROFILE ||
+    credentialFiles.some((file) => fs.existsSync(file));
+  return !configured;
+}
+
+const motoCheck = ['-c', 'import moto.server, flask, werkzeug'];
+if (needsEmulator()) {
+  const venvPython = path.join(venv, 'bin', 'python3');
+  if (succeeds('python3', motoCheck)) {
+    say('local EC2 emulator: moto found for python3');
+  } else if (fs.existsSync(venvPython) && succeeds(venvPython, motoCheck)) {
+    say(`local EC2 emulator: moto found in ${path.relative(root, venv)}/`);
+  } else {
+    if (!fs.existsSync(venvPython)) {
+      if (!succeeds('python3', ['-m', 'venv', '--help'])) {
+        if (isRoot && hasApt) run('apt-get', ['install', '-y', '-qq', 'python3-venv']);
+        else fail('python3 -m venv is unavailable: run `sudo apt-get install -y python3-venv`, then this again');
+      }
+      say('creating .venv/ for the local EC2 emulator');
+      run('python3', ['-m', 'venv', venv]);
+    }
+    say("installing moto[server] into .venv/ (pip)");
+    run(venvPython, ['-m', 'pip', 'install', '--quiet', 'moto[server]']);
+  }
+}
+say('ready');

@@ -1,0 +1,105 @@
+// Which EC2 the playbooks talk to, decided once at start-up:
+//   AWS_ENDPOINT_URL set        → that endpoint (no emulator);
+//   EC2_API_CLOUD=local         → the bundled emulator;
+//   EC2_API_CLOUD=aws           → AWS, or refuse to start without credentials;
+//   EC2_API_CLOUD=auto (default)→ AWS when credentials are configured, else the emulator.
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import type { Config } from '../config.js';
+import { ConfigError } from '../config.js';
+import { startEmulator, type Emulator } from './emulator.js';
+
+export type CloudKind = 'aws' | 'local-emulator' | 'endpoint';
+
+export interface Cloud {
+  kind: CloudKind;
+  endpointUrl: string | null;
+  region: string;
+  /** Environment for every playbook run. */
+  env: Record<string, string>;
+  /** One line for logs and /healthz. */
+  description: string;
+  stop(): Promise<void>;
+}
+
+/** Placeholder credentials for an emulator, which accepts any. */
+const EMULATOR_CREDENTIALS = { AWS_ACCESS_KEY_ID: 'testing', AWS_SECRET_ACCESS_KEY: 'testing' };
+
+/**
+ * Whether AWS credentials are configured, by the cheap signs the standard
+ * chain looks at (environment, profile, shared files, web identity,
+ * container credentials). An EC2 instance role is not probed (that needs the
+ * network): set EC2_API_CLOUD=aws there.
+ */
+export function credentialsConfigured(env: NodeJS.ProcessEnv): boolean {
+  if (env.AWS_ACCESS_KEY_ID && env.AWS_SECRET_ACCESS_KEY) return true;
+  if (env.AWS_PROFILE || env.AWS_WEB_IDENTITY_TOKEN_FILE) return true;
+  if (env.AWS_CONTAINER_CREDENTIALS_RELATIVE_URI || env.AWS_CONTAINER_CREDENTIALS_FULL_URI) return true;
+  const home = env.HOME || os.homedir();
+  const files = [
+    env.AWS_SHARED_CREDENTIALS_FILE || path.join(home, '.aws', 'credentials'),
+    env.AWS_CONFIG_FILE || path.join(home, '.aws', 'config'),
+  ];
+  return files.some((file) => {
+    try {
+      return /aws_access_key_id|credential_process|sso_session|sso_start_url|role_arn/.test(fs.readFileSync(file, 'utf8'));
+    } catch {
+      return false;
+    }
+  });
+}
+
+export async function resolveCloud(config: Config, env: NodeJS.ProcessEnv = process.env): Promise<Cloud> {
+  const base = { AWS_REGION: config.region, AWS_DEFAULT_REGION: config.region };
+  const hasCredentials = credentialsConfigured(env);
+
+  if (config.endpointUrl) {
+    return {
+      kind: 'endpoint',
+      endpointUrl: config.endpointUrl,
+      region: config.region,
+      env: { ...base, AWS_ENDPOINT_URL: config.endpointUrl, ...(hasCredentials ? {} : EMULATOR_CREDENTIALS) },
+      description: `EC2 endpoint ${config.endpointUrl} (AWS_ENDPOINT_URL)`,
+      stop: async () => undefined,
+    };
+  }
+
+  const mode = config.cloud === 'auto' ? (hasCredentials ? 'aws' : 'local') : config.cloud;
+  if (mode === 'aws') {
+    if (!hasCredentials && config.cloud === 'aws' && !env.AWS_EC2_METADATA_SERVICE_ENDPOINT && !onEc2(env)) {
+      throw new ConfigError(
+        'EC2_API_CLOUD=aws but no AWS credentials are configured: set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY ' +
+          'or AWS_PROFILE, or run `aws configure`; or use EC2_API_CLOUD=local for the bundled emulator',
+      );
+    }
+    return {
+      kind: 'aws',
+      endpointUrl: null,
+      region: config.region,
+      env: base,
+      description: `AWS, region ${config.region}`,
+      stop: async () => undefined,
+    };
+  }
+
+  const emulator: Emulator = await startEmulator(config.emulatorPython);
+  return {
+    kind: 'local-emulator',
+    endpointUrl: emulator.url,
+    region: config.region,
+    env: { ...base, AWS_ENDPOINT_URL: emulator.url, ...EMULATOR_CREDENTIALS },
+    description: `the LOCAL EC2 EMULATOR (moto) at ${emulator.url}: no real instances are launched`,
+    stop: () => emulator.stop(),
+  };
+}
+
+/** On an EC2 host an instance role may supply credentials without any file. */
+function onEc2(env: NodeJS.ProcessEnv): boolean {
+  if (env.EC2_API_ASSUME_INSTANCE_ROLE === '1') return true;
+  try {
+    return /amazon|ec2/i.test(fs.readFileSync('/sys/devices/virtual/dmi/id/board_vendor', 'utf8'));
+  } catch {
+    return false;
+  }
+}

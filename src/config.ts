@@ -1,0 +1,148 @@
+// The one place configuration is read. `loadConfig(env)` is pure: it reads
+// only the object it is given, so tests build configs without touching
+// process.env, and every name in the README's table is parsed here.
+import fs from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export type CloudMode = 'auto' | 'aws' | 'local';
+
+export interface Config {
+  port: number;
+  host: string;
+  dbPath: string;
+  cloud: CloudMode;
+  /** AWS_ENDPOINT_URL: an EC2 endpoint to use instead of AWS; wins over `cloud`. */
+  endpointUrl: string | null;
+  region: string;
+  apiTokens: string[];
+  allowUnauthenticated: boolean;
+  concurrency: number;
+  batchSize: number;
+  /** Seconds before a playbook run is killed. */
+  taskTimeout: number;
+  /** Seconds a sync route waits for its task before answering 504. */
+  syncWait: number;
+  /** Seconds running playbooks get to finish on SIGTERM/SIGINT. */
+  shutdownGrace: number;
+  maxQueued: number;
+  maxAttempts: number;
+  idempotencyTtl: number;
+  paused: boolean;
+  logLevel: string;
+  /** Where playbooks/, inventory/ and ansible.cfg live. */
+  projectDir: string;
+  playbookDir: string;
+  ansiblePlaybook: string;
+  /** The Python that runs `python -m moto.server` for the local emulator. */
+  emulatorPython: string;
+}
+
+export class ConfigError extends Error {
+  override name = 'ConfigError';
+}
+
+/** The repository root, found from this file (src/ or dist/ alike). */
+export const projectRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+
+const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
+
+function integer(env: NodeJS.ProcessEnv, name: string, fallback: number, min: number, max: number): number {
+  const raw = env[name];
+  if (raw === undefined || raw.trim() === '') return fallback;
+  const value = Number(raw);
+  if (!Number.isInteger(value) || value < min || value > max) {
+    throw new ConfigError(`${name} must be a whole number from ${min} to ${max}, got "${raw}"`);
+  }
+  return value;
+}
+
+function flag(env: NodeJS.ProcessEnv, name: string): boolean {
+  const raw = (env[name] ?? '').trim().toLowerCase();
+  if (raw === '' || raw === '0' || raw === 'false' || raw === 'no') return false;
+  if (raw === '1' || raw === 'true' || raw === 'yes') return true;
+  throw new ConfigError(`${name} must be 1 or 0, got "${env[name]}"`);
+}
+
+function endpoint(env: NodeJS.ProcessEnv): string | null {
+  const raw = env.AWS_ENDPOINT_URL?.trim();
+  if (!raw) return null;
+  let url: URL;
+  try {
+    url = new URL(raw);
+  } catch {
+    throw new ConfigError(`AWS_ENDPOINT_URL must be a URL such as http://127.0.0.1:5001, got "${raw}"`);
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') {
+    throw new ConfigError(`AWS_ENDPOINT_URL must be http:// or https://, got "${raw}"`);
+  }
+  return raw.replace(/\/+$/, '');
+}
+
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
+  const cloud = (env.EC2_API_CLOUD?.trim() || 'auto') as CloudMode;
+  if (!['auto', 'aws', 'local'].includes(cloud)) {
+    throw new ConfigError(`EC2_API_CLOUD must be auto, aws or local, got "${env.EC2_API_CLOUD}"`);
+  }
+  const logLevel = env.LOG_LEVEL?.trim() || 'info';
+  if (!LOG_LEVELS.includes(logLevel)) {
+    throw new ConfigError(`LOG_LEVEL must be one of ${LOG_LEVELS.join(', ')}, got "${logLevel}"`);
+  }
+  const apiTokens = (env.API_TOKENS ?? '')
+    .split(',')
+    .map((token) => token.trim())
+    .filter((token) => token.length > 0);
+  if (apiTokens.some((token) => token.length < 16)) {
+    throw new ConfigError('API_TOKENS: every token must be at least 16 characters (try: openssl rand -hex 32)');
+  }
+  const taskTimeout = integer(env, 'EC2_API_TASK_TIMEOUT', 900, 1, 86_400);
+  const projectDir = env.EC2_API_PROJECT_DIR?.trim() || projectRoot;
+
+  return {
+    port: integer(env, 'PORT', 5000, 0, 65_535),
+    host: env.HOST?.trim() || '127.0.0.1',
+    dbPath: path.resolve(env.EC2_API_DB?.trim() || './data/ec2-api.db'),
+    cloud,
+    endpointUrl: endpoint(env),
+    region: env.AWS_REGION?.trim() || env.AWS_DEFAULT_REGION?.trim() || 'us-east-1',
+    apiTokens,
+    allowUnauthenticated: flag(env, 'ALLOW_UNAUTHENTICATED'),
+    concurrency: integer(env, 'EC2_API_CONCURRENCY', 2, 1, 64),
+    batchSize: integer(env, 'EC2_API_BATCH_SIZE', 10, 1, 100),
+    taskTimeout,
+    // A sync call waits as long as a run may take, plus time to queue.
+    syncWait: integer(env, 'EC2_API_SYNC_WAIT', taskTimeout + 60, 1, 86_400),
+    shutdownGrace: integer(env, 'EC2_API_SHUTDOWN_GRACE', 30, 0, 3_600),
+    maxQueued: integer(env, 'EC2_API_MAX_QUEUED', 10_000, 1, 1_000_000),
+    maxAttempts: integer(env, 'EC2_API_MAX_ATTEMPTS', 3, 1, 100),
+    idempotencyTtl: integer(env, 'EC2_API_IDEMPOTENCY_TTL', 86_400, 60, 30 * 86_400),
+    paused: flag(env, 'EC2_API_PAUSED'),
+    logLevel,
+    projectDir,
+    playbookDir: path.resolve(projectDir, env.EC2_API_PLAYBOOK_DIR?.trim() || 'playbooks'),
+    ansiblePlaybook: env.EC2_API_ANSIBLE_PLAYBOOK?.trim() || fromVenv(projectDir, 'ansible-playbook'),
+    emulatorPython: env.EC2_API_EMULATOR_PYTHON?.trim() || fromVenv(projectDir, 'python3'),
+  };
+}
+
+/** A tool from the project's .venv (made by `npm run setup` when the system lacks it), else from PATH. */
+function fromVenv(projectDir: string, tool: string): string {
+  const candidate = path.join(projectDir, '.venv', 'bin', tool);
+  return fs.existsSync(candidate) ? candidate : tool;
+}
+
+/** True when HOST is a loopback address, where running without tokens is safe. */
+export function isLoopback(host: string): boolean {
+  return host === 'localhost' || host === '::1' || /^127(\.\d{1,3}){3}$/.test(host);
+}
+
+/** The refusal the contract asks for: no tokens on an exposed address. */
+export function checkExposure(config: Config): void {
+  if (config.apiTokens.length === 0 && !isLoopback(config.host) && !config.allowUnauthenticated) {
+    throw new ConfigError(
+      `refusing to listen on ${config.host} without API_TOKENS: anyone who can reach it could launch ` +
+        'instances on your account. Set API_TOKENS=<token>[,<token>…] (e.g. `openssl rand -hex 32`), ' +
+        'or HOST=127.0.0.1, or ALLOW_UNAUTHENTICATED=1 if something in front of it authenticates.',
+    );
+  }
+}

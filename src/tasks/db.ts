@@ -1,0 +1,104 @@
+// Opens the one SQLite file that holds tasks, idempotency keys and the queue,
+// and brings its schema up to date. Nothing happens on import.
+import fs from 'node:fs';
+import path from 'node:path';
+import Database from 'better-sqlite3';
+
+export type Db = Database.Database;
+
+/**
+ * Each pragma is set for a reason:
+ * - journal_mode=WAL: readers (GET /status) never wait for the writer, and a
+ *   commit is one append to the WAL instead of a rewrite of pages.
+ * - synchronous=NORMAL: in WAL mode a commit is durable against a process
+ *   crash (`kill -9`) as soon as it returns: the WAL frame is in the OS page
+ *   cache, which outlives the process. Only power loss can take the last
+ *   commits; EC2_API_DB_SYNC=FULL buys that too at one fsync per commit.
+ * - busy_timeout: a second connection (an operator's sqlite3 shell) may hold
+ *   a lock briefly; wait for it rather than fail the request.
+ * - foreign_keys: enforce the references between tables.
+ */
+const PRAGMAS = (sync: 'NORMAL' | 'FULL') => [
+  'journal_mode = WAL',
+  `synchronous = ${sync}`,
+  'busy_timeout = 2000',
+  'foreign_keys = ON',
+];
+
+/** Migrations in order; user_version records how many have run. */
+const MIGRATIONS: string[] = [
+  `
+  CREATE TABLE tasks (
+    id              TEXT PRIMARY KEY,
+    action          TEXT NOT NULL CHECK (action IN ('create', 'delete')),
+    status          TEXT NOT NULL CHECK (status IN ('queued', 'running', 'succeeded', 'failed', 'canceled')),
+    params          TEXT NOT NULL,              -- JSON; a create keeps only the password hash
+    ip              TEXT,
+    instance_id     TEXT,
+    instance_state  TEXT,
+    error           TEXT,
+    progress        TEXT,                       -- JSON { step, of, name }
+    log             TEXT NOT NULL DEFAULT '',
+    attempts        INTEGER NOT NULL DEFAULT 0,
+    runner_pid      INTEGER,                    -- the ansible-playbook process running it
+    runner_start    TEXT,                       -- that process's kernel start time
+    created_at      TEXT NOT NULL,
+    started_at      TEXT,
+    finished_at     TEXT
+  );
+  CREATE INDEX tasks_status ON tasks (status);
+  CREATE INDEX tasks_created ON tasks (created_at);
+
+  CREATE TABLE idempotency_keys (
+    key           TEXT PRIMARY KEY,
+    request_hash  TEXT NOT NULL,
+    task_id       TEXT NOT NULL REFERENCES tasks (id),
+    expires_at    TEXT NOT NULL
+  );
+  CREATE INDEX idempotency_expiry ON idempotency_keys (expires_at);
+
+  -- better-queue's own rows: which tasks wait, in what order, and which are
+  -- locked into a running batch. /status never reads this table.
+  CREATE TABLE queue_items (
+    seq       INTEGER PRIMARY KEY AUTOINCREMENT,
+    task_id   TEXT NOT NULL UNIQUE,
+    payload   TEXT NOT NULL,
+    priority  INTEGER NOT NULL DEFAULT 0,
+    lock_id   TEXT
+  );
+  CREATE INDEX queue_items_lock ON queue_items (lock_id);
+
+  -- Which service process owns this file, so that a second one refuses to start.
+  CREATE TABLE service_owner (
+    id          INTEGER PRIMARY KEY CHECK (id = 1),
+    pid         INTEGER NOT NULL,
+    start_time  TEXT NOT NULL
+  );
+  `,
+];
+
+export const SCHEMA_VERSION = MIGRATIONS.length;
+
+export function openDatabase(file: string, sync: 'NORMAL' | 'FULL' = 'NORMAL'): Db {
+  if (file !== ':memory:') fs.mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
+  const db = new Database(file);
+  for (const pragma of PRAGMAS(sync)) db.pragma(pragma);
+  migrate(db);
+  return db;
+}
+
+function migrate(db: Db): void {
+  const current = db.pragma('user_version', { simple: true }) as number;
+  if (current > SCHEMA_VERSION) {
+    db.close();
+    throw new Error(
+      `the database has schema version ${current}, newer than this ec2-api (${SCHEMA_VERSION}); run a newer release`,
+    );
+  }
+  for (let version = current; version < SCHEMA_VERSION; version++) {
+    db.transaction(() => {
+      db.exec(MIGRATIONS[version]!);
+      db.pragma(`user_version = ${version + 1}`);
+    })();
+  }
+}

@@ -1,0 +1,267 @@
+// The task service: accepts tasks (durably, before anyone is told "queued"),
+// schedules them on better-queue over the SQLite store, recovers after a
+// crash, and lets callers wait for a task to end. See docs/task-lifecycle.md.
+import { createHash } from 'node:crypto';
+import { EventEmitter } from 'node:events';
+import BetterQueue from 'better-queue';
+import { v7 as uuidv7 } from 'uuid';
+import { verify as verifyPassword } from 'unixcrypt';
+import { isSameProcessAlive, killGroupAndWait } from '../ansible/process.js';
+import type { Db } from './db.js';
+import { Executor, type ExecutorOptions } from './executor.js';
+import { SqliteQueueStore, type QueuePayload } from './queue-store.js';
+import { TaskStore } from './store.js';
+import { TERMINAL, type CreateParams, type Task } from './types.js';
+
+export interface ServiceOptions extends ExecutorOptions {
+  concurrency: number;
+  batchSize: number;
+  maxQueued: number;
+  maxAttempts: number;
+  idempotencyTtl: number;
+  paused: boolean;
+}
+
+export interface Logger {
+  info(obj: object, msg?: string): void;
+  warn(obj: object, msg?: string): void;
+  error(obj: object, msg?: string): void;
+}
+
+/** Why a submission was refused; the routes map `kind` to a status code. */
+export class SubmitError extends Error {
+  constructor(
+    readonly kind: 'unavailable' | 'queue_full' | 'key_conflict',
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+export interface Submitted {
+  task: Task;
+  /** True when an Idempotency-Key matched an earlier request: no new task. */
+  replayed: boolean;
+}
+
+export interface IdempotencyKey {
+  key: string;
+}
+
+export class TaskService {
+  readonly store: TaskStore;
+  private readonly queueStore: SqliteQueueStore;
+  private readonly executor: Executor;
+  private readonly events = new EventEmitter();
+  private queue: BetterQueue<QueuePayload> | null = null;
+  private queued = 0;
+  private accepting = false;
+  private purgeTimer: NodeJS.Timeout | undefined;
+
+  constructor(
+    private readonly db: Db,
+    private readonly options: ServiceOptions,
+    private readonly log: Logger,
+  ) {
+    this.store = new TaskStore(db);
+    this.queueStore = new SqliteQueueStore(db);
+    this.executor = new Executor(this.store, options, (task) => this.events.emit(task.id, task));
+    // Every sync request waits on one listener; thousands may wait at once.
+    this.events.setMaxListeners(0);
+  }
+
+  get isAccepting(): boolean {
+    return this.accepting;
+  }
+
+  get stats() {
+    return { queued: this.queued, runningPlaybooks: this.executor.running };
+  }
+
+  /** Recovers from whatever the last process left, then starts the queue. */
+  async start(): Promise<void> {
+    await this.recover();
+    this.queued = this.store.countQueued();
+    this.store.purgeExpiredKeys();
+    this.purgeTimer = setInterval(() => this.store.purgeExpiredKeys(), 3_600_000).unref();
+
+    this.queue = new BetterQueue<QueuePayload>((input: QueuePayload | QueuePayload[], cb: (error?: unknown) => void) => {
+      const batch = Array.isArray(input) ? input : [input];
+      this.runBatch(batch.map((item) => item.id)).then(
+        () => cb(),
+        (error: unknown) => {
+          this.log.error({ err: error }, 'batch failed unexpectedly');
+          cb(error);
+        },
+      );
+    }, {
+      store: this.queueStore,
+      concurrent: this.options.concurrency,
+      batchSize: this.options.batchSize,
+      // Recovery has already unlocked interrupted batches: nothing to resume.
+      autoResume: !this.options.paused,
+      // Our store answers on the next tick; better-queue then starts batches.
+    });
+    this.queue.on('error', (error: unknown) => this.log.error({ err: error }, 'queue error'));
+    if (this.options.paused) {
+      this.queue.pause();
+      this.log.warn({ queued: this.queued }, 'EC2_API_PAUSED=1: tasks are accepted and stored, none is started');
+    }
+    this.accepting = true;
+  }
+
+  /** Queues a create. The task row is committed before this returns. */
+  submitCreate(params: { username: string; password: string; password_hash: string }, key?: IdempotencyKey): Submitted {
+    const requestHash = hashRequest('create', { username: params.username });
+    if (key) {
+      const existing = this.replay(key.key, requestHash, (task) => {
+        const stored = task.params as CreateParams;
+        return verifyPassword(params.password, stored.password_hash);
+      });
+      if (existing) return existing;
+    }
+    const createParams: CreateParams = { username: params.username, password_hash: params.password_hash };
+    return this.submit({ action: 'create', params: createParams }, key && { key: key.key, request_hash: requestHash });
+  }
+
+  /** Queues a delete of the managed instance with this public IP. */
+  submitDelete(ip: string): Submitted {
+    return this.submit({ action: 'delete', params: { ip }, ip });
+  }
+
+  get(id: string): Task | undefined {
+    return this.store.get(id);
+  }
+
+  getLog(id: string): string | undefined {
+    return this.store.getLog(id);
+  }
+
+  /** The task once it is terminal, or its current state when `ms` passes first. */
+  async waitFor(id: string, ms: number): Promise<Task | undefined> {
+    const current = this.store.get(id);
+    if (!current || TERMINAL.has(current.status)) return current;
+    return new Promise((resolve) => {
+      const onFinish = (task: Task) => {
+        clearTimeout(timer);
+        resolve(task);
+      };
+      const timer = setTimeout(() => {
+        this.events.off(id, onFinish);
+        resolve(this.store.get(id));
+      }, ms);
+      this.events.once(id, onFinish);
+    });
+  }
+
+  /**
+   * Graceful stop: refuse new tasks, give running playbooks `graceSeconds`,
+   * then stop them and put their tasks back in the queue for the next start.
+   */
+  async close(graceSeconds: number): Promise<void> {
+    this.accepting = false;
+    clearInterval(this.purgeTimer);
+    this.queue?.pause();
+    await this.executor.idle(graceSeconds * 1000);
+    const interrupted = await this.executor.stopAll();
+    if (interrupted.length) {
+      // A stop on purpose is not the task's fault: it does not count as an attempt.
+      this.store.requeue(interrupted, true);
+      this.queueStore.unlock(interrupted);
+      this.log.warn({ tasks: interrupted }, 'stopped running playbooks; their tasks run again at the next start');
+    }
+    const queue = this.queue;
+    this.queue = null;
+    if (queue) await new Promise<void>((resolve) => queue.destroy(() => resolve()));
+  }
+
+  private submit(task: { action: Task['action']; params: Task['params']; ip?: string }, key?: { key: string; request_hash: string }): Submitted {
+    if (!this.accepting || !this.queue) throw new SubmitError('unavailable', 'the service is shutting down; retry shortly');
+    if (this.queued >= this.options.maxQueued) {
+      throw new SubmitError('queue_full', `${this.queued} tasks are waiting (EC2_API_MAX_QUEUED); retry later`);
+    }
+    const id = uuidv7();
+    const stored = this.store.insert(
+      { id, action: task.action, params: task.params, ip: task.ip ?? null },
+      key && { ...key, ttlSeconds: this.options.idempotencyTtl },
+    );
+    this.queued++;
+    // The row is committed; the queue's own row follows on the next tick. A
+    // crash in between is repaired by recover(), which re-queues the task.
+    this.queue.push({ id });
+    return { task: stored, replayed: false };
+  }
+
+  private replay(key: string, requestHash: string, sameSecret: (task: Task) => boolean): Submitted | undefined {
+    const record = this.store.findKey(key);
+    if (!record) return undefined;
+    const task = this.store.get(record.task_id);
+    if (!task || record.request_hash !== requestHash || !sameSecret(task)) {
+      throw new SubmitError('key_conflict', 'this Idempotency-Key was used with a different request body; use a new key');
+    }
+    return { task, replayed: true };
+  }
+
+  private async runBatch(ids: string[]): Promise<void> {
+    const tasks: Task[] = [];
+    for (const id of ids) {
+      // A task may have ended while it waited (canceled), or ended before a
+      // crash that left its queue row behind: it does not run again.
+      if (this.store.start(id)) {
+        this.queued--;
+        tasks.push(this.store.get(id)!);
+      }
+    }
+    if (tasks.length) await this.executor.execute(tasks);
+  }
+
+  /**
+   * Start-up repair after any kind of stop (docs/task-lifecycle.md):
+   * kill orphaned playbooks, fail tasks interrupted too often, requeue the
+   * rest, and make the queue's rows match the task records.
+   */
+  private async recover(): Promise<void> {
+    const unfinished = this.store.unfinished();
+    const orphans = new Map<number, string>();
+    for (const task of unfinished) {
+      if (task.status === 'running' && task.runner_pid && task.runner_start) {
+        orphans.set(task.runner_pid, task.runner_start);
+      }
+    }
+    for (const [pid, start] of orphans) {
+      if (!isSameProcessAlive(pid, start)) continue;
+      this.log.warn({ pid }, 'a playbook from the previous process is still running; killing it before its tasks run again');
+      if (!(await killGroupAndWait(pid))) {
+        throw new Error(`could not stop the orphaned ansible-playbook (pid ${pid}); stop it by hand, then start again`);
+      }
+    }
+
+    const interrupted = unfinished.filter((task) => task.status === 'running');
+    const abandoned = interrupted.filter((task) => task.attempts >= this.options.maxAttempts);
+    for (const task of abandoned) {
+      this.store.finish(task.id, {
+        status: 'failed',
+        error: `abandoned after ${task.attempts} interrupted attempts (EC2_API_MAX_ATTEMPTS); the service stopped during each run`,
+      });
+    }
+    this.store.requeue(
+      interrupted.filter((task) => !abandoned.includes(task)).map((task) => task.id),
+      false,
+    );
+    if (interrupted.length) {
+      this.log.warn({ requeued: interrupted.length - abandoned.length, abandoned: abandoned.length }, 'recovered tasks interrupted by the last stop');
+    }
+
+    this.db.transaction(() => {
+      this.queueStore.unlockAll();
+      const inQueue = this.queueStore.taskIds();
+      const live = new Set(this.store.unfinished().map((task) => task.id));
+      for (const id of live) if (!inQueue.has(id)) this.queueStore.insertNow(id);
+      for (const id of inQueue) if (!live.has(id)) this.queueStore.deleteNow(id);
+    })();
+  }
+}
+
+function hashRequest(action: string, fields: Record<string, string>): string {
+  return createHash('sha256').update(JSON.stringify({ action, ...fields })).digest('hex');
+}

@@ -1,0 +1,50 @@
+// The task vocabulary shared by the store, the queue and the routes.
+
+export type TaskStatus = 'queued' | 'running' | 'succeeded' | 'failed' | 'canceled';
+export type TaskAction = 'create' | 'delete';
+export type InstanceState = 'pending' | 'running' | 'terminated' | 'not_found';
+
+export const TERMINAL: ReadonlySet<TaskStatus> = new Set(['succeeded', 'failed', 'canceled']);
+
+/** What a create keeps: the login to make, with the password only as its hash. */
+export interface CreateParams {
+  username: string;
+  password_hash: string;
+}
+
+export interface DeleteParams {
+  ip: string;
+}
+
+export interface Progress {
+  step: number;
+  of: number;
+  name: string;
+}
+
+export interface Task {
+  id: string;
+  action: TaskAction;
+  status: TaskStatus;
+  params: CreateParams | DeleteParams;
+  ip: string | null;
+  instance_id: string | null;
+  instance_state: InstanceState | null;
+  error: string | null;
+  progress: Progress | null;
+  attempts: number;
+  runner_pid: number | null;
+  runner_start: string | null;
+  created_at: string;
+  started_at: string | null;
+  finished_at: string | null;
+}
+
+/** How a run ended for one task. */
+export interface Outcome {
+  status: 'succeeded' | 'failed' | 'canceled';
+  ip?: string | null;
+  instance_id?: string | null;
+  instance_state?: InstanceState | null;
+  error?: string | null;
+}
