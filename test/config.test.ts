@@ -1,5 +1,20 @@
+import path from 'node:path';
 import t from 'tap';
-import { checkExposure, ConfigError, isLoopback, loadConfig } from '../src/config.js';
+import { checkExposure, ConfigError, isLoopback, loadConfig, projectRoot } from '../src/config.js';
+
+/** The ConfigError that loadConfig throws for this environment (fails the test when none). */
+function configError(env: NodeJS.ProcessEnv): ConfigError {
+  try {
+    loadConfig(env);
+  } catch (error) {
+    if (error instanceof ConfigError) return error;
+    throw error;
+  }
+  throw new Error(`loadConfig accepted ${JSON.stringify(env)}`);
+}
+
+const TOKEN_A = 'a'.repeat(32);
+const TOKEN_B = 'b0123456789abcdef';
 
 t.test('defaults match the contract', async (t) => {
   const config = loadConfig({});
@@ -12,4 +27,223 @@ t.test('defaults match the contract', async (t) => {
   t.same(config.apiTokens, []);
   t.equal(config.paused, false);
   t.equal(config.logLevel, 'info');
+});
+
+t.test('defaults of the operational settings', async (t) => {
+  const config = loadConfig({});
+  t.equal(config.allowUnauthenticated, false);
+  t.equal(config.concurrency, 2);
+  t.equal(config.batchSize, 10);
+  t.equal(config.taskTimeout, 900);
+  t.equal(config.syncWait, 960, 'sync wait defaults to the task timeout plus 60 s');
+  t.equal(config.shutdownGrace, 30);
+  t.equal(config.maxQueued, 10_000);
+  t.equal(config.maxAttempts, 3);
+  t.equal(config.idempotencyTtl, 86_400);
+  t.equal(config.projectDir, projectRoot);
+  t.equal(config.playbookDir, path.join(projectRoot, 'playbooks'));
+  t.match(config.ansiblePlaybook, /ansible-playbook$/);
+  t.match(config.emulatorPython, /python3$/);
+});
+
+t.test('PORT', async (t) => {
+  t.equal(loadConfig({ PORT: '8080' }).port, 8080);
+  t.equal(loadConfig({ PORT: '0' }).port, 0, '0 = any free port');
+  t.equal(loadConfig({ PORT: '65535' }).port, 65_535);
+  t.equal(loadConfig({ PORT: '  ' }).port, 5000, 'blank means the default');
+  for (const bad of ['65536', '-1', '80.5', 'http', '5000abc']) {
+    const error = configError({ PORT: bad });
+    t.match(error.message, /^PORT must be a whole number from 0 to 65535/, `PORT=${bad} is refused`);
+    t.ok(error.message.includes(`"${bad}"`), `the message quotes the bad value ${bad}`);
+  }
+});
+
+t.test('HOST', async (t) => {
+  t.equal(loadConfig({ HOST: '0.0.0.0' }).host, '0.0.0.0');
+  t.equal(loadConfig({ HOST: ' ::1 ' }).host, '::1', 'trimmed');
+  t.equal(loadConfig({ HOST: '' }).host, '127.0.0.1', 'empty means the default');
+});
+
+t.test('EC2_API_DB is resolved to an absolute path', async (t) => {
+  const relative = loadConfig({ EC2_API_DB: 'var/tasks.db' }).dbPath;
+  t.ok(path.isAbsolute(relative), `${relative} is absolute`);
+  t.equal(relative, path.join(process.cwd(), 'var', 'tasks.db'));
+  t.equal(loadConfig({ EC2_API_DB: '/srv/ec2/x.db' }).dbPath, '/srv/ec2/x.db');
+  t.equal(loadConfig({ EC2_API_DB: ' /srv/ec2/y.db ' }).dbPath, '/srv/ec2/y.db', 'trimmed');
+  t.equal(loadConfig({}).dbPath, path.join(process.cwd(), 'data', 'ec2-api.db'));
+});
+
+t.test('EC2_API_CLOUD', async (t) => {
+  t.equal(loadConfig({ EC2_API_CLOUD: 'aws' }).cloud, 'aws');
+  t.equal(loadConfig({ EC2_API_CLOUD: 'local' }).cloud, 'local');
+  t.equal(loadConfig({ EC2_API_CLOUD: 'auto' }).cloud, 'auto');
+  t.equal(loadConfig({ EC2_API_CLOUD: ' local ' }).cloud, 'local', 'trimmed');
+  t.equal(loadConfig({ EC2_API_CLOUD: '' }).cloud, 'auto');
+  for (const bad of ['gcp', 'AWS', 'moto', 'aws,local']) {
+    const error = configError({ EC2_API_CLOUD: bad });
+    t.equal(error.name, 'ConfigError');
+    t.match(error.message, /^EC2_API_CLOUD must be auto, aws or local/, `EC2_API_CLOUD=${bad} is refused`);
+    t.ok(error.message.includes(bad), 'the message quotes the bad value');
+  }
+});
+
+t.test('AWS_ENDPOINT_URL', async (t) => {
+  t.equal(loadConfig({ AWS_ENDPOINT_URL: 'http://127.0.0.1:5001' }).endpointUrl, 'http://127.0.0.1:5001');
+  t.equal(loadConfig({ AWS_ENDPOINT_URL: 'http://127.0.0.1:5001/' }).endpointUrl, 'http://127.0.0.1:5001', 'trailing slash stripped');
+  t.equal(loadConfig({ AWS_ENDPOINT_URL: 'https://ec2.example.com///' }).endpointUrl, 'https://ec2.example.com', 'all trailing slashes stripped');
+  t.equal(loadConfig({ AWS_ENDPOINT_URL: ' http://moto:5000/ ' }).endpointUrl, 'http://moto:5000', 'trimmed');
+  t.equal(loadConfig({ AWS_ENDPOINT_URL: 'https://proxy.example.com/ec2/' }).endpointUrl, 'https://proxy.example.com/ec2');
+  t.equal(loadConfig({ AWS_ENDPOINT_URL: '' }).endpointUrl, null, 'empty means none');
+  t.equal(loadConfig({ AWS_ENDPOINT_URL: '   ' }).endpointUrl, null, 'blank means none');
+
+  for (const bad of ['ftp://127.0.0.1:5001', 'file:///etc/passwd', 'ws://127.0.0.1']) {
+    t.match(configError({ AWS_ENDPOINT_URL: bad }).message, /^AWS_ENDPOINT_URL must be http:\/\/ or https:\/\//, `${bad} is refused`);
+  }
+  for (const bad of ['127.0.0.1:5001x', 'not a url', 'http//missing-colon']) {
+    t.match(configError({ AWS_ENDPOINT_URL: bad }).message, /^AWS_ENDPOINT_URL must be a URL such as http:\/\/127\.0\.0\.1:5001/, `${bad} is refused`);
+  }
+});
+
+t.test('AWS_REGION and AWS_DEFAULT_REGION', async (t) => {
+  t.equal(loadConfig({ AWS_REGION: 'eu-west-1' }).region, 'eu-west-1');
+  t.equal(loadConfig({ AWS_DEFAULT_REGION: 'eu-central-1' }).region, 'eu-central-1');
+  t.equal(loadConfig({ AWS_REGION: 'eu-west-1', AWS_DEFAULT_REGION: 'eu-central-1' }).region, 'eu-west-1', 'AWS_REGION wins');
+  t.equal(loadConfig({ AWS_REGION: ' ', AWS_DEFAULT_REGION: 'ap-south-1' }).region, 'ap-south-1', 'a blank AWS_REGION falls through');
+  t.equal(loadConfig({ AWS_REGION: '' }).region, 'us-east-1');
+});
+
+t.test('API_TOKENS', async (t) => {
+  t.same(loadConfig({ API_TOKENS: TOKEN_A }).apiTokens, [TOKEN_A]);
+  t.same(loadConfig({ API_TOKENS: ` ${TOKEN_A} , ${TOKEN_B} ,, ` }).apiTokens, [TOKEN_A, TOKEN_B], 'split on commas, trimmed, empties dropped');
+  t.same(loadConfig({ API_TOKENS: ' , ' }).apiTokens, [], 'only separators = no tokens');
+  t.equal(loadConfig({ API_TOKENS: 'x'.repeat(16) }).apiTokens.length, 1, '16 characters is enough');
+
+  const short = 'fifteen-chars-x'; // 15 characters
+  const error = configError({ API_TOKENS: `${TOKEN_A},${short}` });
+  t.match(error.message, /^API_TOKENS: every token must be at least 16 characters/, 'one short token refuses them all');
+  t.notOk(error.message.includes(short), 'the refused token is not echoed');
+  t.notOk(error.message.includes(TOKEN_A), 'the good token is not echoed');
+});
+
+t.test('ALLOW_UNAUTHENTICATED', async (t) => {
+  t.equal(loadConfig({ ALLOW_UNAUTHENTICATED: '1' }).allowUnauthenticated, true);
+  t.equal(loadConfig({ ALLOW_UNAUTHENTICATED: '0' }).allowUnauthenticated, false);
+  t.match(configError({ ALLOW_UNAUTHENTICATED: 'sure' }).message, /^ALLOW_UNAUTHENTICATED must be 1 or 0, got "sure"/);
+});
+
+t.test('whole-number settings and their bounds', async (t) => {
+  const cases: [name: string, key: keyof ReturnType<typeof loadConfig>, min: number, max: number][] = [
+    ['EC2_API_CONCURRENCY', 'concurrency', 1, 64],
+    ['EC2_API_TASK_TIMEOUT', 'taskTimeout', 1, 86_400],
+    ['EC2_API_BATCH_SIZE', 'batchSize', 1, 100],
+    ['EC2_API_SYNC_WAIT', 'syncWait', 1, 86_400],
+    ['EC2_API_SHUTDOWN_GRACE', 'shutdownGrace', 0, 3_600],
+    ['EC2_API_MAX_QUEUED', 'maxQueued', 1, 1_000_000],
+    ['EC2_API_MAX_ATTEMPTS', 'maxAttempts', 1, 100],
+    ['EC2_API_IDEMPOTENCY_TTL', 'idempotencyTtl', 60, 30 * 86_400],
+  ];
+  for (const [name, key, min, max] of cases) {
+    t.equal(loadConfig({ [name]: String(min) })[key], min, `${name}=${min} (lowest) accepted`);
+    t.equal(loadConfig({ [name]: String(max) })[key], max, `${name}=${max} (highest) accepted`);
+    t.equal(loadConfig({ [name]: ` ${min + 1} ` })[key], min + 1, `${name} is trimmed`);
+    t.equal(loadConfig({ [name]: '' })[key], loadConfig({})[key], `${name}= (empty) means the default`);
+    for (const bad of [String(min - 1), String(max + 1), '2.5', 'ten']) {
+      const error = configError({ [name]: bad });
+      t.equal(
+        error.message,
+        `${name} must be a whole number from ${min} to ${max}, got "${bad}"`,
+        `${name}=${bad} is refused with a message naming the variable`,
+      );
+    }
+  }
+});
+
+t.test('EC2_API_SYNC_WAIT defaults to the task timeout plus 60 s', async (t) => {
+  t.equal(loadConfig({ EC2_API_TASK_TIMEOUT: '100' }).syncWait, 160);
+  t.equal(loadConfig({ EC2_API_TASK_TIMEOUT: '1' }).syncWait, 61);
+  t.equal(loadConfig({ EC2_API_TASK_TIMEOUT: '100', EC2_API_SYNC_WAIT: '30' }).syncWait, 30, 'an explicit value wins');
+});
+
+t.test('EC2_API_PAUSED', async (t) => {
+  for (const on of ['1', 'true', 'yes', 'TRUE', ' Yes ']) {
+    t.equal(loadConfig({ EC2_API_PAUSED: on }).paused, true, `"${on}" pauses`);
+  }
+  for (const off of ['0', 'false', 'no', 'NO', '', ' ']) {
+    t.equal(loadConfig({ EC2_API_PAUSED: off }).paused, false, `"${off}" does not pause`);
+  }
+  for (const bad of ['2', 'paused', 'on']) {
+    const error = configError({ EC2_API_PAUSED: bad });
+    t.equal(error.message, `EC2_API_PAUSED must be 1 or 0, got "${bad}"`);
+  }
+});
+
+t.test('LOG_LEVEL', async (t) => {
+  for (const level of ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']) {
+    t.equal(loadConfig({ LOG_LEVEL: level }).logLevel, level);
+  }
+  t.equal(loadConfig({ LOG_LEVEL: ' debug ' }).logLevel, 'debug', 'trimmed');
+  t.equal(loadConfig({ LOG_LEVEL: '' }).logLevel, 'info');
+  const error = configError({ LOG_LEVEL: 'verbose' });
+  t.match(error.message, /^LOG_LEVEL must be one of fatal, error, warn, info, debug, trace, silent, got "verbose"/);
+});
+
+t.test('project, playbook and tool locations', async (t) => {
+  const config = loadConfig({
+    EC2_API_PROJECT_DIR: '/opt/ec2-api',
+    EC2_API_PLAYBOOK_DIR: 'books',
+    EC2_API_ANSIBLE_PLAYBOOK: '/usr/local/bin/ansible-playbook',
+    EC2_API_EMULATOR_PYTHON: '/usr/bin/python3.11',
+  });
+  t.equal(config.projectDir, '/opt/ec2-api');
+  t.equal(config.playbookDir, '/opt/ec2-api/books', 'a relative playbook dir is under the project dir');
+  t.equal(config.ansiblePlaybook, '/usr/local/bin/ansible-playbook');
+  t.equal(config.emulatorPython, '/usr/bin/python3.11');
+  t.equal(loadConfig({ EC2_API_PLAYBOOK_DIR: '/srv/books' }).playbookDir, '/srv/books', 'an absolute one is kept');
+  const bare = loadConfig({ EC2_API_PROJECT_DIR: '/nonexistent/project' });
+  t.equal(bare.ansiblePlaybook, 'ansible-playbook', 'without a .venv the tool comes from PATH');
+  t.equal(bare.emulatorPython, 'python3');
+});
+
+t.test('loadConfig reads only the object it is given', async (t) => {
+  const saved = process.env.PORT;
+  process.env.PORT = '1234';
+  t.teardown(() => {
+    if (saved === undefined) delete process.env.PORT;
+    else process.env.PORT = saved;
+  });
+  t.equal(loadConfig({}).port, 5000);
+  t.equal(loadConfig().port, 1234, 'without an argument it reads process.env');
+});
+
+t.test('isLoopback', async (t) => {
+  for (const host of ['127.0.0.1', '127.0.1.1', '127.255.255.254', 'localhost', '::1']) {
+    t.equal(isLoopback(host), true, `${host} is loopback`);
+  }
+  for (const host of ['0.0.0.0', '::', '10.0.0.1', '192.168.1.10', '1127.0.0.1', '127.0.0.1.nip.io', 'localhost.example.com', '127.0.0', '']) {
+    t.equal(isLoopback(host), false, `${host} is not loopback`);
+  }
+});
+
+t.test('checkExposure', async (t) => {
+  const exposed = loadConfig({ HOST: '0.0.0.0' });
+  let refusal: unknown;
+  try {
+    checkExposure(exposed);
+  } catch (error) {
+    refusal = error;
+  }
+  t.ok(refusal instanceof ConfigError, '0.0.0.0 without tokens is refused');
+  const message = (refusal as Error).message;
+  t.match(message, /0\.0\.0\.0/);
+  t.match(message, /API_TOKENS/);
+  t.match(message, /ALLOW_UNAUTHENTICATED=1/);
+
+  t.throws(() => checkExposure(loadConfig({ HOST: '::' })), ConfigError, ':: without tokens is refused');
+  t.throws(() => checkExposure(loadConfig({ HOST: '10.1.2.3', ALLOW_UNAUTHENTICATED: '0' })), ConfigError);
+
+  t.doesNotThrow(() => checkExposure(loadConfig({ HOST: '0.0.0.0', API_TOKENS: TOKEN_A })), 'with tokens');
+  t.doesNotThrow(() => checkExposure(loadConfig({ HOST: '0.0.0.0', ALLOW_UNAUTHENTICATED: '1' })), 'with ALLOW_UNAUTHENTICATED=1');
+  t.doesNotThrow(() => checkExposure(loadConfig({ HOST: '127.0.0.1' })), 'loopback needs no tokens');
+  t.doesNotThrow(() => checkExposure(loadConfig({})), 'the default host needs no tokens');
+  t.doesNotThrow(() => checkExposure(loadConfig({ HOST: 'localhost' })));
 });

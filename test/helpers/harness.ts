@@ -101,3 +101,30 @@ export async function eventually<T>(check: () => T | undefined | null | false, m
 }
 
 export const VALID = { username: 'suitepad', password: 'suitepad' };
+
+/**
+ * Fast look-up for polling: ids of non-terminated instances tagged with this
+ * task id, straight from the emulator's EC2 Query API (it accepts any
+ * signature; the header only names the service).
+ */
+export async function liveInstanceIds(endpoint: string, taskId: string): Promise<string[]> {
+  const body = new URLSearchParams({
+    Action: 'DescribeInstances',
+    Version: '2016-11-15',
+    'Filter.1.Name': 'tag:TaskId',
+    'Filter.1.Value.1': taskId,
+    'Filter.2.Name': 'instance-state-name',
+    'Filter.2.Value.1': 'pending',
+    'Filter.2.Value.2': 'running',
+  });
+  const response = await fetch(endpoint, {
+    method: 'POST',
+    headers: {
+      'content-type': 'application/x-www-form-urlencoded',
+      authorization: 'AWS4-HMAC-SHA256 Credential=testing/20260101/us-east-1/ec2/aws4_request, SignedHeaders=host, Signature=0',
+    },
+    body,
+  });
+  const xml = await response.text();
+  return [...new Set([...xml.matchAll(/<instanceId>(i-[0-9a-f]+)<\/instanceId>/g)].map((m) => m[1]!))];
+}

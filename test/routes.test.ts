@@ -1,0 +1,135 @@
+// The five compatibility routes end to end: real HTTP handling, real queue
+// and database, real ansible-playbook, against a real moto server.
+import fs from 'node:fs';
+import t from 'tap';
+import {
+  VALID,
+  eventually,
+  instances,
+  launchUntagged,
+  liveInstancesOfTask,
+  startMoto,
+  startService,
+  type TestService,
+} from './helpers/harness.js';
+
+const moto = await startMoto();
+const service: TestService = await startService(moto.url);
+t.teardown(async () => {
+  await service.close();
+  await moto.stop();
+});
+
+const post = (url: string, payload: unknown, headers: Record<string, string> = {}) =>
+  service.app.inject({ method: 'POST', url, payload: payload as object, headers });
+const get = (url: string) => service.app.inject({ method: 'GET', url });
+
+async function waitForStatus(id: string) {
+  return eventually(() => {
+    const task = service.runtime.service.get(id);
+    return task && ['succeeded', 'failed', 'canceled'].includes(task.status) ? task : undefined;
+  }, 120_000, `task ${id} to end`);
+}
+
+const SECRET = 'correct horse battery staple';
+let createdIp = '';
+
+t.test('POST /create launches one tagged instance and answers with its IP', async (t) => {
+  const res = await post('/create', { username: 'alice', password: SECRET });
+  t.equal(res.statusCode, 200, res.body);
+  const body = res.json();
+  t.match(body, { status: 'running', ip: /^\d+\.\d+\.\d+\.\d+$/, instance_id: /^i-/, task_id: /^[0-9a-f-]{36}$/ });
+  t.notOk(JSON.stringify(body).includes(SECRET), 'the password is not echoed');
+  createdIp = body.ip;
+
+  const live = liveInstancesOfTask(moto.url, body.task_id);
+  t.equal(live.length, 1, 'exactly one instance carries the task tag');
+  const [instance] = live;
+  t.equal(instance!.id, body.instance_id);
+  t.equal(instance!.ip, body.ip);
+  t.match(instance!.tags, { ManagedBy: 'ec2-api', TaskId: body.task_id, Name: /ec2-api/ });
+
+  const userData = Buffer.from(instance!.user_data ?? '', 'base64').toString('utf8');
+  t.match(userData, /^#cloud-config/m, 'user data is cloud-config');
+  t.match(userData, /name: "?alice"?/, 'creates the login user');
+  t.match(userData, /\$6\$/, 'with the SHA-512-crypt hash');
+  t.match(userData, /ssh_pwauth: true/, 'and SSH password login');
+  t.notOk(userData.includes(SECRET), 'the plaintext never reaches the instance');
+
+  const status = (await get(`/status/${body.task_id}`)).json();
+  t.match(status, { status: 'succeeded', action: 'create', ip: body.ip, instance_id: body.instance_id, instance_state: 'running', error: null });
+  t.ok(status.started_at && status.finished_at, 'timestamps are set');
+  t.match(status.progress, { step: Number, of: Number, name: String });
+});
+
+t.test('POST /create-async answers 202 at once; /status follows the task to success', async (t) => {
+  const res = await post('/create-async', VALID);
+  t.equal(res.statusCode, 202);
+  const { task_id, message } = res.json();
+  t.equal(message, 'create task queued');
+  t.equal(res.headers.location, `/status/${task_id}`);
+
+  const first = (await get(`/status/${task_id}`)).json();
+  t.ok(['queued', 'running'].includes(first.status), `first seen ${first.status}`);
+  t.equal(first.finished_at, null);
+
+  const done = await waitForStatus(task_id);
+  t.equal(done.status, 'succeeded', done.error ?? '');
+  const status = (await get(`/status/${task_id}`)).json();
+  t.match(status, { status: 'succeeded', ip: /^\d+\./, instance_id: /^i-/, instance_state: 'running' });
+  t.equal(liveInstancesOfTask(moto.url, task_id).length, 1);
+  t.ok(service.runtime.service.getLog(task_id)?.includes('PLAY RECAP'), 'the playbook output is kept as the task log');
+});
+
+t.test('GET /delete/<ip> terminates the managed instance; a second call finds nothing', async (t) => {
+  const res = await get(`/delete/${createdIp}`);
+  t.equal(res.statusCode, 200, res.body);
+  t.match(res.json(), { ip: createdIp, status: 'terminated', instance_id: /^i-/, task_id: String });
+  const instance = instances(moto.url).find((i) => i.id === res.json().instance_id);
+  t.equal(instance?.state, 'terminated', 'EC2 says terminated');
+
+  const again = await get(`/delete/${createdIp}`);
+  t.equal(again.statusCode, 404);
+  t.match(again.json(), { ip: createdIp, status: 'not_found', error: /no instance/ });
+});
+
+t.test('GET /delete-async/<ip> queues a termination that /status follows', async (t) => {
+  const created = await post('/create', { username: 'bob', password: SECRET });
+  t.equal(created.statusCode, 200, created.body);
+  const res = await get(`/delete-async/${created.json().ip}`);
+  t.equal(res.statusCode, 202);
+  t.equal(res.json().message, 'delete task queued');
+  t.equal(res.headers.location, `/status/${res.json().task_id}`);
+  const done = await waitForStatus(res.json().task_id);
+  t.match(done, { status: 'succeeded', action: 'delete', instance_state: 'terminated', instance_id: created.json().instance_id });
+  t.equal(liveInstancesOfTask(moto.url, created.json().task_id).length, 0);
+});
+
+t.test('a delete-async of an unknown IP ends failed with instance_state not_found', async (t) => {
+  const res = await get('/delete-async/203.0.113.77');
+  t.equal(res.statusCode, 202);
+  const done = await waitForStatus(res.json().task_id);
+  t.match(done, { status: 'failed', instance_state: 'not_found', error: /203\.0\.113\.77/ });
+});
+
+t.test('an instance this service did not create is never touched', async (t) => {
+  const foreign = launchUntagged(moto.url);
+  t.ok(foreign.ip, 'moto gave the foreign instance a public IP');
+  const res = await get(`/delete/${foreign.ip}`);
+  t.equal(res.statusCode, 404);
+  t.equal(res.json().status, 'not_found');
+  const after = instances(moto.url).find((i) => i.id === foreign.id);
+  t.equal(after?.state, 'running', 'still running');
+});
+
+t.test('the plaintext password is nowhere in the database files', async (t) => {
+  const files = [service.config.dbPath, `${service.config.dbPath}-wal`, `${service.config.dbPath}-shm`].filter((f) => fs.existsSync(f));
+  t.ok(files.length >= 1);
+  for (const file of files) {
+    const bytes = fs.readFileSync(file);
+    t.equal(bytes.indexOf(SECRET), -1, `${file.split('/').pop()} holds no plaintext`);
+  }
+  const row = service.runtime.db.prepare("SELECT params FROM tasks WHERE action = 'create' LIMIT 1").get() as { params: string };
+  t.match(JSON.parse(row.params), { username: String, password_hash: /^\$6\$/ });
+  t.equal((fs.statSync(service.config.dbPath).mode & 0o777).toString(8), '600', 'the database is readable by its owner only');
+});
