@@ -10,8 +10,13 @@ import { tempDir } from './helpers/harness.js';
 const ISO = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/;
 const isIso = (value: string | null) => value !== null && ISO.test(value) && new Date(value).toISOString() === value;
 
+/** The part of a tap test these helpers need. */
+interface Teardown {
+  teardown(fn: () => unknown): void;
+}
+
 /** A fresh database file in its own temp dir, closed when the test ends. */
-function freshDb(t: Tap.Test): { db: Db; file: string } {
+function freshDb(t: Teardown): { db: Db; file: string } {
   const file = path.join(tempDir(), 'nested', 'dir', 'tasks.db');
   const db = openDatabase(file);
   t.teardown(() => {
@@ -20,7 +25,7 @@ function freshDb(t: Tap.Test): { db: Db; file: string } {
   return { db, file };
 }
 
-function freshStore(t: Tap.Test): { db: Db; store: TaskStore } {
+function freshStore(t: Teardown): { db: Db; store: TaskStore } {
   const { db } = freshDb(t);
   return { db, store: new TaskStore(db) };
 }
@@ -28,10 +33,6 @@ function freshStore(t: Tap.Test): { db: Db; store: TaskStore } {
 const createParams: CreateParams = { username: 'suitepad', password_hash: '$6$salt$hash' };
 let counter = 0;
 const newId = () => `00000000-0000-4000-8000-${String(++counter).padStart(12, '0')}`;
-
-declare namespace Tap {
-  type Test = Parameters<Parameters<typeof t.test>[1]>[0];
-}
 
 t.test('openDatabase', async (t) => {
   t.test('creates the file and its directories with WAL and synchronous=NORMAL', async (t) => {

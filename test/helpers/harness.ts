@@ -5,7 +5,8 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import net from 'node:net';
 import type { FastifyInstance } from 'fastify';
 import { buildApp } from '../../src/app.js';
 import { startEmulator, type Emulator } from '../../src/ansible/emulator.js';
@@ -127,4 +128,62 @@ export async function liveInstanceIds(endpoint: string, taskId: string): Promise
   });
   const xml = await response.text();
   return [...new Set([...xml.matchAll(/<instanceId>(i-[0-9a-f]+)<\/instanceId>/g)].map((m) => m[1]!))];
+}
+
+/** Polls an async check until it returns a value, or fails after `ms`. */
+export async function eventuallyAsync<T>(check: () => Promise<T | undefined | null | false>, ms = 60_000, what = 'condition'): Promise<T> {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    const value = await check();
+    if (value) return value;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await sleep(25);
+  }
+}
+
+export async function freePort(): Promise<number> {
+  const server = net.createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as net.AddressInfo;
+  await new Promise((resolve) => server.close(resolve));
+  return port;
+}
+
+export interface ServerProcess {
+  url: string;
+  child: ChildProcess;
+  output(): string;
+  /** Resolves with the exit code (or signal name). */
+  exited: Promise<number | string>;
+}
+
+/** The built server (`node dist/server.js`) as a separate process, ready to serve. */
+export async function spawnServer(env: Record<string, string>): Promise<ServerProcess> {
+  const entry = path.join(projectRoot, 'dist', 'server.js');
+  if (!fs.existsSync(entry)) execFileSync('npx', ['tsc', '-p', 'tsconfig.json'], { cwd: projectRoot });
+  const port = await freePort();
+  const child = spawn(process.execPath, [entry], {
+    cwd: projectRoot,
+    env: { ...process.env, PORT: String(port), HOST: '127.0.0.1', LOG_LEVEL: 'warn', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let output = '';
+  child.stdout!.on('data', (chunk: Buffer) => (output += chunk.toString()));
+  child.stderr!.on('data', (chunk: Buffer) => (output += chunk.toString()));
+  const exited = new Promise<number | string>((resolve) => child.on('exit', (code, signal) => resolve(code ?? signal ?? -1)));
+  const url = `http://127.0.0.1:${port}`;
+  await eventuallyAsync(async () => {
+    if (child.exitCode !== null) throw new Error(`the server exited at start:\n${output}`);
+    return fetch(`${url}/healthz`).then((r) => r.ok, () => false);
+  }, 30_000, 'the server to listen');
+  return { url, child, output: () => output, exited };
+}
+
+export function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return !fs.readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]?.startsWith('Z');
+  } catch {
+    return false;
+  }
 }
