@@ -5,15 +5,15 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { execa } from 'execa';
 import t from 'tap';
-import { encrypt } from 'unixcrypt';
 import { PlaybookRun } from '../src/ansible/runner.js';
+import { sha512Crypt } from '../src/http/password.js';
 import { projectRoot } from '../src/config.js';
 import { instances, launchUntagged, liveInstancesOfTask, startMoto, tempDir } from './helpers/harness.js';
 
 const moto = await startMoto();
 t.teardown(() => moto.stop());
 
-const hash = encrypt('by-hand-password');
+const hash = sha512Crypt('by-hand-password');
 
 /** `ansible-playbook -i inventory playbooks/<name> …` exactly as the README tells ops to run it. */
 async function byHand(playbook: string, ...extra: string[]) {

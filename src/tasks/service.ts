@@ -5,8 +5,8 @@ import { createHash } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import BetterQueue from 'better-queue';
 import { v7 as uuidv7 } from 'uuid';
-import { verify as verifyPassword } from 'unixcrypt';
 import { isSameProcessAlive, killGroupAndWait } from '../ansible/process.js';
+import { verifySha512Crypt } from '../http/password.js';
 import type { Db } from './db.js';
 import { Executor, type ExecutorOptions } from './executor.js';
 import { SqliteQueueStore, type QueuePayload } from './queue-store.js';
@@ -116,7 +116,7 @@ export class TaskService {
     if (key) {
       const existing = this.replay(key.key, requestHash, (task) => {
         const stored = task.params as CreateParams;
-        return verifyPassword(params.password, stored.password_hash);
+        return verifySha512Crypt(params.password, stored.password_hash);
       });
       if (existing) return existing;
     }

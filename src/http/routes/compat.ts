@@ -3,10 +3,10 @@
 // wait for it; the task goes on if the client leaves.
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { FastifyReply } from 'fastify';
-import { encrypt as sha512Crypt } from 'unixcrypt';
 import { SubmitError, type Submitted, type TaskService } from '../../tasks/service.js';
 import { TERMINAL, type Task } from '../../tasks/types.js';
 import { HttpError } from '../errors.js';
+import { sha512Crypt } from '../password.js';
 import {
   CreateBody,
   CreateResult,
