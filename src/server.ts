@@ -29,9 +29,12 @@ async function main(): Promise<void> {
     if (stopping) return;
     stopping = true;
     log.info({ signal, grace: config.shutdownGrace }, 'shutting down: new tasks are refused, running playbooks may finish');
-    const closing = app.close(); // stops accepting connections; in-flight requests finish
-    await runtime.close(config.shutdownGrace);
-    await closing;
+    // Tasks first: new ones get 503, running playbooks get the grace period,
+    // and sync requests still waiting are answered. Then the HTTP server
+    // (in-flight requests finish), then the emulator and the database.
+    await runtime.service.close(config.shutdownGrace);
+    await app.close();
+    await runtime.close();
     log.info('stopped');
     process.exit(0);
   };

@@ -13,6 +13,9 @@ import { SqliteQueueStore, type QueuePayload } from './queue-store.js';
 import { TaskStore } from './store.js';
 import { TERMINAL, type CreateParams, type Task } from './types.js';
 
+/** Event that releases every waiter when the service stops. */
+const SHUTDOWN = Symbol('shutdown');
+
 export interface ServiceOptions extends ExecutorOptions {
   concurrency: number;
   batchSize: number;
@@ -57,6 +60,7 @@ export class TaskService {
   private queued = 0;
   private accepting = false;
   private purgeTimer: NodeJS.Timeout | undefined;
+  private closing: Promise<void> | undefined;
 
   constructor(
     private readonly db: Db,
@@ -137,28 +141,44 @@ export class TaskService {
     return this.store.getLog(id);
   }
 
-  /** The task once it is terminal, or its current state when `ms` passes first. */
+  /**
+   * The task once it is terminal; its current state when `ms` passes first,
+   * or when the service shuts down (the task then runs after the restart).
+   */
   async waitFor(id: string, ms: number): Promise<Task | undefined> {
     const current = this.store.get(id);
-    if (!current || TERMINAL.has(current.status)) return current;
+    if (!current || TERMINAL.has(current.status) || !this.accepting) return current;
     return new Promise((resolve) => {
-      const onFinish = (task: Task) => {
+      const done = (task?: Task) => {
         clearTimeout(timer);
-        resolve(task);
+        this.events.off(id, done);
+        this.events.off(SHUTDOWN, done);
+        resolve(task ?? this.store.get(id));
       };
-      const timer = setTimeout(() => {
-        this.events.off(id, onFinish);
-        resolve(this.store.get(id));
-      }, ms);
-      this.events.once(id, onFinish);
+      const timer = setTimeout(done, ms);
+      this.events.on(id, done);
+      this.events.on(SHUTDOWN, done);
     });
+  }
+
+  /** Throws when a new task would be refused; cheap, so routes call it before costly work. */
+  assertCanAccept(): void {
+    if (!this.accepting || !this.queue) throw new SubmitError('unavailable', 'the service is shutting down; retry shortly');
+    if (this.queued >= this.options.maxQueued) {
+      throw new SubmitError('queue_full', `${this.queued} tasks are waiting (EC2_API_MAX_QUEUED); retry later`);
+    }
   }
 
   /**
    * Graceful stop: refuse new tasks, give running playbooks `graceSeconds`,
    * then stop them and put their tasks back in the queue for the next start.
    */
-  async close(graceSeconds: number): Promise<void> {
+  close(graceSeconds: number): Promise<void> {
+    this.closing ??= this.shutdown(graceSeconds);
+    return this.closing;
+  }
+
+  private async shutdown(graceSeconds: number): Promise<void> {
     this.accepting = false;
     clearInterval(this.purgeTimer);
     this.queue?.pause();
@@ -170,16 +190,15 @@ export class TaskService {
       this.queueStore.unlock(interrupted);
       this.log.warn({ tasks: interrupted }, 'stopped running playbooks; their tasks run again at the next start');
     }
+    // Sync requests still waiting answer now, with the task's current state.
+    this.events.emit(SHUTDOWN);
     const queue = this.queue;
     this.queue = null;
     if (queue) await new Promise<void>((resolve) => queue.destroy(() => resolve()));
   }
 
   private submit(task: { action: Task['action']; params: Task['params']; ip?: string }, key?: { key: string; request_hash: string }): Submitted {
-    if (!this.accepting || !this.queue) throw new SubmitError('unavailable', 'the service is shutting down; retry shortly');
-    if (this.queued >= this.options.maxQueued) {
-      throw new SubmitError('queue_full', `${this.queued} tasks are waiting (EC2_API_MAX_QUEUED); retry later`);
-    }
+    this.assertCanAccept();
     const id = uuidv7();
     const stored = this.store.insert(
       { id, action: task.action, params: task.params, ip: task.ip ?? null },
@@ -188,7 +207,7 @@ export class TaskService {
     this.queued++;
     // The row is committed; the queue's own row follows on the next tick. A
     // crash in between is repaired by recover(), which re-queues the task.
-    this.queue.push({ id });
+    this.queue!.push({ id });
     return { task: stored, replayed: false };
   }
 

@@ -72,12 +72,12 @@ const stillRunning = (task: Task, seconds: number) =>
 const compatRoutes: FastifyPluginAsyncTypebox<CompatOptions> = async (app, { service, syncWait }) => {
   const createTask = (body: CreateBody, key: string | undefined) => {
     checkUsername(body.username);
-    return submitOrThrow(() =>
-      service.submitCreate(
-        { username: body.username, password: body.password, password_hash: sha512Crypt(body.password) },
-        key ? { key } : undefined,
-      ),
-    );
+    return submitOrThrow(() => {
+      // Refuse before hashing: a full queue or a shutdown should cost nothing.
+      if (!key) service.assertCanAccept();
+      const password_hash = sha512Crypt(body.password);
+      return service.submitCreate({ username: body.username, password: body.password, password_hash }, key ? { key } : undefined);
+    });
   };
 
   app.post(
