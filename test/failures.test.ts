@@ -1,13 +1,13 @@
 // How failures reach the caller: a playbook that fails (502), a sync wait
 // that runs out while the task goes on (504), and a playbook that hangs
 // until EC2_API_TASK_TIMEOUT kills its whole process tree.
-import { execFileSync } from 'node:child_process';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import t from 'tap';
 import { projectRoot } from '../src/config.js';
 import { VALID, eventually, liveInstancesOfTask, startMoto, startService } from './helpers/harness.js';
+import { pgrep } from './helpers/processes.js';
 
 const moto = await startMoto();
 t.teardown(() => moto.stop());
@@ -83,12 +83,3 @@ t.test('a hanging playbook is killed at EC2_API_TASK_TIMEOUT with its whole tree
   t.same(pgrep('sleep 313'), [], 'no process of the run is left');
   t.same(pgrep('hanging-playbooks/create.yml'), [], 'ansible-playbook is gone too');
 });
-
-function pgrep(pattern: string): string[] {
-  try {
-    return execFileSync('pgrep', ['-f', pattern], { encoding: 'utf8' }).trim().split('\n').filter(Boolean)
-      .filter((pid) => Number(pid) !== process.pid);
-  } catch {
-    return [];
-  }
-}
