@@ -37,6 +37,8 @@ export function buildApp({ config, service, cloud, logger }: AppDeps): FastifyIn
     },
   }).withTypeProvider<TypeBoxTypeProvider>();
 
+  // Only JSON bodies: a JSON body sent as text/plain gets a 415 that says so.
+  app.removeContentTypeParser('text/plain');
   registerErrorHandling(app);
   registerAuth(app, config.apiTokens);
   void app.register(healthRoutes, { service, cloud, paused: config.paused });

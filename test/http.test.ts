@@ -1,8 +1,10 @@
 // The HTTP contract (../shared/API.md) through app.inject on the real service:
 // real SQLite file, real better-queue, paused so that no playbook starts.
+import { execFileSync } from 'node:child_process';
 import type { LightMyRequestResponse } from 'fastify';
+import pino from 'pino';
 import t from 'tap';
-import { verify as verifyPassword } from 'unixcrypt';
+import { buildApp, REDACT } from '../src/app.js';
 import { projectRoot } from '../src/config.js';
 import type { Db } from '../src/tasks/db.js';
 import { eventually, startService, VALID, type TestService } from './helpers/harness.js';
@@ -14,8 +16,8 @@ const TOKEN = 'a'.repeat(32);
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 const ISO = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/;
 
-/** The part of a tap test these helpers need. */
-type T = Parameters<Parameters<typeof t.teardown>[0]> extends [] ? typeof t : typeof t;
+/** The assertions checkError needs, from any tap test. */
+type T = Pick<typeof t, 'equal' | 'match' | 'type' | 'ok' | 'notOk' | 'notMatch' | 'fail'>;
 
 const services: TestService[] = [];
 t.teardown(async () => {
@@ -26,6 +28,14 @@ async function service(env: Record<string, string> = {}): Promise<TestService> {
   const started = await startService(ENDPOINT, { EC2_API_PAUSED: '1', ...env });
   services.push(started);
   return started;
+}
+
+/** Whether `hash` is the SHA-512-crypt of `password`, checked independently with `openssl passwd -6`. */
+function opensslVerifies(password: string, hash: string): boolean {
+  const match = /^\$6\$(?:rounds=(\d+)\$)?([./0-9A-Za-z]{1,16})\$/.exec(hash);
+  if (!match) return false;
+  const salt = match[1] ? `rounds=${match[1]}$${match[2]}` : match[2]!;
+  return execFileSync('openssl', ['passwd', '-6', '-salt', salt, password], { encoding: 'utf8' }).trim() === hash;
 }
 
 const taskCount = (db: Db) => (db.prepare('select count(*) n from tasks').get() as { n: number }).n;
@@ -75,6 +85,8 @@ t.test('validation failures: 400 with error and field, and no task', async (t) =
     ['33-character username', { ...BODY, username: 'a'.repeat(33) }, 'username'],
     ['template in username', { ...BODY, username: '{{x}}' }, 'username'],
     ['username with a space', { ...BODY, username: 'a b' }, 'username'],
+    ['username with a trailing newline', { ...BODY, username: 'suitepad\n' }, 'username'],
+    ['username with a hyphen first', { ...BODY, username: '-suitepad' }, 'username'],
     ['empty username', { ...BODY, username: '' }, 'username'],
     ['numeric username', { ...BODY, username: 123 }, 'username'],
     ['system account root', { ...BODY, username: 'root' }, 'username'],
@@ -104,9 +116,16 @@ t.test('validation failures: 400 with error and field, and no task', async (t) =
 
   // A password of exactly 8 and 128 printable characters is fine (no task is left running: paused).
   t.equal((await post(s, '/create-async', { username: 'edge_8', password: 'Secret78' })).statusCode, 202, '8 characters accepted');
-  t.equal((await post(s, '/create-async', { username: 'edge-128', password: 'p'.repeat(128) })).statusCode, 202, '128 characters accepted');
+  const long = await post(s, '/create-async', { username: 'edge-128', password: 'p'.repeat(128) });
+  t.equal(long.statusCode, 202, '128 characters accepted');
+  const longHash = (s.runtime.service.get(JSON.parse(long.body).task_id)?.params as { password_hash: string }).password_hash;
+  t.ok(opensslVerifies('p'.repeat(128), longHash), 'a 128-byte password is hashed the way openssl hashes it');
   t.equal((await post(s, '/create-async', { username: '_' + 'a'.repeat(31), password: PASSWORD })).statusCode, 202, '32-character username accepted');
-  t.equal(taskCount(db), 3, 'only the three valid requests stored a task');
+  const intl = await post(s, '/create-async', { username: 'intl', password: 'pässwörd-ünïcödé €' });
+  t.equal(intl.statusCode, 202, 'non-ASCII printable password accepted');
+  const intlHash = (s.runtime.service.get(JSON.parse(intl.body).task_id)?.params as { password_hash: string }).password_hash;
+  t.ok(opensslVerifies('pässwörd-ünïcödé €', intlHash), 'hashed as UTF-8, as openssl does');
+  t.equal(taskCount(db), 4, 'only the four valid requests stored a task');
 });
 
 t.test('body-level failures: bad JSON, wrong content type, too large', async (t) => {
@@ -115,6 +134,11 @@ t.test('body-level failures: bad JSON, wrong content type, too large', async (t)
   for (const route of ['/create', '/create-async']) {
     const broken = await post(s, route, `{"username": "suitepad", "password": "${PASSWORD}"`);
     t.match(checkError(t, broken, 400, `${route} invalid JSON`).error, /not valid JSON/);
+
+    for (const poison of ['__proto__', 'constructor']) {
+      const res = await post(s, route, `{"username": "suitepad", "password": "${PASSWORD}", "${poison}": {"prototype": {"x": 1}}}`);
+      checkError(t, res, 400, `${route} ${poison} in the body`);
+    }
 
     const empty = await post(s, route, '');
     checkError(t, empty, 400, `${route} empty body`);
@@ -170,7 +194,8 @@ t.test('POST /create-async queues a task and keeps only the hash', async (t) => 
   const params = JSON.parse(String(row?.params)) as { username: string; password_hash: string };
   t.equal(params.username, 'suitepad');
   t.match(params.password_hash, /^\$6\$/, 'a SHA-512-crypt hash');
-  t.ok(verifyPassword(PASSWORD, params.password_hash), 'the hash is of the given password');
+  t.ok(opensslVerifies(PASSWORD, params.password_hash), 'the hash is of the given password (openssl agrees)');
+  t.notOk(opensslVerifies('suitepad', params.password_hash), 'and not of another one');
   t.notOk(JSON.stringify(row).includes(PASSWORD), 'the plaintext is nowhere in the row');
 
   await eventually(() => db.prepare('select 1 from queue_items where task_id = ?').get(body.task_id), 2_000, 'the queue row');
@@ -189,12 +214,15 @@ t.test('POST /create waits and answers 504 while the task is still queued', asyn
   const createBody = JSON.parse(create.body) as Record<string, unknown>;
   t.equal(create.statusCode, 504);
   t.equal(createBody.ip, null);
-  t.equal(createBody.status, 'queued');
+  t.ok(['queued', 'running'].includes(String(createBody.status)), `status says the task goes on (${String(createBody.status)})`);
   t.match(createBody.task_id, UUID);
   t.match(createBody.error, new RegExp(`/status/${String(createBody.task_id)}`), 'the error says where to follow the task');
   t.notOk(create.body.includes(PASSWORD));
   t.equal(del.statusCode, 504);
-  t.has(JSON.parse(del.body), { ip: '54.1.2.3', status: 'queued' });
+  const delBody = JSON.parse(del.body) as Record<string, unknown>;
+  t.equal(delBody.ip, '54.1.2.3');
+  t.ok(['queued', 'running'].includes(String(delBody.status)));
+  t.match(delBody.task_id, UUID);
   t.equal(s.runtime.service.get(String(createBody.task_id))?.status, 'queued', 'the task goes on');
 });
 
@@ -352,7 +380,7 @@ t.test('backpressure: EC2_API_MAX_QUEUED', async (t) => {
   const s = await service({ EC2_API_MAX_QUEUED: '3' });
   const db = s.runtime.db;
   for (let i = 1; i <= 3; i++) {
-    t.equal((await post(s, '/create-async', { ...BODY, username: `user${i}` })).statusCode, 202, `task ${i} accepted`);
+    t.equal((await post(s, '/create-async', { ...VALID, username: `user${i}` })).statusCode, 202, `task ${i} accepted`);
   }
   const full = await post(s, '/create-async', { ...BODY, username: 'user4' });
   checkError(t, full, 503, '4th create');
@@ -372,4 +400,45 @@ t.test('after shutdown new tasks are refused with 503', async (t) => {
   checkError(t, await get(s, '/delete-async/54.1.2.3'), 503, 'delete after close');
   t.equal(taskCount(db), 1, 'nothing stored after close');
   t.equal(JSON.parse((await get(s, '/healthz')).body).accepting, false, '/healthz says it is not accepting');
+});
+
+t.test('an internal failure is a JSON 500 without details, and stores nothing', async (t) => {
+  const s = await service();
+  const db = s.runtime.db;
+  // A real SQLite failure on insert (full disk, I/O error) whose message carries a path.
+  db.exec(`CREATE TRIGGER boom BEFORE INSERT ON tasks BEGIN SELECT RAISE(ABORT, 'disk I/O error in ${projectRoot}/src/tasks/store.ts:42'); END`);
+  const res = await post(s, '/create-async', BODY);
+  const body = checkError(t, res, 500, 'insert fails');
+  t.same(body, { error: 'internal error; the service log has the details' });
+  db.exec('DROP TRIGGER boom');
+  t.equal(taskCount(db), 0);
+  t.equal((await post(s, '/create-async', BODY)).statusCode, 202, 'the service goes on once the failure is gone');
+});
+
+t.test('the password never reaches the log', async (t) => {
+  const s = await service();
+  const lines: string[] = [];
+  const logger = pino({ level: 'trace', redact: { paths: REDACT, censor: '[redacted]' } }, { write: (line: string) => void lines.push(line) });
+  const app = buildApp({ config: s.config, service: s.runtime.service, cloud: s.runtime.cloud, logger });
+  await app.ready();
+  t.teardown(() => app.close());
+  const send = (payload: string, headers: Record<string, string> = {}) =>
+    app.inject({ method: 'POST', url: '/create-async', headers: { 'content-type': 'application/json', ...headers }, payload });
+
+  t.equal((await send(JSON.stringify(BODY))).statusCode, 202);
+  t.equal((await send(JSON.stringify(BODY), { 'idempotency-key': 'log-key' })).statusCode, 202);
+  t.equal((await send(JSON.stringify({ ...BODY, password: 'Another-Secret-99' }), { 'idempotency-key': 'log-key' })).statusCode, 409);
+  t.equal((await send(JSON.stringify({ ...BODY, password: `${PASSWORD}\u0007` }))).statusCode, 400);
+  t.equal((await send(JSON.stringify({ ...BODY, username: 'root' }))).statusCode, 400);
+  t.equal((await send(`{"password": "${PASSWORD}" "username": "x"}`)).statusCode, 400, 'invalid JSON whose parser message quotes the input');
+  t.equal((await send(`{"username": "suitepad", "password": "${PASSWORD}", "__proto__": {}}`)).statusCode, 400);
+  s.runtime.db.exec(`CREATE TRIGGER boom BEFORE INSERT ON tasks BEGIN SELECT RAISE(ABORT, 'boom'); END`);
+  t.equal((await send(JSON.stringify(BODY))).statusCode, 500);
+  s.runtime.db.exec('DROP TRIGGER boom');
+
+  const log = lines.join('');
+  t.ok(lines.length >= 8, `requests were logged (${lines.length} lines)`);
+  t.match(log, /request failed/, 'the 500 was logged');
+  t.notOk(log.includes(PASSWORD), 'the password is not in the log');
+  t.notOk(log.includes('Another-Secret-99'), 'nor the conflicting one');
 });

@@ -243,3 +243,14 @@ t.test('rows left locked by a crash are processed after unlockAll on reopen', as
   t.same(rows(reopened), []);
   t.same(errors, []);
 });
+
+t.test('a task pushed again while its batch runs is queued again, as in better-queue-memory', async (t) => {
+  const { db, store } = freshStore(t);
+  await putAll(store, ['x']);
+  const lock = await call<string>((cb) => store.takeFirstN(1, cb));
+  t.equal(await call<QueuePayload | undefined>((cb) => store.getTask('x', cb as Callback<QueuePayload>)), undefined, 'a running task is not "in the queue"');
+  await putAll(store, ['x']);
+  t.same(rows(db).map((r) => r.lock_id === lock), [true, false], 'one running row, one waiting row');
+  await call<void>((cb) => store.releaseLock(lock, cb));
+  t.same(rows(db), [{ task_id: 'x', lock_id: null }], 'the second push survives the first batch ending');
+});

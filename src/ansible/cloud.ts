@@ -55,12 +55,13 @@ export async function resolveCloud(config: Config, env: NodeJS.ProcessEnv = proc
   const hasCredentials = credentialsConfigured(env);
 
   if (config.endpointUrl) {
+    const shown = withoutCredentials(config.endpointUrl);
     return {
       kind: 'endpoint',
-      endpointUrl: config.endpointUrl,
+      endpointUrl: shown,
       region: config.region,
       env: { ...base, AWS_ENDPOINT_URL: config.endpointUrl, ...(hasCredentials ? {} : EMULATOR_CREDENTIALS) },
-      description: `EC2 endpoint ${config.endpointUrl} (AWS_ENDPOINT_URL)`,
+      description: `EC2 endpoint ${shown} (AWS_ENDPOINT_URL)`,
       stop: async () => undefined,
     };
   }
@@ -92,6 +93,14 @@ export async function resolveCloud(config: Config, env: NodeJS.ProcessEnv = proc
     description: `the LOCAL EC2 EMULATOR (moto) at ${emulator.url}: no real instances are launched`,
     stop: () => emulator.stop(),
   };
+}
+
+/** The endpoint as shown in /healthz and logs: any user:password in it removed. */
+function withoutCredentials(url: string): string {
+  const parsed = new URL(url);
+  parsed.username = '';
+  parsed.password = '';
+  return parsed.toString().replace(/\/+$/, '');
 }
 
 /** On an EC2 host an instance role may supply credentials without any file. */

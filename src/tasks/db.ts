@@ -61,12 +61,15 @@ const MIGRATIONS: string[] = [
   -- locked into a running batch. /status never reads this table.
   CREATE TABLE queue_items (
     seq       INTEGER PRIMARY KEY AUTOINCREMENT,
-    task_id   TEXT NOT NULL UNIQUE,
+    task_id   TEXT NOT NULL,
     payload   TEXT NOT NULL,
     priority  INTEGER NOT NULL DEFAULT 0,
     lock_id   TEXT
   );
   CREATE INDEX queue_items_lock ON queue_items (lock_id);
+  -- One waiting row per task; a task pushed again while its batch runs gets a
+  -- second row, as in better-queue's memory store.
+  CREATE UNIQUE INDEX queue_items_waiting ON queue_items (task_id) WHERE lock_id IS NULL;
 
   -- Which service process owns this file, so that a second one refuses to start.
   CREATE TABLE service_owner (

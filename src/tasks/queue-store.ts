@@ -19,12 +19,13 @@ export class SqliteQueueStore implements BetterQueue.Store<QueuePayload> {
   constructor(private readonly db: Db) {
     this.stmt = {
       count: db.prepare('SELECT count(*) AS n FROM queue_items'),
-      get: db.prepare('SELECT payload FROM queue_items WHERE task_id = ?'),
+      get: db.prepare('SELECT payload FROM queue_items WHERE task_id = ? AND lock_id IS NULL'),
       put: db.prepare(
         `INSERT INTO queue_items (task_id, payload, priority) VALUES (@task_id, @payload, @priority)
-         ON CONFLICT (task_id) DO UPDATE SET payload = excluded.payload, priority = excluded.priority`,
+         ON CONFLICT (task_id) WHERE lock_id IS NULL DO UPDATE SET payload = excluded.payload, priority = excluded.priority`,
       ),
-      delete: db.prepare('DELETE FROM queue_items WHERE task_id = ?'),
+      delete: db.prepare('DELETE FROM queue_items WHERE task_id = ? AND lock_id IS NULL'),
+      deleteAll: db.prepare('DELETE FROM queue_items WHERE task_id = ?'),
       takeFirst: db.prepare(
         `UPDATE queue_items SET lock_id = @lock WHERE seq IN (
            SELECT seq FROM queue_items WHERE lock_id IS NULL ORDER BY priority DESC, seq ASC LIMIT @n)`,
@@ -125,12 +126,13 @@ export class SqliteQueueStore implements BetterQueue.Store<QueuePayload> {
     return new Set((this.stmt.ids.all() as { task_id: string }[]).map((row) => row.task_id));
   }
 
+  /** Only for reconciliation, after unlockAll(): no row of the task exists. */
   insertNow(taskId: string): void {
     this.stmt.put.run({ task_id: taskId, payload: JSON.stringify({ id: taskId }), priority: 0 });
   }
 
   deleteNow(taskId: string): void {
-    this.stmt.delete.run(taskId);
+    this.stmt.deleteAll.run(taskId);
   }
 
   private take(stmt: { run(params: object): unknown }, n: number): string {
