@@ -247,3 +247,29 @@ t.test('checkExposure', async (t) => {
   t.doesNotThrow(() => checkExposure(loadConfig({})), 'the default host needs no tokens');
   t.doesNotThrow(() => checkExposure(loadConfig({ HOST: 'localhost' })));
 });
+
+t.test('cloud selection', async (t) => {
+  const { resolveCloud } = await import('../src/ansible/cloud.js');
+  const noAws = { PATH: process.env.PATH, HOME: '/nonexistent', AWS_EC2_METADATA_DISABLED: 'true', AWS_SHARED_CREDENTIALS_FILE: '/dev/null', AWS_CONFIG_FILE: '/dev/null' };
+
+  const endpoint = await resolveCloud(loadConfig({ AWS_ENDPOINT_URL: 'http://user:s3cret@127.0.0.1:9/' }), noAws);
+  t.equal(endpoint.kind, 'endpoint', 'AWS_ENDPOINT_URL wins');
+  t.equal(endpoint.endpointUrl, 'http://127.0.0.1:9', 'shown without its credentials');
+  t.notOk(endpoint.description.includes('s3cret'));
+  t.equal(endpoint.env.AWS_ENDPOINT_URL, 'http://user:s3cret@127.0.0.1:9', 'playbooks still get the URL as given');
+  t.equal(endpoint.env.AWS_ACCESS_KEY_ID, 'testing', 'placeholder credentials when none are configured');
+
+  await t.rejects(resolveCloud(loadConfig({ EC2_API_CLOUD: 'aws' }), noAws), { name: 'ConfigError', message: /no AWS credentials resolve/ });
+
+  const aws = await resolveCloud(loadConfig({ EC2_API_CLOUD: 'auto', AWS_REGION: 'eu-west-1' }), { ...noAws, AWS_ACCESS_KEY_ID: 'AKIAEXAMPLE', AWS_SECRET_ACCESS_KEY: 'x' });
+  t.equal(aws.kind, 'aws', 'auto with credentials is AWS');
+  t.equal(aws.endpointUrl, null);
+  t.equal(aws.env.AWS_REGION, 'eu-west-1');
+  t.notOk('AWS_ENDPOINT_URL' in aws.env, 'nothing redirects the playbooks');
+});
+
+t.test('numbers are whole decimal numbers only', async (t) => {
+  for (const value of ['0x1F90', '1e3', '+80', '80.0', '-1']) {
+    t.throws(() => loadConfig({ PORT: value }), ConfigError, `PORT=${value}`);
+  }
+});

@@ -8,6 +8,7 @@ import os from 'node:os';
 import path from 'node:path';
 import type { Config } from '../config.js';
 import { ConfigError } from '../config.js';
+import { execa } from 'execa';
 import { startEmulator, type Emulator } from './emulator.js';
 
 export type CloudKind = 'aws' | 'local-emulator' | 'endpoint';
@@ -68,9 +69,10 @@ export async function resolveCloud(config: Config, env: NodeJS.ProcessEnv = proc
 
   const mode = config.cloud === 'auto' ? (hasCredentials ? 'aws' : 'local') : config.cloud;
   if (mode === 'aws') {
-    if (!hasCredentials && config.cloud === 'aws' && !env.AWS_EC2_METADATA_SERVICE_ENDPOINT && !onEc2(env)) {
+    // Beyond the cheap signs, ask boto3's own chain (instance roles, SSO…).
+    if (!hasCredentials && !(await botoFindsCredentials(env))) {
       throw new ConfigError(
-        'EC2_API_CLOUD=aws but no AWS credentials are configured: set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY ' +
+        'EC2_API_CLOUD=aws but no AWS credentials resolve: set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY ' +
           'or AWS_PROFILE, or run `aws configure`; or use EC2_API_CLOUD=local for the bundled emulator',
       );
     }
@@ -103,12 +105,13 @@ function withoutCredentials(url: string): string {
   return parsed.toString().replace(/\/+$/, '');
 }
 
-/** On an EC2 host an instance role may supply credentials without any file. */
-function onEc2(env: NodeJS.ProcessEnv): boolean {
-  if (env.EC2_API_ASSUME_INSTANCE_ROLE === '1') return true;
-  try {
-    return /amazon|ec2/i.test(fs.readFileSync('/sys/devices/virtual/dmi/id/board_vendor', 'utf8'));
-  } catch {
-    return false;
+/** Whether boto3's full credential chain finds credentials (the Python Ansible uses has boto3). */
+async function botoFindsCredentials(env: NodeJS.ProcessEnv): Promise<boolean> {
+  const probe = 'import sys, boto3\nsys.exit(0 if boto3.Session().get_credentials() else 3)';
+  for (const python of ['python3', '/usr/bin/python3']) {
+    const result = await execa(python, ['-c', probe], { env, extendEnv: false, reject: false, timeout: 20_000 });
+    if (result.exitCode === 0) return true;
+    if (result.exitCode === 3) return false;
   }
+  return false;
 }

@@ -63,15 +63,8 @@ export const ErrorBody = Type.Object(
 
 export const Queued = Type.Object({ task_id: Type.String(), message: Type.String() });
 
-export const CreateResult = Type.Object({
-  ip: Nullable(Type.String()),
-  status: Type.String(),
-  task_id: Type.String(),
-  instance_id: Type.Optional(Nullable(Type.String())),
-  error: Type.Optional(Nullable(Type.String())),
-});
-
-export const DeleteResult = Type.Object({
+/** The answer of the sync routes, /create and /delete/<ip>, in the original's shape. */
+export const OperationResult = Type.Object({
   ip: Nullable(Type.String()),
   status: Type.String(),
   task_id: Type.String(),

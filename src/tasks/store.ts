@@ -1,25 +1,10 @@
 // The `tasks` and `idempotency_keys` tables: every read and write of a task
 // record goes through here, as prepared statements compiled once.
 import type { Db } from './db.js';
-import type { Outcome, Progress, Task, TaskAction, TaskStatus } from './types.js';
+import type { Outcome, Progress, Task, TaskAction } from './types.js';
 
-interface TaskRow {
-  id: string;
-  action: TaskAction;
-  status: TaskStatus;
-  params: string;
-  ip: string | null;
-  instance_id: string | null;
-  instance_state: Task['instance_state'];
-  error: string | null;
-  progress: string | null;
-  attempts: number;
-  runner_pid: number | null;
-  runner_start: string | null;
-  created_at: string;
-  started_at: string | null;
-  finished_at: string | null;
-}
+/** A task as SQLite holds it: JSON columns still as text. */
+type TaskRow = Omit<Task, 'params' | 'progress'> & { params: string; progress: string | null };
 
 export interface NewTask {
   id: string;

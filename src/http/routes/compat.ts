@@ -9,11 +9,10 @@ import { HttpError } from '../errors.js';
 import { sha512Crypt } from '../password.js';
 import {
   CreateBody,
-  CreateResult,
-  DeleteResult,
   ErrorBody,
   IdempotencyHeaders,
   IpParams,
+  OperationResult,
   Queued,
   SYSTEM_ACCOUNTS,
   TaskIdParams,
@@ -87,7 +86,7 @@ const compatRoutes: FastifyPluginAsyncTypebox<CompatOptions> = async (app, { ser
         summary: 'Launch one instance and wait for it',
         headers: IdempotencyHeaders,
         body: CreateBody,
-        response: { 200: CreateResult, 400: ErrorBody, 409: ErrorBody, 502: CreateResult, 503: ErrorBody, 504: CreateResult },
+        response: { 200: OperationResult, 400: ErrorBody, 409: ErrorBody, 502: OperationResult, 503: ErrorBody, 504: OperationResult },
       },
     },
     async (request, reply) => {
@@ -132,7 +131,7 @@ const compatRoutes: FastifyPluginAsyncTypebox<CompatOptions> = async (app, { ser
       schema: {
         summary: 'Terminate the managed instance with this public IP, and wait',
         params: IpParams,
-        response: { 200: DeleteResult, 400: ErrorBody, 404: DeleteResult, 502: DeleteResult, 503: ErrorBody, 504: DeleteResult },
+        response: { 200: OperationResult, 400: ErrorBody, 404: OperationResult, 502: OperationResult, 503: ErrorBody, 504: OperationResult },
       },
     },
     async (request, reply) => {
