@@ -11,6 +11,7 @@ import {
   isAlive,
   liveInstanceIds,
   liveInstancesOfTask,
+  sleep,
   spawnServer,
   startMoto,
   startService,
@@ -90,6 +91,21 @@ t.test('killed mid-run with the orphaned playbook still alive: it is stopped bef
   t.notOk(isAlive(pid), 'the orphan was killed');
   t.equal(liveInstancesOfTask(moto.url, id).length, 1, 'exactly one instance for the task');
   t.equal(task!.attempts, 2, 'the task ran twice');
+});
+
+t.test('killed mid-run together with its playbook: the task runs again, one instance', async (t) => {
+  const db = path.join(tempDir(), 'ec2-api.db');
+  const server = await spawnServer({ EC2_API_DB: db, AWS_ENDPOINT_URL: moto.url });
+  const id = await createAsync(server.url);
+  const pid = await eventually(() => readTask(db, id).runner_pid, 30_000, 'the playbook to start');
+  await sleep(1_500); // well into the run
+  server.child.kill('SIGKILL');
+  process.kill(-pid, 'SIGKILL'); // the playbook's whole process group dies too
+  await server.exited;
+
+  const [task] = await finishAfterRestart(t, db, [id]);
+  t.equal(task!.status, 'succeeded', task!.error ?? '');
+  t.equal(liveInstancesOfTask(moto.url, id).length, 1, 'exactly one instance for the task');
 });
 
 t.test('killed with tasks queued (paused): every 202 runs after the restart', async (t) => {

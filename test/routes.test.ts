@@ -1,6 +1,7 @@
 // The five compatibility routes end to end: real HTTP handling, real queue
 // and database, real ansible-playbook, against a real moto server.
 import fs from 'node:fs';
+import path from 'node:path';
 import t from 'tap';
 import {
   VALID,
@@ -10,8 +11,10 @@ import {
   liveInstancesOfTask,
   startMoto,
   startService,
+  tempDir,
   type TestService,
 } from './helpers/harness.js';
+import { verifySha512Crypt } from '../src/http/password.js';
 
 const moto = await startMoto();
 const service: TestService = await startService(moto.url);
@@ -120,6 +123,18 @@ t.test('an instance this service did not create is never touched', async (t) => 
   t.equal(res.json().status, 'not_found');
   const after = instances(moto.url).find((i) => i.id === foreign.id);
   t.equal(after?.state, 'running', 'still running');
+});
+
+t.test('a password that looks like an Ansible template is just a password', async (t) => {
+  const marker = path.join(tempDir(), 'pwned');
+  const password = `{{ lookup('pipe', 'touch ${marker}') }}`;
+  const res = await post('/create', { username: 'eve', password });
+  t.equal(res.statusCode, 200, res.body);
+  t.notOk(fs.existsSync(marker), 'no template was evaluated: the file was not created');
+  const [instance] = liveInstancesOfTask(moto.url, res.json().task_id);
+  const userData = Buffer.from(instance!.user_data ?? '', 'base64').toString('utf8');
+  const hash = /passwd: "?(\$6\$[^"\s]+)"?/.exec(userData)?.[1];
+  t.ok(hash && verifySha512Crypt(password, hash), 'the instance got the hash of exactly that password');
 });
 
 t.test('the plaintext password is nowhere in the database files', async (t) => {

@@ -2,6 +2,7 @@
 // get the grace period, then are stopped and their tasks requeued; the
 // emulator the service started is stopped; the process exits 0.
 import Database from 'better-sqlite3';
+import fs from 'node:fs';
 import path from 'node:path';
 import t from 'tap';
 import { projectRoot } from '../src/config.js';
@@ -70,6 +71,7 @@ t.test('SIGINT within the grace period: the running playbook finishes, new tasks
   t.ok(late.headers.get('retry-after'), 'with Retry-After');
   t.match(await late.json(), { error: /shutting down/ });
   t.equal(await server.exited, 0, 'exit code 0');
+  t.notOk(fs.existsSync(`${db}-wal`), 'the database was closed cleanly (WAL checkpointed and removed)');
   t.equal(taskRow(db, body.task_id).status, 'succeeded', 'the running task finished within the grace period');
 });
 
