@@ -69,6 +69,18 @@ function newestMtime(dir) {
 const isRoot = process.getuid?.() === 0;
 const hasApt = which('apt-get') !== null;
 
+/** The project's own virtualenv, made on first need; false when python3 cannot make one. */
+function ensureVenv() {
+  if (fs.existsSync(path.join(venv, 'bin', 'python3'))) return true;
+  if (!succeeds('python3', ['-m', 'venv', '--help'])) {
+    if (!(isRoot && hasApt)) return false;
+    run('apt-get', ['install', '-y', '-qq', 'python3-venv']);
+  }
+  say('creating .venv/ (a project-local Python virtualenv)');
+  run('python3', ['-m', 'venv', venv]);
+  return true;
+}
+
 // 1. npm dependencies
 const installedMarker = path.join(root, 'node_modules', '.package-lock.json');
 const lockfile = path.join(root, 'package-lock.json');
@@ -86,7 +98,9 @@ if (!fs.existsSync(distEntry) || newestMtime(path.join(root, 'src')) > fs.statSy
 
 // 3. Ansible with amazon.aws and boto3
 function ansibleReady() {
-  const playbook = which('ansible-playbook') ?? (fs.existsSync(path.join(venv, 'bin', 'ansible-playbook')) ? path.join(venv, 'bin', 'ansible-playbook') : null);
+  // The same choice as src/config.ts: the project's .venv first, then PATH.
+  const venvPlaybook = path.join(venv, 'bin', 'ansible-playbook');
+  const playbook = fs.existsSync(venvPlaybook) ? venvPlaybook : which('ansible-playbook');
   if (!playbook) return { ok: false, why: 'ansible-playbook is not installed' };
   // The Python that runs ansible-playbook also runs our modules
   // (ansible_python_interpreter = ansible_playbook_python): it needs boto3.
@@ -109,6 +123,12 @@ if (!ansible.ok) {
     run('apt-get', ['update', '-qq']);
     run('apt-get', ['install', '-y', '-qq', 'ansible', 'python3-boto3'], { env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' } });
     ansible = ansibleReady();
+  } else if (ensureVenv()) {
+    // Not root: pip into the project's own virtualenv (the `ansible` package
+    // includes the amazon.aws collection). The service finds .venv/bin/ansible-playbook.
+    say(`${ansible.why}: trying pip install ansible boto3 into .venv/`);
+    const pip = spawnSync(path.join(venv, 'bin', 'python3'), ['-m', 'pip', 'install', '--quiet', 'ansible', 'boto3'], { cwd: root, stdio: 'inherit' });
+    if (pip.status === 0) ansible = ansibleReady();
   }
   if (!ansible.ok) {
     fail(
@@ -144,14 +164,7 @@ if (needsEmulator()) {
   } else if (fs.existsSync(venvPython) && succeeds(venvPython, motoCheck)) {
     say(`local EC2 emulator: moto found in ${path.relative(root, venv)}/`);
   } else {
-    if (!fs.existsSync(venvPython)) {
-      if (!succeeds('python3', ['-m', 'venv', '--help'])) {
-        if (isRoot && hasApt) run('apt-get', ['install', '-y', '-qq', 'python3-venv']);
-        else fail('python3 -m venv is unavailable: run `sudo apt-get install -y python3-venv`, then this again');
-      }
-      say('creating .venv/ for the local EC2 emulator');
-      run('python3', ['-m', 'venv', venv]);
-    }
+    if (!ensureVenv()) fail('python3 -m venv is unavailable: run `sudo apt-get install -y python3-venv`, then this again');
     say("installing moto[server] into .venv/ (pip)");
     run(venvPython, ['-m', 'pip', 'install', '--quiet', 'moto[server]']);
   }
