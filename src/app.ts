@@ -40,6 +40,10 @@ export function buildApp({ config, service, cloud, logger }: AppDeps): FastifyIn
   // Only JSON bodies: a JSON body sent as text/plain gets a 415 that says so.
   app.removeContentTypeParser('text/plain');
   registerErrorHandling(app);
+  // JSON answers end with a newline, as Flask's jsonify did: curl output stays readable.
+  app.addHook('onSend', async (_request, reply, payload) =>
+    typeof payload === 'string' && String(reply.getHeader('content-type') ?? '').startsWith('application/json') ? `${payload}\n` : payload,
+  );
   registerAuth(app, config.apiTokens);
   void app.register(healthRoutes, { service, cloud, paused: config.paused });
   void app.register(compatRoutes, { service, syncWait: config.syncWait });
