@@ -18,6 +18,15 @@ export interface ExecutorOptions {
 
 export type Finished = (task: Task) => void;
 
+/** One finished playbook run, for metrics: how long, and how it ended. */
+export interface RunReport {
+  action: Task['action'];
+  /** ok: exit 0; failed: non-zero exit or could not start; timed_out; stopped (shutdown or cancel). */
+  outcome: 'ok' | 'failed' | 'timed_out' | 'stopped';
+  seconds: number;
+  tasks: number;
+}
+
 export class Executor {
   private readonly active = new Set<{ run: PlaybookRun; taskIds: string[] }>();
   /** Public IPs with a delete in flight: a second delete of one IP waits. */
@@ -28,6 +37,7 @@ export class Executor {
     private readonly store: TaskStore,
     private readonly options: ExecutorOptions,
     private readonly onFinished: Finished,
+    private readonly onRunEnd: (report: RunReport) => void = () => undefined,
   ) {}
 
   get running(): number {
@@ -71,7 +81,7 @@ export class Executor {
         return { task_id: task.id, username: params.username, password_hash: params.password_hash };
       }),
     };
-    const result = await this.run('create.yml', vars, tasks);
+    const result = await this.run('create', vars, tasks);
     if (!result) return;
     const why = whyNoResult(result, this.options.taskTimeout);
     for (const task of tasks) this.finish(task, createOutcome(result.results[task.id], result, why), result.log);
@@ -84,7 +94,7 @@ export class Executor {
       const vars = {
         ec2_api_deletes: tasks.map((task) => ({ task_id: task.id, ip: (task.params as DeleteParams).ip })),
       };
-      const result = await this.run('delete.yml', vars, tasks);
+      const result = await this.run('delete', vars, tasks);
       if (!result) return;
       const why = whyNoResult(result, this.options.taskTimeout);
       for (const task of tasks) this.finish(task, deleteOutcome(task, result.results[task.id], result, why), result.log);
@@ -94,10 +104,10 @@ export class Executor {
   }
 
   /** Runs a playbook for tasks; null when it was stopped (shutdown) and they must run again. */
-  private async run(playbook: string, vars: Record<string, unknown>, tasks: Task[]): Promise<RunResult | null> {
+  private async run(action: Task['action'], vars: Record<string, unknown>, tasks: Task[]): Promise<RunResult | null> {
     const taskIds = tasks.map((task) => task.id);
     const run = new PlaybookRun({
-      playbook: path.join(this.options.playbookDir, playbook),
+      playbook: path.join(this.options.playbookDir, `${action}.yml`),
       projectDir: this.options.projectDir,
       ansiblePlaybook: this.options.ansiblePlaybook,
       vars,
@@ -113,6 +123,8 @@ export class Executor {
     if (this.stopping) run.stop('stopped');
     try {
       const result = await run.done;
+      const outcome = result.end === 'completed' ? (result.exitCode === 0 ? 'ok' : 'failed') : result.end === 'spawn_failed' ? 'failed' : result.end;
+      this.onRunEnd({ action, outcome, seconds: result.durationMs / 1000, tasks: tasks.length });
       return result.end === 'stopped' ? null : result;
     } finally {
       this.active.delete(entry);

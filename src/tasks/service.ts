@@ -8,7 +8,7 @@ import { v7 as uuidv7 } from 'uuid';
 import { isSameProcessAlive, killGroupAndWait } from '../ansible/process.js';
 import { verifySha512Crypt } from '../http/password.js';
 import type { Db } from './db.js';
-import { Executor, type ExecutorOptions } from './executor.js';
+import { Executor, type ExecutorOptions, type RunReport } from './executor.js';
 import { SqliteQueueStore, type QueuePayload } from './queue-store.js';
 import { TaskStore } from './store.js';
 import { TERMINAL, type CreateParams, type Task } from './types.js';
@@ -53,6 +53,8 @@ export interface IdempotencyKey {
 
 export class TaskService {
   readonly store: TaskStore;
+  /** 'run' (RunReport) after every playbook run: for metrics and logs. */
+  readonly runs = new EventEmitter<{ run: [RunReport] }>();
   private readonly queueStore: SqliteQueueStore;
   private readonly executor: Executor;
   private readonly events = new EventEmitter();
@@ -69,7 +71,12 @@ export class TaskService {
   ) {
     this.store = new TaskStore(db);
     this.queueStore = new SqliteQueueStore(db);
-    this.executor = new Executor(this.store, options, (task) => this.events.emit(task.id, task));
+    this.executor = new Executor(
+      this.store,
+      options,
+      (task) => this.events.emit(task.id, task),
+      (report) => this.runs.emit('run', report),
+    );
     // Every sync request waits on one listener; thousands may wait at once.
     this.events.setMaxListeners(0);
   }
