@@ -75,11 +75,17 @@ export function markUnsafe(value: unknown): unknown {
 export class PlaybookRun {
   readonly done: Promise<RunResult>;
   private stopReason: RunEnd | null = null;
+  private output = '';
   private pid: number | undefined;
   private killTimer: NodeJS.Timeout | undefined;
 
   constructor(private readonly options: RunOptions) {
     this.done = this.run();
+  }
+
+  /** The output so far (stdout and stderr, secrets censored by no_log): a live log. */
+  get currentOutput(): string {
+    return this.output;
   }
 
   /** Stops the whole process tree: SIGTERM, then SIGKILL after a grace. */
@@ -114,7 +120,6 @@ export class PlaybookRun {
     };
     for (const name of WITHHELD_ENV) delete env[name];
 
-    let log = '';
     let logCut = 0;
     let results: Record<string, PlaybookResultEntry> = {};
     let lastError: string | null = null;
@@ -141,7 +146,7 @@ export class PlaybookRun {
 
       child.all?.setEncoding('utf8');
       child.all?.on('data', (chunk: string) => {
-        if (log.length + chunk.length <= LOG_BUFFER_LIMIT) log += chunk;
+        if (this.output.length + chunk.length <= LOG_BUFFER_LIMIT) this.output += chunk;
         else logCut += chunk.length;
       });
 
@@ -166,10 +171,10 @@ export class PlaybookRun {
       await reading.catch(() => undefined);
       if (this.pid !== undefined && this.stopReason) await killGroupAndWait(this.pid, KILL_GRACE_MS);
 
-      if (logCut > 0) log += `\n… ${logCut} more characters of output were not kept …\n`;
+      if (logCut > 0) this.output += `\n… ${logCut} more characters of output were not kept …\n`;
       const end: RunEnd = this.stopReason ?? (outcome.failed && outcome.exitCode === undefined ? 'spawn_failed' : 'completed');
       if (end === 'spawn_failed') lastError = `could not run ${this.options.ansiblePlaybook}: ${outcome.shortMessage ?? 'unknown error'}`;
-      return { end, exitCode: outcome.exitCode ?? null, log, results, lastError, durationMs: Date.now() - started };
+      return { end, exitCode: outcome.exitCode ?? null, log: this.output, results, lastError, durationMs: Date.now() - started };
     } finally {
       clearTimeout(timeout);
       clearTimeout(this.killTimer);

@@ -78,6 +78,22 @@ const MIGRATIONS: string[] = [
     start_time  TEXT NOT NULL
   );
   `,
+  `
+  -- What happened during a task, in order: status changes and playbook steps.
+  -- The id orders events across tasks and is the SSE event id.
+  CREATE TABLE task_events (
+    id       INTEGER PRIMARY KEY AUTOINCREMENT,
+    task_id  TEXT NOT NULL REFERENCES tasks (id),
+    at       TEXT NOT NULL,
+    type     TEXT NOT NULL,               -- 'status' | 'step_start' | 'step_end'
+    data     TEXT NOT NULL                -- JSON
+  );
+  CREATE INDEX task_events_task ON task_events (task_id, id);
+  CREATE INDEX tasks_ip ON tasks (ip);
+  -- A cancel asked for while the task ran: survives a crash, so a restarted
+  -- service cleans up instead of running the create again.
+  ALTER TABLE tasks ADD COLUMN cancel_requested INTEGER NOT NULL DEFAULT 0;
+  `,
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;

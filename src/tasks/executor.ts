@@ -1,9 +1,11 @@
 // Turns a batch of queued tasks into playbook runs and their results into
 // task outcomes. One `ansible-playbook` per action per batch: the start-up
 // cost of Ansible is paid once for many tasks, while every task still gets
-// its own instance, result and error.
+// its own instance, result and error. Also: cancel (stop the run, clean up
+// what a canceled create launched), live logs, and task events.
 import path from 'node:path';
 import { PlaybookRun, type AnsibleEvent, type PlaybookResultEntry, type RunResult } from '../ansible/runner.js';
+import type { TaskEvents } from './events.js';
 import type { TaskStore } from './store.js';
 import type { CreateParams, DeleteParams, InstanceState, Outcome, Task } from './types.js';
 
@@ -16,28 +18,56 @@ export interface ExecutorOptions {
   env: Record<string, string>;
 }
 
-export type Finished = (task: Task) => void;
+export interface TaskLogger {
+  info(obj: object, msg?: string): void;
+  warn(obj: object, msg?: string): void;
+  error(obj: object, msg?: string): void;
+}
+
+/** The playbooks the executor runs; each is `playbooks/<name>.yml`. */
+export type PlaybookName = 'create' | 'delete' | 'cancel';
 
 /** One finished playbook run, for metrics: how long, and how it ended. */
 export interface RunReport {
-  action: Task['action'];
+  action: PlaybookName;
   /** ok: exit 0; failed: non-zero exit or could not start; timed_out; stopped (shutdown or cancel). */
   outcome: 'ok' | 'failed' | 'timed_out' | 'stopped';
   seconds: number;
   tasks: number;
 }
 
+export interface ExecutorDeps {
+  store: TaskStore;
+  events: TaskEvents;
+  log: TaskLogger;
+  /** A task reached a terminal state. */
+  onFinished(task: Task): void;
+  /** Tasks whose run was stopped by another member's cancel: they go back to the queue. */
+  onRequeue(taskIds: string[]): void;
+  onRunEnd(report: RunReport): void;
+}
+
+interface ActiveRun {
+  run: PlaybookRun;
+  taskIds: string[];
+  /** Members whose cancel stopped this run. */
+  canceled: Set<string>;
+  cancellable: boolean;
+}
+
+const CANCELED = 'canceled by request';
+
 export class Executor {
-  private readonly active = new Set<{ run: PlaybookRun; taskIds: string[] }>();
+  private readonly active = new Set<ActiveRun>();
+  /** Cancels asked for tasks that are running but whose playbook has not started yet. */
+  private readonly cancelRequested = new Set<string>();
   /** Public IPs with a delete in flight: a second delete of one IP waits. */
   private readonly ipBusy = new Map<string, Promise<void>>();
   private stopping = false;
 
   constructor(
-    private readonly store: TaskStore,
     private readonly options: ExecutorOptions,
-    private readonly onFinished: Finished,
-    private readonly onRunEnd: (report: RunReport) => void = () => undefined,
+    private readonly deps: ExecutorDeps,
   ) {}
 
   get running(): number {
@@ -46,12 +76,33 @@ export class Executor {
 
   /** Runs the given tasks (already marked running) to an outcome each. */
   async execute(tasks: Task[]): Promise<void> {
-    const creates = tasks.filter((task) => task.action === 'create');
-    const deletes = tasks.filter((task) => task.action === 'delete');
+    // A cancel asked for before a crash: clean up instead of running again.
+    const canceled = tasks.filter((task) => task.cancel_requested);
+    const rest = tasks.filter((task) => !task.cancel_requested);
+    const creates = rest.filter((task) => task.action === 'create');
+    const deletes = rest.filter((task) => task.action === 'delete');
     await Promise.all([
+      canceled.length ? this.cleanUp(canceled, '') : undefined,
       creates.length ? this.runCreates(creates) : undefined,
       deletes.length ? this.runDeletes(deletes) : undefined,
     ]);
+  }
+
+  /** Stops the run of a running task; the task ends `canceled` (a create's instance is terminated). */
+  cancel(taskId: string): void {
+    this.cancelRequested.add(taskId);
+    for (const entry of this.active) {
+      if (entry.cancellable && entry.taskIds.includes(taskId)) {
+        entry.canceled.add(taskId);
+        entry.run.stop('stopped');
+      }
+    }
+  }
+
+  /** The output so far of a running task's playbook, or undefined when none runs for it. */
+  liveLog(taskId: string): string | undefined {
+    for (const entry of this.active) if (entry.taskIds.includes(taskId)) return entry.run.currentOutput;
+    return undefined;
   }
 
   /**
@@ -81,10 +132,17 @@ export class Executor {
         return { task_id: task.id, username: params.username, password_hash: params.password_hash };
       }),
     };
-    const result = await this.run('create', vars, tasks);
-    if (!result) return;
+    const ran = await this.run('create', vars, tasks, true);
+    if (!ran) return;
+    const { result, canceled } = ran;
+    if (canceled.size) {
+      await this.afterCancel(tasks, canceled, result);
+      if (result.end === 'stopped') return;
+    }
     const why = whyNoResult(result, this.options.taskTimeout);
-    for (const task of tasks) this.finish(task, createOutcome(result.results[task.id], result, why), result.log);
+    for (const task of tasks.filter((t) => !canceled.has(t.id))) {
+      this.finish(task, createOutcome(result.results[task.id], result, why), result.log);
+    }
   }
 
   private async runDeletes(tasks: Task[]): Promise<void> {
@@ -94,48 +152,132 @@ export class Executor {
       const vars = {
         ec2_api_deletes: tasks.map((task) => ({ task_id: task.id, ip: (task.params as DeleteParams).ip })),
       };
-      const result = await this.run('delete', vars, tasks);
-      if (!result) return;
+      const ran = await this.run('delete', vars, tasks, true);
+      if (!ran) return;
+      const { result, canceled } = ran;
+      if (canceled.size) {
+        await this.afterCancel(tasks, canceled, result);
+        if (result.end === 'stopped') return;
+      }
       const why = whyNoResult(result, this.options.taskTimeout);
-      for (const task of tasks) this.finish(task, deleteOutcome(task, result.results[task.id], result, why), result.log);
+      for (const task of tasks.filter((t) => !canceled.has(t.id))) {
+        this.finish(task, deleteOutcome(task, result.results[task.id], result, why), result.log);
+      }
     } finally {
       release();
     }
   }
 
-  /** Runs a playbook for tasks; null when it was stopped (shutdown) and they must run again. */
-  private async run(action: Task['action'], vars: Record<string, unknown>, tasks: Task[]): Promise<RunResult | null> {
+  /**
+   * After a cancel stopped (or raced) a run: the canceled members are
+   * cleaned up; when the run was stopped, the others go back to the queue.
+   */
+  private async afterCancel(tasks: Task[], canceled: Set<string>, result: RunResult): Promise<void> {
+    if (result.end === 'stopped') {
+      const others = tasks.filter((task) => !canceled.has(task.id));
+      if (others.length) this.deps.onRequeue(others.map((task) => task.id));
+    }
+    await this.cleanUp(tasks.filter((task) => canceled.has(task.id)), result.log);
+  }
+
+  /** Ends canceled tasks; a create's instance, if it launched one, is terminated (found by its TaskId tag). */
+  private async cleanUp(tasks: Task[], log: string): Promise<void> {
+    const creates = tasks.filter((task) => task.action === 'create');
+    for (const task of tasks.filter((t) => t.action === 'delete')) {
+      this.finish(task, { status: 'canceled', ip: (task.params as DeleteParams).ip, error: CANCELED }, log);
+    }
+    if (!creates.length) return;
+    const ran = await this.run('cancel', { ec2_api_cancels: creates.map((task) => ({ task_id: task.id })) }, creates, false);
+    if (!ran) return;
+    const { result } = ran;
+    for (const task of creates) {
+      const entry = result.results[task.id] as (PlaybookResultEntry & { instance_ids?: string[] }) | undefined;
+      const fullLog = `${log}\n--- cleanup after cancel ---\n${result.log}`;
+      if (!entry || !entry.ok) {
+        const why = entry?.error ?? whyNoResult(result, this.options.taskTimeout);
+        this.finish(task, { status: 'canceled', error: `${CANCELED}; terminating its instance failed: ${why}` }, fullLog);
+        continue;
+      }
+      const ids = entry.instance_ids ?? [];
+      this.finish(
+        task,
+        { status: 'canceled', instance_id: ids[0] ?? null, instance_state: ids.length ? 'terminated' : 'not_found', error: CANCELED },
+        fullLog,
+      );
+    }
+  }
+
+  /**
+   * Runs a playbook for tasks. Null when it was stopped by a shutdown (the
+   * service requeues the tasks); otherwise the result and which members a
+   * cancel asked to stop.
+   */
+  private async run(
+    name: PlaybookName,
+    vars: Record<string, unknown>,
+    tasks: Task[],
+    cancellable: boolean,
+  ): Promise<{ result: RunResult; canceled: Set<string> } | null> {
     const taskIds = tasks.map((task) => task.id);
+    const { store, events, log } = this.deps;
     const run = new PlaybookRun({
-      playbook: path.join(this.options.playbookDir, `${action}.yml`),
+      playbook: path.join(this.options.playbookDir, `${name}.yml`),
       projectDir: this.options.projectDir,
       ansiblePlaybook: this.options.ansiblePlaybook,
       vars,
       env: this.options.env,
       timeoutSeconds: this.options.taskTimeout,
-      onSpawn: (pid, start) => this.store.setRunner(taskIds, pid, start),
+      onSpawn: (pid, start) => {
+        store.setRunner(taskIds, pid, start);
+        log.info({ task_ids: taskIds, playbook: `${name}.yml`, pid }, 'playbook started');
+      },
       onEvent: (event: AnsibleEvent) => {
-        if (event.event === 'task_start') this.store.setProgress(taskIds, { step: event.step, of: event.of, name: event.name });
+        if (event.event === 'task_start') {
+          store.setProgress(taskIds, { step: event.step, of: event.of, name: event.name });
+          events.record(taskIds, 'step_start', { step: event.step, of: event.of, name: event.name });
+        } else if (event.event === 'task_end') {
+          events.record(taskIds, 'step_end', {
+            step: event.step,
+            name: event.name,
+            status: event.status,
+            duration_ms: event.duration_ms ?? null,
+            ...(event.msg ? { msg: event.msg.slice(0, 500) } : {}),
+          });
+        }
       },
     });
-    const entry = { run, taskIds };
+    const entry: ActiveRun = { run, taskIds, canceled: new Set(), cancellable };
     this.active.add(entry);
-    if (this.stopping) run.stop('stopped');
+    if (cancellable) for (const id of taskIds) if (this.cancelRequested.has(id)) entry.canceled.add(id);
+    if (this.stopping || entry.canceled.size) run.stop('stopped');
     try {
       const result = await run.done;
       const outcome = result.end === 'completed' ? (result.exitCode === 0 ? 'ok' : 'failed') : result.end === 'spawn_failed' ? 'failed' : result.end;
-      this.onRunEnd({ action, outcome, seconds: result.durationMs / 1000, tasks: tasks.length });
-      return result.end === 'stopped' ? null : result;
+      this.deps.onRunEnd({ action: name, outcome, seconds: result.durationMs / 1000, tasks: tasks.length });
+      log.info({ task_ids: taskIds, playbook: `${name}.yml`, outcome, seconds: result.durationMs / 1000 }, 'playbook ended');
+      if (result.end === 'stopped' && entry.canceled.size === 0) return null;
+      return { result, canceled: entry.canceled };
     } finally {
       this.active.delete(entry);
     }
   }
 
   private finish(task: Task, outcome: Outcome, log: string): void {
-    if (this.store.finish(task.id, outcome, log)) {
-      const finished = this.store.get(task.id);
-      if (finished) this.onFinished(finished);
-    }
+    this.cancelRequested.delete(task.id);
+    if (!this.deps.store.finish(task.id, outcome, log)) return;
+    const finished = this.deps.store.get(task.id);
+    if (!finished) return;
+    this.deps.events.record([task.id], 'status', {
+      status: finished.status,
+      ip: finished.ip,
+      instance_id: finished.instance_id,
+      instance_state: finished.instance_state,
+      error: finished.error,
+    });
+    const line = { task_id: task.id, action: task.action, status: finished.status, instance_id: finished.instance_id, ip: finished.ip };
+    if (finished.status === 'failed') this.deps.log.warn({ ...line, error: finished.error }, 'task failed');
+    else this.deps.log.info(line, `task ${finished.status}`);
+    this.deps.onFinished(finished);
   }
 
   private async claimIps(ips: string[]): Promise<() => void> {

@@ -8,10 +8,11 @@ import { v7 as uuidv7 } from 'uuid';
 import { isSameProcessAlive, killGroupAndWait } from '../ansible/process.js';
 import { verifySha512Crypt } from '../http/password.js';
 import type { Db } from './db.js';
+import { TaskEvents, type TaskEvent } from './events.js';
 import { Executor, type ExecutorOptions, type RunReport } from './executor.js';
 import { SqliteQueueStore, type QueuePayload } from './queue-store.js';
 import { TaskStore } from './store.js';
-import { TERMINAL, type CreateParams, type Task } from './types.js';
+import { TERMINAL, type CreateParams, type Task, type TaskFilter } from './types.js';
 
 /** Event that releases every waiter when the service stops. */
 const SHUTDOWN = Symbol('shutdown');
@@ -34,7 +35,7 @@ export interface Logger {
 /** Why a submission was refused; the routes map `kind` to a status code. */
 export class SubmitError extends Error {
   constructor(
-    readonly kind: 'unavailable' | 'queue_full' | 'key_conflict',
+    readonly kind: 'unavailable' | 'queue_full' | 'key_conflict' | 'not_found' | 'finished',
     message: string,
   ) {
     super(message);
@@ -53,6 +54,7 @@ export interface IdempotencyKey {
 
 export class TaskService {
   readonly store: TaskStore;
+  readonly taskEvents: TaskEvents;
   /** 'run' (RunReport) after every playbook run: for metrics and logs. */
   readonly runs = new EventEmitter<{ run: [RunReport] }>();
   private readonly queueStore: SqliteQueueStore;
@@ -70,13 +72,16 @@ export class TaskService {
     private readonly log: Logger,
   ) {
     this.store = new TaskStore(db);
+    this.taskEvents = new TaskEvents(db);
     this.queueStore = new SqliteQueueStore(db);
-    this.executor = new Executor(
-      this.store,
-      options,
-      (task) => this.events.emit(task.id, task),
-      (report) => this.runs.emit('run', report),
-    );
+    this.executor = new Executor(options, {
+      store: this.store,
+      events: this.taskEvents,
+      log,
+      onFinished: (task) => this.events.emit(task.id, task),
+      onRequeue: (ids) => this.requeue(ids),
+      onRunEnd: (report) => this.runs.emit('run', report),
+    });
     // Every sync request waits on one listener; thousands may wait at once.
     this.events.setMaxListeners(0);
   }
@@ -144,8 +149,42 @@ export class TaskService {
     return this.store.get(id);
   }
 
+  list(filter: TaskFilter): Task[] {
+    return this.store.list(filter);
+  }
+
+  /** The playbook output: live while the task runs, else as stored. */
   getLog(id: string): string | undefined {
-    return this.store.getLog(id);
+    return this.executor.liveLog(id) ?? this.store.getLog(id);
+  }
+
+  eventsSince(id: string, afterId: number): TaskEvent[] {
+    return this.taskEvents.since(id, afterId);
+  }
+
+  /**
+   * Cancels a task: a queued one never runs; a running one has its playbook
+   * stopped and, for a create, its instance terminated. Resolves with the
+   * task once it is canceled, or with its state after `waitMs`.
+   */
+  async cancel(id: string, waitMs: number): Promise<Task> {
+    const task = this.store.get(id);
+    if (!task) throw new SubmitError('not_found', 'task not found');
+    if (this.store.cancelQueued(id)) {
+      this.queued--;
+      const canceled = this.store.get(id)!;
+      this.taskEvents.record([id], 'status', { status: 'canceled', error: canceled.error });
+      this.log.info({ task_id: id, action: canceled.action }, 'task canceled before it ran');
+      this.events.emit(id, canceled);
+      return canceled;
+    }
+    if (this.store.requestCancel(id)) {
+      this.log.info({ task_id: id }, 'cancel requested for a running task');
+      this.executor.cancel(id);
+      return (await this.waitFor(id, waitMs)) ?? this.store.get(id)!;
+    }
+    const current = this.store.get(id)!;
+    throw new SubmitError('finished', `the task has already ${current.status === 'canceled' ? 'been canceled' : current.status}; nothing to cancel`);
   }
 
   /**
@@ -238,7 +277,22 @@ export class TaskService {
         tasks.push(this.store.get(id)!);
       }
     }
-    if (tasks.length) await this.executor.execute(tasks);
+    if (!tasks.length) return;
+    this.taskEvents.record(
+      tasks.map((task) => task.id),
+      'status',
+      { status: 'running' },
+    );
+    await this.executor.execute(tasks);
+  }
+
+  /** Puts running tasks back in the queue (their run was stopped by another task's cancel). */
+  private requeue(ids: string[]): void {
+    this.store.requeue(ids, true);
+    this.queued += ids.length;
+    this.taskEvents.record(ids, 'status', { status: 'queued' });
+    // The batch still holds their old rows locked; a new push queues them again.
+    for (const id of ids) this.queue?.push({ id });
   }
 
   /**
@@ -265,10 +319,9 @@ export class TaskService {
     const interrupted = unfinished.filter((task) => task.status === 'running');
     const abandoned = interrupted.filter((task) => task.attempts >= this.options.maxAttempts);
     for (const task of abandoned) {
-      this.store.finish(task.id, {
-        status: 'failed',
-        error: `abandoned after ${task.attempts} interrupted attempts (EC2_API_MAX_ATTEMPTS); the service stopped during each run`,
-      });
+      const error = `abandoned after ${task.attempts} interrupted attempts (EC2_API_MAX_ATTEMPTS); the service stopped during each run`;
+      this.store.finish(task.id, { status: 'failed', error });
+      this.taskEvents.record([task.id], 'status', { status: 'failed', error });
     }
     this.store.requeue(
       interrupted.filter((task) => !abandoned.includes(task)).map((task) => task.id),

@@ -1,10 +1,14 @@
 // The `tasks` and `idempotency_keys` tables: every read and write of a task
 // record goes through here, as prepared statements compiled once.
 import type { Db } from './db.js';
-import type { Outcome, Progress, Task, TaskAction } from './types.js';
+import type { Outcome, Progress, Task, TaskAction, TaskFilter } from './types.js';
 
 /** A task as SQLite holds it: JSON columns still as text. */
-type TaskRow = Omit<Task, 'params' | 'progress'> & { params: string; progress: string | null };
+type TaskRow = Omit<Task, 'params' | 'progress' | 'cancel_requested'> & {
+  params: string;
+  progress: string | null;
+  cancel_requested: number;
+};
 
 export interface NewTask {
   id: string;
@@ -23,7 +27,7 @@ export interface IdempotencyRecord {
 export const LOG_LIMIT = 256 * 1024;
 
 const COLUMNS =
-  'id, action, status, params, ip, instance_id, instance_state, error, progress, attempts, ' +
+  'id, action, status, params, ip, instance_id, instance_state, error, progress, attempts, cancel_requested, ' +
   'runner_pid, runner_start, created_at, started_at, finished_at';
 
 const now = () => new Date().toISOString();
@@ -33,6 +37,7 @@ function toTask(row: TaskRow): Task {
     ...row,
     params: JSON.parse(row.params) as Task['params'],
     progress: row.progress ? (JSON.parse(row.progress) as Progress) : null,
+    cancel_requested: row.cancel_requested === 1,
   };
 }
 
@@ -71,6 +76,11 @@ export class TaskStore {
         `UPDATE tasks SET status = 'queued', runner_pid = NULL, runner_start = NULL, progress = NULL,
            attempts = attempts - @refund WHERE id = @id AND status = 'running'`,
       ),
+      cancelQueued: db.prepare(
+        `UPDATE tasks SET status = 'canceled', error = 'canceled by request', finished_at = @at
+         WHERE id = @id AND status = 'queued'`,
+      ),
+      requestCancel: db.prepare(`UPDATE tasks SET cancel_requested = 1 WHERE id = ? AND status = 'running'`),
       keyGet: db.prepare('SELECT key, request_hash, task_id FROM idempotency_keys WHERE key = ? AND expires_at > ?'),
       keyDelete: db.prepare('DELETE FROM idempotency_keys WHERE key = ?'),
       keyInsert: db.prepare(
@@ -161,6 +171,48 @@ export class TaskStore {
     this.db.transaction(() => {
       for (const id of ids) this.stmt.requeue.run({ id, refund: refund ? 1 : 0 });
     })();
+  }
+
+  /** queued → canceled; false when it was not queued any more. */
+  cancelQueued(id: string): boolean {
+    return this.stmt.cancelQueued.run({ id, at: now() }).changes === 1;
+  }
+
+  /** Marks a running task to be canceled; false when it is not running. */
+  requestCancel(id: string): boolean {
+    return this.stmt.requestCancel.run(id).changes === 1;
+  }
+
+  /** Newest first, with the filters of GET /tasks. */
+  list(filter: TaskFilter): Task[] {
+    const where: string[] = [];
+    const params: Record<string, string | number> = { limit: filter.limit };
+    const add = (sql: string, name: keyof TaskFilter) => {
+      const value = filter[name];
+      if (value === undefined) return;
+      where.push(sql);
+      params[name] = value;
+    };
+    add('status = @status', 'status');
+    add('action = @action', 'action');
+    add('ip = @ip', 'ip');
+    add('created_at > @created_after', 'created_after');
+    add('created_at < @created_before', 'created_before');
+    add('id < @before_id', 'before_id');
+    const sql = `SELECT ${COLUMNS} FROM tasks ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY id DESC LIMIT @limit`;
+    // Few distinct shapes (2^6): the statement cache keeps this cheap.
+    return (this.cached(sql).all(params) as TaskRow[]).map(toTask);
+  }
+
+  private readonly statements = new Map<string, ReturnType<Db['prepare']>>();
+
+  private cached(sql: string) {
+    let statement = this.statements.get(sql);
+    if (!statement) {
+      statement = this.db.prepare(sql);
+      this.statements.set(sql, statement);
+    }
+    return statement;
   }
 
   findKey(key: string): IdempotencyRecord | undefined {

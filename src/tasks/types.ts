@@ -33,6 +33,8 @@ export interface Task {
   error: string | null;
   progress: Progress | null;
   attempts: number;
+  /** A cancel was asked for while it ran; a restart cleans up instead of running it again. */
+  cancel_requested: boolean;
   runner_pid: number | null;
   runner_start: string | null;
   created_at: string;
@@ -47,4 +49,16 @@ export interface Outcome {
   instance_id?: string | null;
   instance_state?: InstanceState | null;
   error?: string | null;
+}
+
+/** Filters of GET /tasks; every one optional. */
+export interface TaskFilter {
+  status?: TaskStatus;
+  action?: TaskAction;
+  ip?: string;
+  created_after?: string;
+  created_before?: string;
+  /** The last id of the previous page: ids are UUIDv7, so they sort by creation time. */
+  before_id?: string;
+  limit: number;
 }

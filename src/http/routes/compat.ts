@@ -3,10 +3,10 @@
 // wait for it; the task goes on if the client leaves.
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { FastifyReply } from 'fastify';
-import { SubmitError, type Submitted, type TaskService } from '../../tasks/service.js';
-import { TERMINAL, type Task } from '../../tasks/types.js';
+import type { Submitted, TaskService } from '../../tasks/service.js';
+import { TERMINAL } from '../../tasks/types.js';
 import { HttpError } from '../errors.js';
-import { sha512Crypt } from '../password.js';
+import { statusDocument, stillRunning, submitCreate, submitDelete } from '../tasks-http.js';
 import {
   CreateBody,
   ErrorBody,
@@ -14,7 +14,6 @@ import {
   IpParams,
   OperationResult,
   Queued,
-  SYSTEM_ACCOUNTS,
   TaskIdParams,
   TaskStatus,
 } from '../schemas.js';
@@ -25,59 +24,14 @@ export interface CompatOptions {
   syncWait: number;
 }
 
-export function statusDocument(task: Task) {
-  return {
-    task_id: task.id,
-    action: task.action,
-    status: task.status,
-    ip: task.ip,
-    instance_id: task.instance_id,
-    instance_state: task.instance_state,
-    error: task.error,
-    created_at: task.created_at,
-    started_at: task.started_at,
-    finished_at: task.finished_at,
-    progress: task.progress,
-    attempts: task.attempts,
-  };
-}
-
-/** Maps a refused submission to 503/409 with the contract's error shape. */
-function submitOrThrow(submit: () => Submitted): Submitted {
-  try {
-    return submit();
-  } catch (error) {
-    if (!(error instanceof SubmitError)) throw error;
-    if (error.kind === 'key_conflict') throw new HttpError(409, error.message, { field: 'idempotency-key' });
-    throw new HttpError(503, error.message, {}, { 'Retry-After': error.kind === 'queue_full' ? '30' : '5' });
-  }
-}
-
-function checkUsername(username: string): void {
-  if (SYSTEM_ACCOUNTS.has(username)) {
-    throw new HttpError(400, `username "${username}" is a system account; choose another name`, { field: 'username' });
-  }
-}
-
 function queued(reply: FastifyReply, submitted: Submitted, message: string) {
   reply.header('Location', `/status/${submitted.task.id}`);
   if (submitted.replayed) reply.header('Idempotent-Replayed', 'true');
   return reply.code(202).send({ task_id: submitted.task.id, message });
 }
 
-const stillRunning = (task: Task, seconds: number) =>
-  `the task is still ${task.status} after ${seconds} s; it goes on: follow /status/${task.id}`;
-
 const compatRoutes: FastifyPluginAsyncTypebox<CompatOptions> = async (app, { service, syncWait }) => {
-  const createTask = (body: CreateBody, key: string | undefined) => {
-    checkUsername(body.username);
-    return submitOrThrow(() => {
-      // Refuse before hashing: a full queue or a shutdown should cost nothing.
-      if (!key) service.assertCanAccept();
-      const password_hash = sha512Crypt(body.password);
-      return service.submitCreate({ username: body.username, password: body.password, password_hash }, key ? { key } : undefined);
-    });
-  };
+  const createTask = (body: CreateBody, key: string | undefined) => submitCreate(service, body, key);
 
   app.post(
     '/create',
@@ -136,7 +90,7 @@ const compatRoutes: FastifyPluginAsyncTypebox<CompatOptions> = async (app, { ser
     },
     async (request, reply) => {
       const { ip } = request.params;
-      const { task: queuedTask } = submitOrThrow(() => service.submitDelete(ip));
+      const { task: queuedTask } = submitDelete(service, ip);
       const task = (await service.waitFor(queuedTask.id, syncWait * 1000)) ?? queuedTask;
       if (!TERMINAL.has(task.status)) {
         return reply.code(504).send({ ip, status: task.status, task_id: task.id, error: stillRunning(task, syncWait) });
@@ -154,7 +108,7 @@ const compatRoutes: FastifyPluginAsyncTypebox<CompatOptions> = async (app, { ser
   app.get(
     '/delete-async/:ip',
     { schema: { summary: 'Queue a termination', params: IpParams, response: { 202: Queued, 400: ErrorBody, 503: ErrorBody } } },
-    async (request, reply) => queued(reply, submitOrThrow(() => service.submitDelete(request.params.ip)), 'delete task queued'),
+    async (request, reply) => queued(reply, submitDelete(service, request.params.ip), 'delete task queued'),
   );
 };
 
