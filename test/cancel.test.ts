@@ -1,0 +1,95 @@
+// Cancel: a queued task never runs; a running create is stopped and the
+// instance it already launched is terminated; members of the same batch go
+// back to the queue; a finished task cannot be canceled.
+import path from 'node:path';
+import t from 'tap';
+import { projectRoot } from '../src/config.js';
+import {
+  VALID,
+  eventually,
+  eventuallyAsync,
+  instances,
+  liveInstanceIds,
+  startMoto,
+  startService,
+  tempDir,
+} from './helpers/harness.js';
+import { pgrep } from './helpers/processes.js';
+
+const moto = await startMoto();
+t.teardown(() => moto.stop());
+const launchThenHang = path.join(projectRoot, 'test', 'fixtures', 'launch-then-hang');
+
+t.test('a queued task is canceled and never runs; a finished one answers 409', async (t) => {
+  const db = path.join(tempDir(), 'ec2-api.db');
+  const paused = await startService(moto.url, { EC2_API_DB: db, EC2_API_PAUSED: '1' });
+  const id = (await paused.app.inject({ method: 'POST', url: '/create-async', payload: VALID })).json().task_id;
+  const res = await paused.app.inject({ method: 'POST', url: `/tasks/${id}/cancel` });
+  t.equal(res.statusCode, 200);
+  t.match(res.json(), { task_id: id, status: 'canceled', error: 'canceled by request', started_at: null });
+  const again = await paused.app.inject({ method: 'POST', url: `/tasks/${id}/cancel` });
+  t.equal(again.statusCode, 409);
+  t.match(again.json(), { error: /already been canceled/ });
+  t.equal((await paused.app.inject({ method: 'POST', url: '/tasks/01a21c5a-0000-7000-8000-000000000000/cancel' })).statusCode, 404);
+  t.equal((await paused.app.inject({ method: 'POST', url: '/tasks/nope/cancel' })).statusCode, 400);
+  await paused.close();
+
+  // Unpaused on the same database: another task runs, the canceled one does not.
+  const running = await startService(moto.url, { EC2_API_DB: db });
+  t.teardown(() => running.close());
+  const other = (await running.app.inject({ method: 'POST', url: '/create', payload: VALID })).json();
+  t.equal(other.status, 'running');
+  t.equal(running.runtime.service.get(id)!.status, 'canceled');
+  t.same(await liveInstanceIds(moto.url, id), [], 'no instance was launched for it');
+  const finished = await running.app.inject({ method: 'POST', url: `/tasks/${other.task_id}/cancel` });
+  t.equal(finished.statusCode, 409);
+  t.match(finished.json(), { error: /already succeeded/ });
+});
+
+t.test('a running create is stopped and the instance it launched is terminated', async (t) => {
+  const service = await startService(moto.url, { EC2_API_PLAYBOOK_DIR: launchThenHang });
+  t.teardown(() => service.close());
+  // A client waiting on the sync route sees the cancel too.
+  const waiting = service.app.inject({ method: 'POST', url: '/create', payload: VALID });
+  const id = await eventually(() => service.runtime.service.list({ limit: 1 })[0]?.id, 10_000, 'the task');
+  const [launched] = await eventuallyAsync(async () => {
+    const ids = await liveInstanceIds(moto.url, id);
+    return ids.length ? ids : undefined;
+  }, 60_000, 'the instance to launch');
+
+  const res = await service.app.inject({ method: 'POST', url: `/tasks/${id}/cancel` });
+  t.equal(res.statusCode, 200, res.body);
+  t.match(res.json(), { status: 'canceled', instance_id: launched, instance_state: 'terminated', error: 'canceled by request' });
+  t.equal(instances(moto.url).find((i) => i.id === launched)?.state, 'terminated', 'nothing is left running and billing');
+  t.same(pgrep('sleep 317'), [], 'the playbook tree is gone');
+  const sync = await waiting;
+  t.equal(sync.statusCode, 502);
+  t.match(sync.json(), { status: 'canceled', task_id: id, ip: null });
+  t.match(service.runtime.service.getLog(id), /cleanup after cancel/);
+});
+
+t.test('canceling one member of a batch requeues the others', async (t) => {
+  const db = path.join(tempDir(), 'ec2-api.db');
+  const paused = await startService(moto.url, { EC2_API_DB: db, EC2_API_PAUSED: '1' });
+  const ids: string[] = [];
+  for (let i = 0; i < 3; i++) ids.push((await paused.app.inject({ method: 'POST', url: '/create-async', payload: VALID })).json().task_id);
+  await paused.close();
+
+  // Started with all three queued: one batch takes them together.
+  const service = await startService(moto.url, { EC2_API_DB: db, EC2_API_PLAYBOOK_DIR: launchThenHang, EC2_API_CONCURRENCY: '1' });
+  t.teardown(() => service.close(0));
+  const launched = await eventuallyAsync(async () => {
+    const all = await Promise.all(ids.map((id) => liveInstanceIds(moto.url, id)));
+    return all.every((found) => found.length === 1) ? all.map((found) => found[0]!) : undefined;
+  }, 60_000, 'the batch to launch all three');
+
+  const res = await service.app.inject({ method: 'POST', url: `/tasks/${ids[1]}/cancel` });
+  t.match(res.json(), { status: 'canceled', instance_state: 'terminated', instance_id: launched[1] });
+  for (const i of [0, 2]) {
+    const task = service.runtime.service.get(ids[i]!)!;
+    t.ok(['queued', 'running'].includes(task.status), `member ${i} went back to the queue (${task.status})`);
+    t.equal(instances(moto.url).find((x) => x.id === launched[i])?.state, 'running', `member ${i} keeps its instance`);
+  }
+  const events = service.runtime.service.eventsSince(ids[0]!, 0).filter((e) => e.type === 'status').map((e) => e.data.status);
+  t.match(events, ['running', 'queued'], 'its events show the requeue');
+});
