@@ -2,7 +2,7 @@
 // /instances and DELETE /instances/<ip> are the same tasks as the
 // compatibility routes, answered with the task document.
 import t from 'tap';
-import { VALID, eventually, instances, launchUntagged, startMoto, startService } from './helpers/harness.js';
+import { VALID, ec2Proxy, eventually, instances, launchUntagged, startMoto, startService } from './helpers/harness.js';
 
 const moto = await startMoto();
 const service = await startService(moto.url);
@@ -53,9 +53,13 @@ t.test('DELETE /instances/<ip>?wait=true terminates (200), then 404; without wai
 });
 
 t.test('GET /instances answers 502 when EC2 cannot be read', async (t) => {
-  const broken = await startService('http://127.0.0.1:9', { AWS_MAX_ATTEMPTS: '1' });
-  t.teardown(() => broken.close());
+  const refusing = await ec2Proxy(moto.url, { refuseAll: true });
+  const broken = await startService(refusing.url);
+  t.teardown(async () => {
+    await broken.close();
+    await refusing.close();
+  });
   const res = await broken.app.inject({ url: '/instances' });
   t.equal(res.statusCode, 502);
-  t.match(res.json(), { error: /could not list the instances/ });
+  t.match(res.json(), { error: /could not list the instances.*AuthFailure/ });
 });

@@ -104,6 +104,11 @@ export class PlaybookRun {
     fs.writeFileSync(varsFile, JSON.stringify(markUnsafe(this.options.vars)), { mode: 0o600, flag: 'wx' });
 
     const env: Record<string, string | undefined> = {
+      // EC2 throttles (RequestLimitExceeded) under bursts: botocore retries
+      // throttling with exponential backoff instead of failing the task.
+      // An operator's own AWS_RETRY_MODE / AWS_MAX_ATTEMPTS win.
+      AWS_RETRY_MODE: 'standard',
+      AWS_MAX_ATTEMPTS: '10',
       ...process.env,
       ...this.options.env,
       ANSIBLE_CONFIG: path.join(this.options.projectDir, 'ansible.cfg'),

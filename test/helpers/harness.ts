@@ -6,6 +6,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import http from 'node:http';
 import net from 'node:net';
 import type { FastifyInstance } from 'fastify';
 import { buildApp } from '../../src/app.js';
@@ -186,4 +187,43 @@ export function isAlive(pid: number): boolean {
   } catch {
     return false;
   }
+}
+
+/**
+ * An EC2 endpoint in front of moto that answers the first `throttle` calls
+ * of `action` with RequestLimitExceeded, as EC2 does under a burst, or (with
+ * `refuseAll`) refuses every call's credentials. Counts the calls it saw.
+ */
+export async function ec2Proxy(target: string, options: { action?: string; throttle?: number; refuseAll?: boolean } = {}) {
+  const seen = new Map<string, number>();
+  let throttled = 0;
+  const server = http.createServer(async (req, res) => {
+    const chunks: Buffer[] = [];
+    for await (const chunk of req) chunks.push(chunk as Buffer);
+    const body = Buffer.concat(chunks);
+    const action = new URLSearchParams(body.toString()).get('Action') ?? '?';
+    seen.set(action, (seen.get(action) ?? 0) + 1);
+    const error = (status: number, code: string, message: string) => {
+      res.writeHead(status, { 'content-type': 'text/xml' });
+      res.end(`<?xml version="1.0" encoding="UTF-8"?><Response><Errors><Error><Code>${code}</Code><Message>${message}</Message></Error></Errors><RequestID>x</RequestID></Response>`);
+    };
+    if (options.refuseAll) return error(401, 'AuthFailure', 'AWS was not able to validate the provided access credentials');
+    if (action === options.action && throttled < (options.throttle ?? 0)) {
+      throttled++;
+      return error(503, 'RequestLimitExceeded', 'Request limit exceeded.');
+    }
+    const headers = Object.fromEntries(
+      Object.entries(req.headers).filter(([name]) => name === 'content-type' || name === 'authorization' || name.startsWith('x-amz')),
+    ) as Record<string, string>;
+    const upstream = await fetch(target, { method: req.method, headers, body: req.method === 'GET' ? undefined : body });
+    res.writeHead(upstream.status, { 'content-type': upstream.headers.get('content-type') ?? 'text/xml' });
+    res.end(Buffer.from(await upstream.arrayBuffer()));
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as net.AddressInfo;
+  return {
+    url: `http://127.0.0.1:${port}`,
+    calls: (action: string) => seen.get(action) ?? 0,
+    close: () => new Promise<void>((resolve) => server.close(() => resolve())),
+  };
 }
