@@ -122,3 +122,21 @@ t.test('killed with tasks queued (paused): every 202 runs after the restart', as
     t.equal(liveInstancesOfTask(moto.url, task.id).length, 1, 'one instance');
   }
 });
+
+t.test('a task interrupted EC2_API_MAX_ATTEMPTS times is failed, not run again', async (t) => {
+  const db = path.join(tempDir(), 'ec2-api.db');
+  const paused = await startService(moto.url, { EC2_API_DB: db, EC2_API_PAUSED: '1' });
+  const id = (await paused.app.inject({ method: 'POST', url: '/create-async', payload: VALID })).json().task_id;
+  await paused.close();
+  // As three crashes in a row would leave it: running, three attempts made.
+  const conn = new Database(db);
+  conn.prepare("UPDATE tasks SET status = 'running', attempts = 3 WHERE id = ?").run(id);
+  conn.close();
+
+  const service = await startService(moto.url, { EC2_API_DB: db, EC2_API_MAX_ATTEMPTS: '3' });
+  t.teardown(() => service.close());
+  const task = service.runtime.service.get(id)!;
+  t.equal(task.status, 'failed');
+  t.match(task.error, /abandoned after 3 interrupted attempts/);
+  t.same(await liveInstanceIds(moto.url, id), [], 'it did not run again');
+});
