@@ -6,6 +6,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 export type CloudMode = 'auto' | 'aws' | 'local';
+export type LogFormat = 'auto' | 'json' | 'pretty';
 
 export interface Config {
   port: number;
@@ -19,6 +20,8 @@ export interface Config {
   allowUnauthenticated: boolean;
   concurrency: number;
   batchSize: number;
+  /** Milliseconds a lone task waits for others to join its batch. */
+  batchDelayMs: number;
   /** Seconds before a playbook run is killed. */
   taskTimeout: number;
   /** Seconds a sync route waits for its task before answering 504. */
@@ -30,6 +33,8 @@ export interface Config {
   idempotencyTtl: number;
   paused: boolean;
   logLevel: string;
+  /** LOG_FORMAT: `json` (one JSON object a line), `pretty` (pino-pretty), or `auto`: pretty on a terminal, else JSON. */
+  logFormat: LogFormat;
   /** Where playbooks/, inventory/ and ansible.cfg live. */
   projectDir: string;
   playbookDir: string;
@@ -88,6 +93,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   if (!LOG_LEVELS.includes(logLevel)) {
     throw new ConfigError(`LOG_LEVEL must be one of ${LOG_LEVELS.join(', ')}, got "${logLevel}"`);
   }
+  const logFormat = (env.LOG_FORMAT?.trim().toLowerCase() || 'auto') as LogFormat;
+  if (!['auto', 'json', 'pretty'].includes(logFormat)) {
+    throw new ConfigError(`LOG_FORMAT must be json, pretty or auto, got "${env.LOG_FORMAT}"`);
+  }
   const apiTokens = (env.API_TOKENS ?? '')
     .split(',')
     .map((token) => token.trim())
@@ -109,6 +118,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     allowUnauthenticated: flag(env, 'ALLOW_UNAUTHENTICATED'),
     concurrency: integer(env, 'EC2_API_CONCURRENCY', 2, 1, 64),
     batchSize: integer(env, 'EC2_API_BATCH_SIZE', 10, 1, 100),
+    // Long enough for a burst of requests to share one ansible-playbook
+    // start-up, short next to the ~2 s a playbook takes.
+    batchDelayMs: integer(env, 'EC2_API_BATCH_DELAY_MS', 25, 0, 10_000),
     taskTimeout,
     // A sync call waits as long as a run may take, plus time to queue.
     syncWait: integer(env, 'EC2_API_SYNC_WAIT', taskTimeout + 60, 1, 86_400),
@@ -118,6 +130,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     idempotencyTtl: integer(env, 'EC2_API_IDEMPOTENCY_TTL', 86_400, 60, 30 * 86_400),
     paused: flag(env, 'EC2_API_PAUSED'),
     logLevel,
+    logFormat,
     projectDir,
     playbookDir: path.resolve(projectDir, env.EC2_API_PLAYBOOK_DIR?.trim() || 'playbooks'),
     ansiblePlaybook: env.EC2_API_ANSIBLE_PLAYBOOK?.trim() || fromVenv(projectDir, 'ansible-playbook'),

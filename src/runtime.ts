@@ -33,6 +33,7 @@ export async function startRuntime(config: Config, log: Logger, cloudOverride?: 
         env: cloud.env,
         concurrency: config.concurrency,
         batchSize: config.batchSize,
+        batchDelayMs: config.batchDelayMs,
         maxQueued: config.maxQueued,
         maxAttempts: config.maxAttempts,
         idempotencyTtl: config.idempotencyTtl,

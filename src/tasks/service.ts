@@ -20,6 +20,7 @@ const SHUTDOWN = Symbol('shutdown');
 export interface ServiceOptions extends ExecutorOptions {
   concurrency: number;
   batchSize: number;
+  batchDelayMs: number;
   maxQueued: number;
   maxAttempts: number;
   idempotencyTtl: number;
@@ -114,6 +115,7 @@ export class TaskService {
       store: this.queueStore,
       concurrent: this.options.concurrency,
       batchSize: this.options.batchSize,
+      batchDelay: this.options.batchDelayMs,
       // Recovery has already unlocked interrupted batches: nothing to resume.
       autoResume: !this.options.paused,
       // Our store answers on the next tick; better-queue then starts batches.
