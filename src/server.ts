@@ -1,28 +1,71 @@
 // The entry point, and the only module with side effects: read config,
 // start the runtime, listen, and stop gracefully on SIGTERM/SIGINT.
-import pino from 'pino';
+import pino, { type Logger } from 'pino';
 import { buildApp, REDACT } from './app.js';
-import { checkExposure, ConfigError, loadConfig } from './config.js';
-import { startRuntime } from './runtime.js';
+import { checkExposure, ConfigError, loadConfig, type Config } from './config.js';
+import { packageVersion } from './observability/openapi.js';
+import { startRuntime, type Runtime } from './runtime.js';
+
+/**
+ * JSON lines for machines (LOG_FORMAT=json, or output not to a terminal);
+ * pino-pretty, in a worker thread, for people (a terminal, or LOG_FORMAT=pretty).
+ * Redaction happens before either: secrets never reach the transport.
+ */
+function createLogger(config: Config): { log: Logger; pretty: boolean } {
+  const pretty = config.logFormat === 'pretty' || (config.logFormat === 'auto' && process.stdout.isTTY === true);
+  const options = { level: config.logLevel, redact: { paths: REDACT, censor: '[redacted]' } };
+  if (!pretty) return { log: pino(options), pretty };
+  const transport = { target: 'pino-pretty', options: { translateTime: 'SYS:HH:MM:ss.l', ignore: 'pid,hostname' } };
+  return { log: pino({ ...options, transport }), pretty };
+}
+
+/** Which EC2 is used: a box a person cannot miss on a terminal, one record for a log pipeline. */
+function cloudBanner(log: Logger, pretty: boolean, runtime: Runtime): void {
+  const { cloud } = runtime;
+  const target = `EC2 target: ${cloud.description}`;
+  const hint = 'Set AWS credentials (or EC2_API_CLOUD=aws) to launch real instances.';
+  const fields = { cloud: { kind: cloud.kind, endpoint: cloud.endpointUrl, region: cloud.region } };
+  if (cloud.kind !== 'local-emulator') {
+    if (pretty) log.info(target);
+    else log.info(fields, target);
+  } else if (!pretty) {
+    log.warn(fields, `${target}. ${hint}`);
+  } else {
+    log.warn('='.repeat(78));
+    log.warn(target);
+    log.warn(hint);
+    log.warn('='.repeat(78));
+  }
+}
+
+/** Where to find the API, its docs and its metrics, and whether it needs a token. */
+function listeningBanner(log: Logger, pretty: boolean, config: Config, url: string): void {
+  const version = packageVersion();
+  const access = config.apiTokens.length
+    ? `bearer token required (${config.apiTokens.length} configured; /healthz is open)`
+    : 'no API tokens: anyone who can connect may use it';
+  const links = { docs: `${url}/docs`, openapi: `${url}/openapi.json`, metrics: `${url}/metrics`, readiness: `${url}/readyz` };
+  if (!pretty) {
+    log.info({ url, version, ...links, access }, `ec2-api ${version} listening on ${url}`);
+    return;
+  }
+  log.info(`ec2-api ${version} listening on ${url}`);
+  log.info(`  docs       ${links.docs}  (OpenAPI: ${links.openapi})`);
+  log.info(`  metrics    ${links.metrics}  (readiness: ${links.readiness})`);
+  log.info(`  access     ${access}`);
+}
 
 async function main(): Promise<void> {
   const config = loadConfig();
   checkExposure(config);
-  const log = pino({ level: config.logLevel, redact: { paths: REDACT, censor: '[redacted]' } });
+  const { log, pretty } = createLogger(config);
 
   const runtime = await startRuntime(config, log);
-  const banner = `EC2 target: ${runtime.cloud.description}`;
-  if (runtime.cloud.kind === 'local-emulator') {
-    log.warn('='.repeat(78));
-    log.warn(banner);
-    log.warn('Set AWS credentials (or EC2_API_CLOUD=aws) to launch real instances.');
-    log.warn('='.repeat(78));
-  } else {
-    log.info(banner);
-  }
+  cloudBanner(log, pretty, runtime);
 
-  const app = buildApp({ config, service: runtime.service, cloud: runtime.cloud, logger: log });
-  await app.listen({ port: config.port, host: config.host });
+  const app = buildApp({ config, service: runtime.service, cloud: runtime.cloud, logger: log, db: runtime.db });
+  const url = await app.listen({ port: config.port, host: config.host });
+  listeningBanner(log, pretty, config, url);
 
   let stopping = false;
   const stop = async (signal: string) => {

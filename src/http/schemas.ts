@@ -42,63 +42,155 @@ export const CreateBody = Type.Object(
       examples: ['suitepad'],
     }),
   },
-  { additionalProperties: false },
+  {
+    additionalProperties: false,
+    description: 'The login account to create on the new instance (cloud-init user-data, SSH password login on)',
+    examples: [{ username: 'suitepad', password: 'suitepad' }],
+  },
 );
 export type CreateBody = Static<typeof CreateBody>;
 
 export const IdempotencyHeaders = Type.Object({
-  'idempotency-key': Type.Optional(Type.String({ minLength: 1, maxLength: 255, pattern: '^[\\x21-\\x7E]+$' })),
+  'idempotency-key': Type.Optional(
+    Type.String({
+      minLength: 1,
+      maxLength: 255,
+      pattern: '^[\\x21-\\x7E]+$',
+      description: `${FIELD_HINTS['idempotency-key']}: the same key with the same body returns the same task, never a second one; with another body, 409`,
+      examples: ['deploy-42'],
+    }),
+  ),
 });
 
-export const IpParams = Type.Object({ ip: Type.String({ pattern: IPV4_PATTERN, maxLength: 15 }) });
-export const TaskIdParams = Type.Object({ id: Type.String({ pattern: UUID_PATTERN, maxLength: 36 }) });
+export const IpParams = Type.Object({
+  ip: Type.String({ pattern: IPV4_PATTERN, maxLength: 15, description: `The instance's public IP: ${FIELD_HINTS.ip}`, examples: ['54.214.104.69'] }),
+});
+export const TaskIdParams = Type.Object({
+  id: Type.String({ pattern: UUID_PATTERN, maxLength: 36, description: FIELD_HINTS.id, examples: ['01a21c5a-6dbb-7575-a344-8105e40c2f30'] }),
+});
 
 export const ErrorBody = Type.Object(
   {
-    error: Type.String(),
-    field: Type.Optional(Type.String()),
+    error: Type.String({ description: 'What went wrong, as a sentence a person can act on' }),
+    field: Type.Optional(Type.String({ description: 'The input at fault, for validation errors' })),
   },
-  { additionalProperties: true },
+  {
+    additionalProperties: true,
+    description: 'Every 4xx/5xx answer: no stack trace, no internal path, nothing secret',
+    examples: [
+      {
+        error: 'username is not valid: it must be 1–32 characters: lowercase letters, digits, "_" or "-", starting with a letter or "_"',
+        field: 'username',
+      },
+    ],
+  },
 );
 
-export const Queued = Type.Object({ task_id: Type.String(), message: Type.String() });
+export const Queued = Type.Object(
+  {
+    task_id: Type.String({ description: 'The task id; follow it at /status/<task_id>' }),
+    message: Type.String({ description: '"create task queued" or "delete task queued"' }),
+  },
+  {
+    description: 'The task is committed to disk and queued',
+    examples: [{ task_id: '01a21c5a-6dbb-7575-a344-8105e40c2f30', message: 'create task queued' }],
+  },
+);
 
 /** The answer of the sync routes, /create and /delete/<ip>, in the original's shape. */
-export const OperationResult = Type.Object({
-  ip: Nullable(Type.String()),
-  status: Type.String(),
-  task_id: Type.String(),
-  instance_id: Type.Optional(Nullable(Type.String())),
-  error: Type.Optional(Nullable(Type.String())),
-});
+export const OperationResult = Type.Object(
+  {
+    ip: Nullable(Type.String({ description: 'The public IP; null when the create did not succeed' })),
+    status: Type.String({ description: 'running or terminated on success; not_found, failed, queued or running otherwise' }),
+    task_id: Type.String({ description: 'The task that did the work; /status/<task_id> has the detail' }),
+    instance_id: Type.Optional(Nullable(Type.String())),
+    error: Type.Optional(Nullable(Type.String({ description: 'Why it failed, or that it is still going' }))),
+  },
+  {
+    description: 'The answer of /create and /delete/<ip>, in the shape of the original service',
+    examples: [
+      { ip: '54.214.60.94', status: 'running', task_id: '01a21c6b-5b4e-7d1a-9c1f-6a0e2b3c4d5e', instance_id: 'i-70542eecb742cb281' },
+      {
+        ip: null,
+        status: 'failed',
+        task_id: '01a21c6b-5b4e-7d1a-9c1f-6a0e2b3c4d5e',
+        error: 'the create playbook failed: UnauthorizedOperation; /status/<task_id> keeps the detail',
+      },
+    ],
+  },
+);
 
-export const Progress = Type.Object({ step: Type.Integer(), of: Type.Integer(), name: Type.String() });
+export const Progress = Type.Object(
+  { step: Type.Integer(), of: Type.Integer(), name: Type.String({ description: 'The playbook task running now' }) },
+  { description: 'Which playbook step the task is in' },
+);
 
-export const TaskStatus = Type.Object({
-  task_id: Type.String(),
-  action: Type.Union([Type.Literal('create'), Type.Literal('delete')]),
-  status: Type.Union(['queued', 'running', 'succeeded', 'failed', 'canceled'].map((s) => Type.Literal(s))),
-  ip: Nullable(Type.String()),
-  instance_id: Nullable(Type.String()),
-  instance_state: Nullable(Type.String()),
-  error: Nullable(Type.String()),
-  created_at: Type.String(),
-  started_at: Nullable(Type.String()),
-  finished_at: Nullable(Type.String()),
-  progress: Nullable(Progress),
-  attempts: Type.Integer(),
-});
+export const TaskStatus = Type.Object(
+  {
+    task_id: Type.String(),
+    action: Type.Union([Type.Literal('create'), Type.Literal('delete')]),
+    status: Type.Union(['queued', 'running', 'succeeded', 'failed', 'canceled'].map((s) => Type.Literal(s))),
+    ip: Nullable(Type.String()),
+    instance_id: Nullable(Type.String()),
+    instance_state: Nullable(Type.String()),
+    error: Nullable(Type.String()),
+    created_at: Type.String(),
+    started_at: Nullable(Type.String()),
+    finished_at: Nullable(Type.String()),
+    progress: Nullable(Progress),
+    attempts: Type.Integer({ description: 'Runs so far: more than 1 after a crash recovery' }),
+  },
+  {
+    description: 'One task. ip, instance_id, instance_state, error, started_at and finished_at are null until known',
+    examples: [
+      {
+        task_id: '01a21c5a-6dbb-7575-a344-8105e40c2f30',
+        action: 'create',
+        status: 'running',
+        ip: null,
+        instance_id: null,
+        instance_state: null,
+        error: null,
+        created_at: '2026-11-27T09:33:38.107Z',
+        started_at: '2026-11-27T09:33:38.111Z',
+        finished_at: null,
+        progress: { step: 6, of: 9, name: 'Launch one instance per task' },
+        attempts: 1,
+      },
+    ],
+  },
+);
 
-export const Health = Type.Object({
-  status: Type.Literal('ok'),
-  cloud: Type.Object({
-    kind: Type.String(),
-    endpoint: Nullable(Type.String()),
-    region: Type.String(),
-    description: Type.String(),
-  }),
-  accepting: Type.Boolean(),
-  paused: Type.Boolean(),
-  queued: Type.Integer(),
-  running_playbooks: Type.Integer(),
-});
+export const Health = Type.Object(
+  {
+    status: Type.Literal('ok'),
+    cloud: Type.Object({
+      kind: Type.String(),
+      endpoint: Nullable(Type.String()),
+      region: Type.String(),
+      description: Type.String(),
+    }),
+    accepting: Type.Boolean(),
+    paused: Type.Boolean(),
+    queued: Type.Integer({ description: 'Tasks waiting for a playbook run' }),
+    running_playbooks: Type.Integer(),
+  },
+  {
+    description: 'Liveness, and which EC2 this service talks to',
+    examples: [
+      {
+        status: 'ok',
+        cloud: {
+          kind: 'local-emulator',
+          endpoint: 'http://127.0.0.1:44699',
+          region: 'us-east-1',
+          description: 'the LOCAL EC2 EMULATOR (moto) at http://127.0.0.1:44699: no real instances are launched',
+        },
+        accepting: true,
+        paused: false,
+        queued: 0,
+        running_playbooks: 0,
+      },
+    ],
+  },
+);

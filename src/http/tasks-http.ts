@@ -4,7 +4,7 @@
 import { SubmitError, type Submitted, type TaskService } from '../tasks/service.js';
 import type { Task } from '../tasks/types.js';
 import { HttpError } from './errors.js';
-import { sha512Crypt } from './password.js';
+import type { PasswordHasher } from './password.js';
 import { SYSTEM_ACCOUNTS, type CreateBody } from './schemas.js';
 
 /** The document of GET /status/<id> and GET /tasks/<id>. */
@@ -49,14 +49,14 @@ export function toHttpError(error: unknown): unknown {
 }
 
 /** Queues a create from a validated body; the plaintext password goes no further than this. */
-export function submitCreate(service: TaskService, body: CreateBody, key: string | undefined): Submitted {
+export function submitCreate(service: TaskService, hasher: PasswordHasher, body: CreateBody, key: string | undefined): Submitted {
   if (SYSTEM_ACCOUNTS.has(body.username)) {
     throw new HttpError(400, `username "${body.username}" is a system account; choose another name`, { field: 'username' });
   }
   return orHttpError(() => {
     // Refuse before hashing: a full queue or a shutdown should cost nothing.
     if (!key) service.assertCanAccept();
-    const password_hash = sha512Crypt(body.password);
+    const password_hash = hasher.hash(body.username, body.password);
     return service.submitCreate({ username: body.username, password: body.password, password_hash }, key ? { key } : undefined);
   });
 }

@@ -52,7 +52,7 @@ export async function startService(endpoint: string, env: Record<string, string>
     ...env,
   });
   const runtime = await startRuntime(config, silentLog);
-  const app = buildApp({ config, service: runtime.service, cloud: runtime.cloud });
+  const app = buildApp({ config, service: runtime.service, cloud: runtime.cloud, db: runtime.db });
   await app.ready();
   return {
     config,

@@ -6,6 +6,7 @@ import type { FastifyReply } from 'fastify';
 import type { Submitted, TaskService } from '../../tasks/service.js';
 import { TERMINAL } from '../../tasks/types.js';
 import { HttpError } from '../errors.js';
+import type { PasswordHasher } from '../password.js';
 import { statusDocument, stillRunning, submitCreate, submitDelete } from '../tasks-http.js';
 import {
   CreateBody,
@@ -20,6 +21,7 @@ import {
 
 export interface CompatOptions {
   service: TaskService;
+  hasher: PasswordHasher;
   /** Seconds a sync route waits before answering 504. */
   syncWait: number;
 }
@@ -30,8 +32,8 @@ function queued(reply: FastifyReply, submitted: Submitted, message: string) {
   return reply.code(202).send({ task_id: submitted.task.id, message });
 }
 
-const compatRoutes: FastifyPluginAsyncTypebox<CompatOptions> = async (app, { service, syncWait }) => {
-  const createTask = (body: CreateBody, key: string | undefined) => submitCreate(service, body, key);
+const compatRoutes: FastifyPluginAsyncTypebox<CompatOptions> = async (app, { service, hasher, syncWait }) => {
+  const createTask = (body: CreateBody, key: string | undefined) => submitCreate(service, hasher, body, key);
 
   app.post(
     '/create',

@@ -6,17 +6,19 @@ import { listManagedInstances, ListError, type ListOptions } from '../../ansible
 import type { Submitted, TaskService } from '../../tasks/service.js';
 import { TERMINAL, type Task } from '../../tasks/types.js';
 import { HttpError } from '../errors.js';
+import type { PasswordHasher } from '../password.js';
 import { InstanceList, WaitQuery } from '../resource-schemas.js';
 import { CreateBody, ErrorBody, IdempotencyHeaders, IpParams, TaskStatus } from '../schemas.js';
 import { statusDocument, submitCreate, submitDelete } from '../tasks-http.js';
 
 export interface InstanceRoutesOptions {
   service: TaskService;
+  hasher: PasswordHasher;
   syncWait: number;
   list: ListOptions;
 }
 
-const instanceRoutes: FastifyPluginAsyncTypebox<InstanceRoutesOptions> = async (app, { service, syncWait, list }) => {
+const instanceRoutes: FastifyPluginAsyncTypebox<InstanceRoutesOptions> = async (app, { service, hasher, syncWait, list }) => {
   /** 202 with the task now, or (?wait=true) the task once it has ended. */
   const answer = async (reply: FastifyReply, submitted: Submitted, wait: boolean, done: (task: Task) => number) => {
     reply.header('Location', `/tasks/${submitted.task.id}`);
@@ -58,7 +60,7 @@ const instanceRoutes: FastifyPluginAsyncTypebox<InstanceRoutesOptions> = async (
       },
     },
     async (request, reply) =>
-      answer(reply, submitCreate(service, request.body, request.headers['idempotency-key']), request.query.wait === 'true', (task) =>
+      answer(reply, submitCreate(service, hasher, request.body, request.headers['idempotency-key']), request.query.wait === 'true', (task) =>
         task.status === 'succeeded' ? 201 : 502,
       ),
   );
