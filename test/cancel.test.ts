@@ -14,7 +14,7 @@ import {
   startService,
   tempDir,
 } from './helpers/harness.js';
-import { pgrep } from './helpers/processes.js';
+import { processGroup } from './helpers/processes.js';
 
 const moto = await startMoto();
 t.teardown(() => moto.stop());
@@ -57,11 +57,12 @@ t.test('a running create is stopped and the instance it launched is terminated',
     return ids.length ? ids : undefined;
   }, 60_000, 'the instance to launch');
 
+  const pgid = service.runtime.service.get(id)!.runner_pid!;
   const res = await service.app.inject({ method: 'POST', url: `/tasks/${id}/cancel` });
   t.equal(res.statusCode, 200, res.body);
   t.match(res.json(), { status: 'canceled', instance_id: launched, instance_state: 'terminated', error: 'canceled by request' });
   t.equal(instances(moto.url).find((i) => i.id === launched)?.state, 'terminated', 'nothing is left running and billing');
-  t.same(pgrep('sleep 317'), [], 'the playbook tree is gone');
+  t.same(processGroup(pgid), [], 'the playbook tree is gone');
   const sync = await waiting;
   t.equal(sync.statusCode, 502);
   t.match(sync.json(), { status: 'canceled', task_id: id, ip: null });

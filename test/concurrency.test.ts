@@ -5,7 +5,7 @@ import Database from 'better-sqlite3';
 import path from 'node:path';
 import t from 'tap';
 import { VALID, instances, spawnServer, startMoto, startService, tempDir } from './helpers/harness.js';
-import { isGroupLeader, pgrep } from './helpers/processes.js';
+import { isGroupLeader, isOurChild, pgrep } from './helpers/processes.js';
 
 const moto = await startMoto();
 t.teardown(() => moto.stop());
@@ -21,7 +21,8 @@ t.test('concurrent deletes of one IP: one playbook at a time, one terminates, th
   let mostAtOnce = 0;
   const sampler = (async () => {
     while (sampling) {
-      const runs = pgrep('playbooks/delete.yml').filter(isGroupLeader).length;
+      // Only this service's runs: other test files may run delete playbooks meanwhile.
+      const runs = pgrep('playbooks/delete.yml').filter((pid) => isGroupLeader(pid) && isOurChild(pid)).length;
       mostAtOnce = Math.max(mostAtOnce, runs);
       await new Promise((resolve) => setTimeout(resolve, 20));
     }

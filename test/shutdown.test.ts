@@ -7,7 +7,7 @@ import path from 'node:path';
 import t from 'tap';
 import { projectRoot } from '../src/config.js';
 import { VALID, eventually, eventuallyAsync, spawnServer, startMoto, startService, tempDir } from './helpers/harness.js';
-import { pgrep } from './helpers/processes.js';
+import { processGroup } from './helpers/processes.js';
 
 const moto = await startMoto();
 t.teardown(() => moto.stop());
@@ -35,11 +35,12 @@ t.test('SIGTERM past the grace period: the playbook is stopped, the task requeue
   const db = path.join(tempDir(), 'ec2-api.db');
   const server = await spawnServer({ EC2_API_DB: db, AWS_ENDPOINT_URL: moto.url, EC2_API_PLAYBOOK_DIR: hanging, EC2_API_SHUTDOWN_GRACE: '1' });
   const { body } = await createAsync(server.url);
-  await eventually(() => pgrep('sleep 313').length > 0, 30_000, 'the playbook to run');
+  const pgid = await eventually(() => taskRow(db, body.task_id).runner_pid, 30_000, 'the playbook to run');
+  await eventually(() => processGroup(pgid).length > 2, 30_000, 'the hanging step to run');
 
   server.child.kill('SIGTERM');
   t.equal(await server.exited, 0, 'exit code 0');
-  t.same(pgrep('sleep 313'), [], 'the playbook tree is gone');
+  t.same(processGroup(pgid), [], 'the playbook tree is gone');
   const row = taskRow(db, body.task_id);
   t.equal(row.status, 'queued', 'the task waits for the next start');
   t.equal(row.attempts, 0, 'a shutdown does not count as a failed attempt');

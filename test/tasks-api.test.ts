@@ -127,11 +127,14 @@ t.test('GET /tasks: filters, newest first, cursor pages', async (t) => {
   const creates = (await inject({ url: '/tasks?action=create&status=succeeded' })).json();
   t.ok(creates.tasks.length >= 2 && creates.tasks.every((task: { action: string }) => task.action === 'create'));
 
-  const firstDelete = service.runtime.service.get(deletes[0]!)!;
-  const after = (await inject({ url: `/tasks?created_after=${encodeURIComponent(firstDelete.created_at)}` })).json();
-  t.same(after.tasks.map((task: { task_id: string }) => task.task_id), [deletes[2], deletes[1]], 'created_after is exclusive');
-  const before = (await inject({ url: `/tasks?created_before=${encodeURIComponent(firstDelete.created_at)}&action=delete` })).json();
-  t.same(before.tasks, []);
+  // Times have millisecond resolution, so compare with what was stored rather than with the order of requests.
+  const since = service.runtime.service.get(deletes[0]!)!.created_at;
+  const after = (await inject({ url: `/tasks?created_after=${encodeURIComponent(since)}&limit=500` })).json();
+  const expectedAfter = all.tasks.filter((task: { created_at: string }) => task.created_at > since).map((task: { task_id: string }) => task.task_id);
+  t.same(after.tasks.map((task: { task_id: string }) => task.task_id), expectedAfter, 'created_after is exclusive');
+  t.ok(expectedAfter.includes(deletes[2]) && !expectedAfter.includes(deletes[0]));
+  const before = (await inject({ url: `/tasks?created_before=${encodeURIComponent(since)}&action=delete` })).json();
+  t.same(before.tasks, [], 'no delete was created before the first one');
 
   const pages: string[] = [];
   let cursor: string | null = null;

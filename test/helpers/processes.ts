@@ -52,3 +52,30 @@ export function isGroupLeader(pid: number): boolean {
     return false;
   }
 }
+
+/** Pids of every process in a process group (an ansible-playbook run and all it started). */
+export function processGroup(pgid: number): number[] {
+  const members: number[] = [];
+  for (const entry of fs.readdirSync('/proc')) {
+    const pid = Number(entry);
+    if (!Number.isInteger(pid)) continue;
+    try {
+      const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      if (Number(fields[2]) === pgid && fields[0] !== 'Z') members.push(pid);
+    } catch {
+      // gone
+    }
+  }
+  return members;
+}
+
+/** Whether `pid`'s parent is this test process (a playbook our in-process service started). */
+export function isOurChild(pid: number): boolean {
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]) === process.pid;
+  } catch {
+    return false;
+  }
+}
