@@ -104,11 +104,14 @@ export class TaskService {
 
     this.queue = new BetterQueue<QueuePayload>((input: QueuePayload | QueuePayload[], cb: (error?: unknown) => void) => {
       const batch = Array.isArray(input) ? input : [input];
-      this.runBatch(batch.map((item) => item.id)).then(
+      const ids = batch.map((item) => item.id);
+      this.runBatch(ids).then(
         () => cb(),
         (error: unknown) => {
-          this.log.error({ err: error }, 'batch failed unexpectedly');
-          cb(error);
+          // A bug, not a playbook failure: end the tasks rather than leave them "running".
+          this.log.error({ err: error, task_ids: ids }, 'batch failed unexpectedly');
+          this.failUnfinished(ids, 'internal error while running the task; the service log has the details');
+          cb();
         },
       );
     }, {
@@ -116,9 +119,9 @@ export class TaskService {
       concurrent: this.options.concurrency,
       batchSize: this.options.batchSize,
       batchDelay: this.options.batchDelayMs,
-      // Recovery has already unlocked interrupted batches: nothing to resume.
+      // With autoResume, better-queue starts taking batches once the store
+      // connects (recovery has already unlocked interrupted ones); paused, it waits.
       autoResume: !this.options.paused,
-      // Our store answers on the next tick; better-queue then starts batches.
     });
     this.queue.on('error', (error: unknown) => this.log.error({ err: error }, 'queue error'));
     if (this.options.paused) {
@@ -288,6 +291,15 @@ export class TaskService {
     await this.executor.execute(tasks);
   }
 
+  private failUnfinished(ids: string[], error: string): void {
+    for (const id of ids) {
+      if (this.store.finish(id, { status: 'failed', error })) {
+        this.taskEvents.record([id], 'status', { status: 'failed', error });
+        this.events.emit(id, this.store.get(id));
+      }
+    }
+  }
+
   /** Puts running tasks back in the queue (their run was stopped by another task's cancel). */
   private requeue(ids: string[]): void {
     this.store.requeue(ids, true);
@@ -321,9 +333,10 @@ export class TaskService {
     const interrupted = unfinished.filter((task) => task.status === 'running');
     const abandoned = interrupted.filter((task) => task.attempts >= this.options.maxAttempts);
     for (const task of abandoned) {
-      const error = `abandoned after ${task.attempts} interrupted attempts (EC2_API_MAX_ATTEMPTS); the service stopped during each run`;
-      this.store.finish(task.id, { status: 'failed', error });
-      this.taskEvents.record([task.id], 'status', { status: 'failed', error });
+      this.failUnfinished(
+        [task.id],
+        `abandoned after ${task.attempts} interrupted attempts (EC2_API_MAX_ATTEMPTS); the service stopped during each run`,
+      );
     }
     this.store.requeue(
       interrupted.filter((task) => !abandoned.includes(task)).map((task) => task.id),
