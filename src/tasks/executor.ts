@@ -132,17 +132,7 @@ export class Executor {
         return { task_id: task.id, username: params.username, password_hash: params.password_hash };
       }),
     };
-    const ran = await this.run('create', vars, tasks, true);
-    if (!ran) return;
-    const { result, canceled } = ran;
-    if (canceled.size) {
-      await this.afterCancel(tasks, canceled, result);
-      if (result.end === 'stopped') return;
-    }
-    const why = whyNoResult(result, this.options.taskTimeout);
-    for (const task of tasks.filter((t) => !canceled.has(t.id))) {
-      this.finish(task, createOutcome(result.results[task.id], result, why), result.log);
-    }
+    await this.runAndSettle('create', vars, tasks, createOutcome);
   }
 
   private async runDeletes(tasks: Task[]): Promise<void> {
@@ -152,19 +142,29 @@ export class Executor {
       const vars = {
         ec2_api_deletes: tasks.map((task) => ({ task_id: task.id, ip: (task.params as DeleteParams).ip })),
       };
-      const ran = await this.run('delete', vars, tasks, true);
-      if (!ran) return;
-      const { result, canceled } = ran;
-      if (canceled.size) {
-        await this.afterCancel(tasks, canceled, result);
-        if (result.end === 'stopped') return;
-      }
-      const why = whyNoResult(result, this.options.taskTimeout);
-      for (const task of tasks.filter((t) => !canceled.has(t.id))) {
-        this.finish(task, deleteOutcome(task, result.results[task.id], result, why), result.log);
-      }
+      await this.runAndSettle('delete', vars, tasks, deleteOutcome);
     } finally {
       release();
+    }
+  }
+
+  /** Runs the playbook for a batch and gives every member its outcome (or its cancel). */
+  private async runAndSettle(
+    name: 'create' | 'delete',
+    vars: Record<string, unknown>,
+    tasks: Task[],
+    outcomeOf: (task: Task, entry: PlaybookResultEntry | undefined, result: RunResult, why: string) => Outcome,
+  ): Promise<void> {
+    const ran = await this.run(name, vars, tasks, true);
+    if (!ran) return;
+    const { result, canceled } = ran;
+    if (canceled.size) {
+      await this.afterCancel(tasks, canceled, result);
+      if (result.end === 'stopped') return;
+    }
+    const why = whyNoResult(result, this.options.taskTimeout);
+    for (const task of tasks.filter((t) => !canceled.has(t.id))) {
+      this.finish(task, outcomeOf(task, result.results[task.id], result, why), result.log);
     }
   }
 
@@ -310,7 +310,7 @@ function asState(state: string | null): InstanceState | null {
   return state === 'pending' || state === 'running' || state === 'terminated' || state === 'not_found' ? state : null;
 }
 
-function createOutcome(entry: PlaybookResultEntry | undefined, result: RunResult, why: string): Outcome {
+function createOutcome(_task: Task, entry: PlaybookResultEntry | undefined, result: RunResult, why: string): Outcome {
   if (!entry || result.end === 'timed_out') return { status: 'failed', error: why };
   if (!entry.ok) {
     return {
