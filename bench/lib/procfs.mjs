@@ -1,0 +1,164 @@
+// Reading /proc: RSS, CPU time and descendants of a process, and a sampler
+// that records their peaks every 100 ms. Linux only.
+import fs from 'node:fs';
+import { execFileSync } from 'node:child_process';
+
+function getconf(name, fallback) {
+  try {
+    return Number(execFileSync('getconf', [name], { encoding: 'utf8' }).trim()) || fallback;
+  } catch {
+    return fallback;
+  }
+}
+
+export const CLK_TCK = getconf('CLK_TCK', 100);
+export const PAGE_SIZE = getconf('PAGESIZE', 4096);
+
+/**
+ * /proc/<pid>/stat, parsed. `comm` may hold spaces and parentheses, so the
+ * fields are read after the last ')'. Times are in seconds, rss in bytes.
+ */
+export function readStat(pid) {
+  let raw;
+  try {
+    raw = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+  } catch {
+    return null;
+  }
+  const close = raw.lastIndexOf(')');
+  const comm = raw.slice(raw.indexOf('(') + 1, close);
+  const f = raw.slice(close + 2).split(' ');
+  // f[0] is field 3 (state): field k is f[k - 3].
+  return {
+    pid,
+    comm,
+    state: f[0],
+    ppid: Number(f[1]),
+    utime: Number(f[11]) / CLK_TCK,
+    stime: Number(f[12]) / CLK_TCK,
+    cutime: Number(f[13]) / CLK_TCK,
+    cstime: Number(f[14]) / CLK_TCK,
+    starttime: Number(f[19]),
+    rss: Number(f[21]) * PAGE_SIZE,
+  };
+}
+
+export function readCmdline(pid) {
+  try {
+    return fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').filter(Boolean);
+  } catch {
+    return [];
+  }
+}
+
+/** Every process's stat, by a scan of /proc (no /proc/<pid>/task/<tid>/children here). */
+export function allStats() {
+  const out = [];
+  for (const name of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(name)) continue;
+    const stat = readStat(Number(name));
+    if (stat) out.push(stat);
+  }
+  return out;
+}
+
+/** The descendants of `root` (not root itself), from one /proc scan. */
+export function descendants(root, stats = allStats()) {
+  const children = new Map();
+  for (const s of stats) {
+    if (!children.has(s.ppid)) children.set(s.ppid, []);
+    children.get(s.ppid).push(s);
+  }
+  const out = [];
+  const stack = [root];
+  while (stack.length) {
+    for (const child of children.get(stack.pop()) ?? []) {
+      out.push(child);
+      stack.push(child.pid);
+    }
+  }
+  return out;
+}
+
+export const MB = 1024 * 1024;
+
+/**
+ * Samples `pid` and its descendants every `intervalMs`: peak RSS of the
+ * process, peak total RSS of its descendants (and how many there were then),
+ * and the ansible-playbook runs seen among its direct children.
+ */
+export function startSampler(pid, intervalMs = 100) {
+  const state = {
+    samples: 0,
+    peakRss: 0,
+    lastRss: 0,
+    peakDescendantRss: 0,
+    peakDescendantCount: 0,
+    peakDescendantProcesses: 0,
+    playbookRuns: new Map(), // pid -> { firstSeen, lastSeen, cpu }
+  };
+  const sample = () => {
+    const stats = allStats();
+    const self = stats.find((s) => s.pid === pid);
+    if (!self) return;
+    state.samples++;
+    state.lastRss = self.rss;
+    state.peakRss = Math.max(state.peakRss, self.rss);
+    const desc = descendants(pid, stats).filter((s) => s.state !== 'Z');
+    const total = desc.reduce((sum, s) => sum + s.rss, 0);
+    if (total > state.peakDescendantRss) {
+      state.peakDescendantRss = total;
+      state.peakDescendantCount = desc.length;
+    }
+    state.peakDescendantProcesses = Math.max(state.peakDescendantProcesses, desc.length);
+    const now = Date.now();
+    for (const child of desc) {
+      if (child.ppid !== pid) continue;
+      if (!readCmdline(child.pid).some((arg) => arg.endsWith('ansible-playbook'))) continue;
+      const key = `${child.pid}:${child.starttime}`;
+      const run = state.playbookRuns.get(key) ?? { firstSeen: now, lastSeen: now, cpu: 0 };
+      run.lastSeen = now;
+      run.cpu = child.utime + child.stime + child.cutime + child.cstime;
+      state.playbookRuns.set(key, run);
+    }
+  };
+  sample();
+  const timer = setInterval(sample, intervalMs);
+  return {
+    state,
+    sampleNow: sample,
+    stop() {
+      clearInterval(timer);
+      sample();
+      return state;
+    },
+  };
+}
+
+/** CPU seconds of a process and of its reaped children (what it waited for). */
+export function cpuTimes(pid) {
+  const s = readStat(pid);
+  if (!s) return null;
+  return { self: s.utime + s.stime, children: s.cutime + s.cstime };
+}
+
+/** Other heavy things running now: tap test runners, ansible, moto servers not ours. */
+export function otherLoad(excludeRoots) {
+  const stats = allStats();
+  const mine = new Set([process.pid]);
+  for (const root of excludeRoots) {
+    mine.add(root);
+    for (const d of descendants(root, stats)) mine.add(d.pid);
+  }
+  for (const d of descendants(process.pid, stats)) mine.add(d.pid);
+  const found = { tap: 0, ansible: 0, moto: 0, node: 0 };
+  for (const s of stats) {
+    if (mine.has(s.pid)) continue;
+    const cmd = readCmdline(s.pid).join(' ');
+    if (/(^|[/\s])tap(\s|$)|\/\.bin\/tap|tap\/dist|@tapjs/.test(cmd)) found.tap++;
+    else if (/ansible-playbook/.test(cmd)) found.ansible++;
+    else if (/moto\.server|ThreadedMotoServer/.test(cmd)) found.moto++;
+    else if (/^(\S*\/)?node(\s|$)/.test(cmd)) found.node++;
+  }
+  return found;
+}
