@@ -117,10 +117,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     apiTokens,
     allowUnauthenticated: flag(env, 'ALLOW_UNAUTHENTICATED'),
     concurrency: integer(env, 'EC2_API_CONCURRENCY', 2, 1, 64),
-    batchSize: integer(env, 'EC2_API_BATCH_SIZE', 10, 1, 100),
-    // Long enough for a burst of requests to share one ansible-playbook
-    // start-up, short next to the ~2 s a playbook takes.
-    batchDelayMs: integer(env, 'EC2_API_BATCH_DELAY_MS', 25, 0, 10_000),
+    batchSize: integer(env, 'EC2_API_BATCH_SIZE', 25, 1, 100),
+    // The longest a burst keeps a batch open (a lone task waits 10 ms):
+    // short next to the seconds a playbook takes.
+    batchDelayMs: integer(env, 'EC2_API_BATCH_DELAY_MS', 250, 0, 10_000),
     taskTimeout,
     // A sync call waits as long as a run may take, plus time to queue.
     syncWait: integer(env, 'EC2_API_SYNC_WAIT', taskTimeout + 60, 1, 86_400),

@@ -14,7 +14,8 @@ description:
     C(task_end) {step, name, status, duration_ms[, msg]} once per host result,
     status one of ok, changed, failed, skipped, unreachable (results of
     ignore_errors or failed_when are ok/changed); C(stats) {ok, results} at the
-    end, results being the C(ec2_api_results) custom stats (set_stats, per_host false)."
+    end, results being the C(ec2_api_results) custom stats (set_stats, per_host false),
+    image_id the C(ec2_api_image_id) one (create.yml: the image it used)."
   - C(of) is the number of tasks of the play (meta tasks excluded), C(step) the
     ordinal of the task in the play.
   - Results arrive already censored by no_log.
@@ -162,4 +163,5 @@ class CallbackModule(CallbackBase):
         ok = not any(stats.summarize(h)['failures'] or stats.summarize(h)['unreachable'] for h in hosts)
         custom = stats.custom.get('_run', {}) if isinstance(stats.custom, dict) else {}
         results = custom.get(_RESULTS_KEY, {}) if isinstance(custom, dict) else {}
-        self._emit(event='stats', ok=ok, results=results)
+        image_id = custom.get('ec2_api_image_id') if isinstance(custom, dict) else None
+        self._emit(event='stats', ok=ok, results=results, image_id=image_id or None)

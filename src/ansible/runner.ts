@@ -27,7 +27,7 @@ export type AnsibleEvent =
   | { event: 'playbook_start'; playbook: string }
   | { event: 'task_start'; step: number; of: number; name: string }
   | { event: 'task_end'; step: number; name: string; status: string; duration_ms?: number; msg?: string }
-  | { event: 'stats'; ok: boolean; results: Record<string, PlaybookResultEntry> | null };
+  | { event: 'stats'; ok: boolean; results: Record<string, PlaybookResultEntry> | null; image_id?: string | null };
 
 export interface RunOptions {
   /** Absolute path of the playbook. */
@@ -54,6 +54,8 @@ export interface RunResult {
   results: Record<string, PlaybookResultEntry>;
   /** The last failure Ansible reported, or why the run ended early. */
   lastError: string | null;
+  /** The AMI a create run used (resolved or configured), when it reported one. */
+  imageId: string | null;
   durationMs: number;
 }
 
@@ -128,6 +130,7 @@ export class PlaybookRun {
     let logCut = 0;
     let results: Record<string, PlaybookResultEntry> = {};
     let lastError: string | null = null;
+    let imageId: string | null = null;
     let timeout: NodeJS.Timeout | undefined;
 
     try {
@@ -161,7 +164,10 @@ export class PlaybookRun {
             for await (const line of readline.createInterface({ input: events, crlfDelay: Infinity })) {
               const event = parseEvent(line);
               if (!event) continue;
-              if (event.event === 'stats' && event.results) results = event.results;
+              if (event.event === 'stats') {
+                if (event.results) results = event.results;
+                imageId = event.image_id ?? null;
+              }
               if (event.event === 'task_end' && event.status === 'failed') lastError = event.msg ?? `task "${event.name}" failed`;
               try {
                 this.options.onEvent?.(event);
@@ -179,7 +185,7 @@ export class PlaybookRun {
       if (logCut > 0) this.output += `\n… ${logCut} more characters of output were not kept …\n`;
       const end: RunEnd = this.stopReason ?? (outcome.failed && outcome.exitCode === undefined ? 'spawn_failed' : 'completed');
       if (end === 'spawn_failed') lastError = `could not run ${this.options.ansiblePlaybook}: ${outcome.shortMessage ?? 'unknown error'}`;
-      return { end, exitCode: outcome.exitCode ?? null, log: this.output, results, lastError, durationMs: Date.now() - started };
+      return { end, exitCode: outcome.exitCode ?? null, log: this.output, results, lastError, imageId, durationMs: Date.now() - started };
     } finally {
       clearTimeout(timeout);
       clearTimeout(this.killTimer);

@@ -63,6 +63,7 @@ export class TaskService {
   private readonly events = new EventEmitter();
   private queue: BetterQueue<QueuePayload> | null = null;
   private queued = 0;
+  private activeBatches = 0;
   private accepting = false;
   private purgeTimer: NodeJS.Timeout | undefined;
   private closing: Promise<void> | undefined;
@@ -105,7 +106,14 @@ export class TaskService {
     this.queue = new BetterQueue<QueuePayload>((input: QueuePayload | QueuePayload[], cb: (error?: unknown) => void) => {
       const batch = Array.isArray(input) ? input : [input];
       const ids = batch.map((item) => item.id);
-      this.runBatch(ids).then(
+      this.activeBatches++;
+      // Back to the largest size, so that a new burst waits for its debounce
+      // rather than being taken one task at a time (see precondition).
+      (this.queue as unknown as { batchSize: number }).batchSize = this.options.batchSize;
+      // better-queue only fills a second worker slot on its next event (its
+      // check is `concurrent - running > 1`): look for more work now.
+      if (this.accepting && !this.options.paused) setImmediate(() => this.queue?.resume());
+      this.runBatch(ids).finally(() => this.activeBatches--).then(
         () => cb(),
         (error: unknown) => {
           // A bug, not a playbook failure: end the tasks rather than leave them "running".
@@ -118,7 +126,21 @@ export class TaskService {
       store: this.queueStore,
       concurrent: this.options.concurrency,
       batchSize: this.options.batchSize,
+      // A batch starts once no new task has arrived for 10 ms (a burst shares
+      // one run), or after EC2_API_BATCH_DELAY_MS at the latest; a lone task
+      // waits only the 10 ms.
+      batchDelayTimeout: 10,
       batchDelay: this.options.batchDelayMs,
+      // Each free worker takes its share of what waits, so a burst is spread
+      // over every worker instead of filling one batch and leaving the rest.
+      precondition: (cb: (error: unknown, pass: boolean) => void) => {
+        const free = Math.max(1, this.options.concurrency - this.activeBatches);
+        (this.queue as unknown as { batchSize: number }).batchSize = Math.max(
+          1,
+          Math.min(this.options.batchSize, Math.ceil(this.queued / free)),
+        );
+        cb(null, true);
+      },
       // With autoResume, better-queue starts taking batches once the store
       // connects (recovery has already unlocked interrupted ones); paused, it waits.
       autoResume: !this.options.paused,
