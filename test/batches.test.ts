@@ -36,7 +36,8 @@ t.test('one batch, one playbook run: a bad member fails alone, the others succee
   const ids = [submit('anna'), submit('Not Valid!'), submit('carl')];
   await paused.close();
 
-  const service = await startService(moto.url, { EC2_API_DB: db });
+  // One worker: the three waiting tasks make one batch (with more workers they would be spread).
+  const service = await startService(moto.url, { EC2_API_DB: db, EC2_API_CONCURRENCY: '1' });
   t.teardown(() => service.close());
   const runs: string[] = [];
   service.runtime.service.runs.on('run', (report) => runs.push(report.action));
@@ -90,4 +91,20 @@ t.test('RequestLimitExceeded from EC2 is retried with backoff, not turned into a
   t.equal(res.statusCode, 200, res.body);
   t.equal(proxy.calls('RunInstances'), 3, 'two throttled calls, then the one that launched');
   t.equal(liveInstancesOfTask(moto.url, res.json().task_id).length, 1);
+});
+
+t.test('waiting tasks are spread over the free workers', async (t) => {
+  const db = path.join(tempDir(), 'ec2-api.db');
+  const paused = await startService(moto.url, { EC2_API_DB: db, EC2_API_PAUSED: '1' });
+  const ids: string[] = [];
+  for (let i = 0; i < 6; i++) ids.push((await paused.app.inject({ method: 'POST', url: '/create-async', payload: VALID })).json().task_id);
+  await paused.close();
+
+  const service = await startService(moto.url, { EC2_API_DB: db, EC2_API_CONCURRENCY: '2' });
+  t.teardown(() => service.close());
+  const sizes: number[] = [];
+  service.runtime.service.runs.on('run', (report) => sizes.push(report.tasks));
+  const tasks = await Promise.all(ids.map((id) => terminal(service, id)));
+  t.ok(tasks.every((task) => task.status === 'succeeded'));
+  t.same(sizes, [3, 3], 'two runs of three, side by side');
 });
