@@ -33,7 +33,8 @@ t.test('defaults of the operational settings', async (t) => {
   const config = loadConfig({});
   t.equal(config.allowUnauthenticated, false);
   t.equal(config.concurrency, 2);
-  t.equal(config.batchSize, 10);
+  t.equal(config.batchSize, 25);
+  t.equal(config.batchDelayMs, 250);
   t.equal(config.taskTimeout, 900);
   t.equal(config.syncWait, 960, 'sync wait defaults to the task timeout plus 60 s');
   t.equal(config.shutdownGrace, 30);
