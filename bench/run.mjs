@@ -134,9 +134,9 @@ async function idleMoto() {
 async function phaseAccept(opts) {
   const moto = await idleMoto();
   const out = {};
-  for (const sync of ['NORMAL', 'FULL']) {
+  for (const sync of ['FULL', 'NORMAL']) {
     const service = await startService(moto.url, {
-      env: { EC2_API_PAUSED: '1', EC2_API_MAX_QUEUED: '1000000', EC2_API_DB_SYNC: sync === 'FULL' ? 'FULL' : undefined },
+      env: { EC2_API_PAUSED: '1', EC2_API_MAX_QUEUED: '1000000', EC2_API_DB_SYNC: sync === 'NORMAL' ? 'NORMAL' : undefined },
       nodeArgs: profileArgs(opts, `accept-${sync}`),
       name: `service-accept-${sync}`,
     });
@@ -173,7 +173,7 @@ async function phaseAccept(opts) {
     db.close();
     const found = accepted.filter((id) => ids.has(id)).length;
     out[sync] = {
-      db_sync: sync === 'FULL' ? 'FULL (EC2_API_DB_SYNC=FULL)' : 'NORMAL (default)',
+      db_sync: sync === 'NORMAL' ? 'NORMAL (EC2_API_DB_SYNC=NORMAL)' : 'FULL (default)',
       ...runs,
       stopped_with: stopSignal,
       durable: { accepted_202: accepted.length, found, rows_in_tasks: ids.size, all_durable: found === accepted.length },

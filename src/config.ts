@@ -12,6 +12,8 @@ export interface Config {
   port: number;
   host: string;
   dbPath: string;
+  /** EC2_API_DB_SYNC: SQLite's synchronous level; FULL also survives power loss. */
+  dbSync: 'FULL' | 'NORMAL';
   cloud: CloudMode;
   /** AWS_ENDPOINT_URL: an EC2 endpoint to use instead of AWS; wins over `cloud`. */
   endpointUrl: string | null;
@@ -84,6 +86,12 @@ function endpoint(env: NodeJS.ProcessEnv): string | null {
   return raw.replace(/\/+$/, '');
 }
 
+function dbSync(env: NodeJS.ProcessEnv): 'FULL' | 'NORMAL' {
+  const raw = (env.EC2_API_DB_SYNC?.trim() || 'FULL').toUpperCase();
+  if (raw !== 'FULL' && raw !== 'NORMAL') throw new ConfigError(`EC2_API_DB_SYNC must be FULL or NORMAL, got "${env.EC2_API_DB_SYNC}"`);
+  return raw;
+}
+
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   const cloud = (env.EC2_API_CLOUD?.trim() || 'auto') as CloudMode;
   if (!['auto', 'aws', 'local'].includes(cloud)) {
@@ -111,6 +119,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     port: integer(env, 'PORT', 5000, 0, 65_535),
     host: env.HOST?.trim() || '127.0.0.1',
     dbPath: path.resolve(env.EC2_API_DB?.trim() || './data/ec2-api.db'),
+    dbSync: dbSync(env),
     cloud,
     endpointUrl: endpoint(env),
     region: env.AWS_REGION?.trim() || env.AWS_DEFAULT_REGION?.trim() || 'us-east-1',

@@ -16,7 +16,7 @@ export interface Runtime {
 }
 
 export async function startRuntime(config: Config, log: Logger, cloudOverride?: Cloud): Promise<Runtime> {
-  const db = openDatabase(config.dbPath, process.env.EC2_API_DB_SYNC === 'FULL' ? 'FULL' : 'NORMAL');
+  const db = openDatabase(config.dbPath, config.dbSync);
   // The file holds password hashes: readable by this user only.
   if (config.dbPath !== ':memory:') fs.chmodSync(config.dbPath, 0o600);
   let cloud: Cloud | undefined;

@@ -31,9 +31,9 @@ t.test('one batch, one playbook run: a bad member fails alone, the others succee
   const db = path.join(tempDir(), 'ec2-api.db');
   const paused = await startService(moto.url, { EC2_API_DB: db, EC2_API_PAUSED: '1' });
   const hash = sha512Crypt('suitepad');
-  const submit = (username: string) => paused.runtime.service.submitCreate({ username, password: 'suitepad', password_hash: hash }).task.id;
+  const submit = async (username: string) => (await paused.runtime.service.submitCreate({ username, password: 'suitepad', password_hash: hash })).task.id;
   // The HTTP layer would refuse this name; the playbook refuses it too, for this member only.
-  const ids = [submit('anna'), submit('Not Valid!'), submit('carl')];
+  const ids = [await submit('anna'), await submit('Not Valid!'), await submit('carl')];
   await paused.close();
 
   // One worker: the three waiting tasks make one batch (with more workers they would be spread).

@@ -27,6 +27,9 @@ t.test('defaults match the contract', async (t) => {
   t.same(config.apiTokens, []);
   t.equal(config.paused, false);
   t.equal(config.logLevel, 'info');
+  t.equal(config.dbSync, 'FULL', 'every commit fsynced by default');
+  t.equal(loadConfig({ EC2_API_DB_SYNC: 'normal' }).dbSync, 'NORMAL');
+  t.throws(() => loadConfig({ EC2_API_DB_SYNC: 'OFF' }), ConfigError);
 });
 
 t.test('defaults of the operational settings', async (t) => {

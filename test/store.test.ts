@@ -35,11 +35,11 @@ let counter = 0;
 const newId = () => `00000000-0000-4000-8000-${String(++counter).padStart(12, '0')}`;
 
 t.test('openDatabase', async (t) => {
-  t.test('creates the file and its directories with WAL and synchronous=NORMAL', async (t) => {
+  t.test('creates the file and its directories with WAL and synchronous=FULL', async (t) => {
     const { db, file } = freshDb(t);
     t.ok(fs.existsSync(file), 'the file exists, parent directories included');
     t.equal(db.pragma('journal_mode', { simple: true }), 'wal');
-    t.equal(db.pragma('synchronous', { simple: true }), 1, 'NORMAL');
+    t.equal(db.pragma('synchronous', { simple: true }), 2, 'FULL');
     t.equal(db.pragma('foreign_keys', { simple: true }), 1);
     t.equal(db.pragma('busy_timeout', { simple: true }), 2000);
     t.equal(db.pragma('user_version', { simple: true }), SCHEMA_VERSION);
@@ -48,10 +48,10 @@ t.test('openDatabase', async (t) => {
     for (const name of ['idempotency_keys', 'queue_items', 'service_owner', 'tasks']) t.ok(tables.includes(name), `table ${name}`);
   });
 
-  t.test('FULL sync when asked', async (t) => {
-    const db = openDatabase(path.join(tempDir(), 'full.db'), 'FULL');
+  t.test('NORMAL sync when asked', async (t) => {
+    const db = openDatabase(path.join(tempDir(), 'normal.db'), 'NORMAL');
     t.teardown(() => db.close());
-    t.equal(db.pragma('synchronous', { simple: true }), 2, 'FULL');
+    t.equal(db.pragma('synchronous', { simple: true }), 1, 'NORMAL');
   });
 
   t.test('reopening is idempotent and keeps the data', async (t) => {

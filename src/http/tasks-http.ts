@@ -26,9 +26,9 @@ export function statusDocument(task: Task) {
 }
 
 /** Runs a service call; its refusals become HTTP errors in the contract's shape. */
-export function orHttpError<T>(call: () => T): T {
+export async function orHttpError<T>(call: () => T | Promise<T>): Promise<T> {
   try {
-    return call();
+    return await call();
   } catch (error) {
     throw toHttpError(error);
   }
@@ -49,7 +49,7 @@ export function toHttpError(error: unknown): unknown {
 }
 
 /** Queues a create from a validated body; the plaintext password goes no further than this. */
-export function submitCreate(service: TaskService, hasher: PasswordHasher, body: CreateBody, key: string | undefined): Submitted {
+export async function submitCreate(service: TaskService, hasher: PasswordHasher, body: CreateBody, key: string | undefined): Promise<Submitted> {
   if (SYSTEM_ACCOUNTS.has(body.username)) {
     throw new HttpError(400, `username "${body.username}" is a system account; choose another name`, { field: 'username' });
   }
@@ -61,7 +61,7 @@ export function submitCreate(service: TaskService, hasher: PasswordHasher, body:
   });
 }
 
-export function submitDelete(service: TaskService, ip: string): Submitted {
+export function submitDelete(service: TaskService, ip: string): Promise<Submitted> {
   return orHttpError(() => service.submitDelete(ip));
 }
 

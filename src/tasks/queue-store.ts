@@ -5,6 +5,7 @@
 import { v4 as uuidv4 } from 'uuid';
 import type BetterQueue from 'better-queue';
 import type { Db } from './db.js';
+import type { GroupCommit } from './group-commit.js';
 
 export interface QueuePayload {
   id: string;
@@ -16,7 +17,11 @@ type Callback<T = void> = (error: any, value: T) => void; // eslint-disable-line
 export class SqliteQueueStore implements BetterQueue.Store<QueuePayload> {
   private readonly stmt;
 
-  constructor(private readonly db: Db) {
+  /** With `commits`, putTask joins the group commit of the requests that queued the task. */
+  constructor(
+    private readonly db: Db,
+    private readonly commits?: GroupCommit,
+  ) {
     this.stmt = {
       count: db.prepare('SELECT count(*) AS n FROM queue_items'),
       get: db.prepare('SELECT payload FROM queue_items WHERE task_id = ? AND lock_id IS NULL'),
@@ -59,9 +64,14 @@ export class SqliteQueueStore implements BetterQueue.Store<QueuePayload> {
   }
 
   putTask(taskId: string, task: QueuePayload, priority: number | undefined, cb: Callback): void {
-    this.defer(cb, () => {
+    const put = () => {
       this.stmt.put.run({ task_id: taskId, payload: JSON.stringify(task), priority: priority ?? 0 });
-    });
+    };
+    if (!this.commits) return this.defer(cb, put);
+    this.commits.run(put).then(
+      () => cb(null, undefined),
+      (error: unknown) => cb(error, undefined),
+    );
   }
 
   deleteTask(taskId: string, cb: Callback): void {

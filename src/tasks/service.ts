@@ -10,6 +10,7 @@ import { verifySha512Crypt } from '../http/password.js';
 import type { Db } from './db.js';
 import { TaskEvents, type TaskEvent } from './events.js';
 import { Executor, type ExecutorOptions, type RunReport } from './executor.js';
+import { GroupCommit } from './group-commit.js';
 import { SqliteQueueStore, type QueuePayload } from './queue-store.js';
 import { TaskStore } from './store.js';
 import { TERMINAL, type CreateParams, type Task, type TaskFilter } from './types.js';
@@ -67,6 +68,9 @@ export class TaskService {
   private accepting = false;
   private purgeTimer: NodeJS.Timeout | undefined;
   private closing: Promise<void> | undefined;
+  private readonly commits: GroupCommit;
+  /** Idempotency keys whose first request is still being committed. */
+  private readonly pendingKeys = new Map<string, Promise<{ submitted: Submitted; requestHash: string }>>();
 
   constructor(
     private readonly db: Db,
@@ -75,7 +79,8 @@ export class TaskService {
   ) {
     this.store = new TaskStore(db);
     this.taskEvents = new TaskEvents(db);
-    this.queueStore = new SqliteQueueStore(db);
+    this.commits = new GroupCommit(db);
+    this.queueStore = new SqliteQueueStore(db, this.commits);
     this.executor = new Executor(options, {
       store: this.store,
       events: this.taskEvents,
@@ -153,22 +158,32 @@ export class TaskService {
     this.accepting = true;
   }
 
-  /** Queues a create. The task row is committed before this returns. */
-  submitCreate(params: { username: string; password: string; password_hash: string }, key?: IdempotencyKey): Submitted {
+  /** Queues a create. Resolves once the task row is committed. */
+  async submitCreate(params: { username: string; password: string; password_hash: string }, key?: IdempotencyKey): Promise<Submitted> {
     const requestHash = hashRequest('create', { username: params.username });
-    if (key) {
-      const existing = this.replay(key.key, requestHash, (task) => {
-        const stored = task.params as CreateParams;
-        return verifySha512Crypt(params.password, stored.password_hash);
-      });
-      if (existing) return existing;
+    const sameSecret = (task: Task) => verifySha512Crypt(params.password, (task.params as CreateParams).password_hash);
+    if (!key) return this.submit({ action: 'create', params: { username: params.username, password_hash: params.password_hash } });
+
+    // The same key twice in one group commit: the second waits for the first.
+    const inFlight = this.pendingKeys.get(key.key);
+    if (inFlight) return this.replayOf(await inFlight, requestHash, sameSecret);
+    const existing = this.replay(key.key, requestHash, sameSecret);
+    if (existing) return existing;
+    const submitting = this.submit(
+      { action: 'create', params: { username: params.username, password_hash: params.password_hash } },
+      { key: key.key, request_hash: requestHash },
+    );
+    const entry = submitting.then((submitted) => ({ submitted, requestHash }));
+    this.pendingKeys.set(key.key, entry);
+    try {
+      return await submitting;
+    } finally {
+      this.pendingKeys.delete(key.key);
     }
-    const createParams: CreateParams = { username: params.username, password_hash: params.password_hash };
-    return this.submit({ action: 'create', params: createParams }, key && { key: key.key, request_hash: requestHash });
   }
 
-  /** Queues a delete of the managed instance with this public IP. */
-  submitDelete(ip: string): Submitted {
+  /** Queues a delete of the managed instance with this public IP. Resolves once it is committed. */
+  submitDelete(ip: string): Promise<Submitted> {
     return this.submit({ action: 'delete', params: { ip }, ip });
   }
 
@@ -270,18 +285,32 @@ export class TaskService {
     if (queue) await new Promise<void>((resolve) => queue.destroy(() => resolve()));
   }
 
-  private submit(task: { action: Task['action']; params: Task['params']; ip?: string }, key?: { key: string; request_hash: string }): Submitted {
+  private async submit(task: { action: Task['action']; params: Task['params']; ip?: string }, key?: { key: string; request_hash: string }): Promise<Submitted> {
     this.assertCanAccept();
-    const id = uuidv7();
-    const stored = this.store.insert(
-      { id, action: task.action, params: task.params, ip: task.ip ?? null },
-      key && { ...key, ttlSeconds: this.options.idempotencyTtl },
-    );
+    // Counted now, not after the commit: concurrent requests must not
+    // overshoot EC2_API_MAX_QUEUED while their group commit is pending.
     this.queued++;
-    // The row is committed; the queue's own row follows on the next tick. A
-    // crash in between is repaired by recover(), which re-queues the task.
-    this.queue!.push({ id });
+    const id = uuidv7();
+    let stored: Task;
+    try {
+      stored = await this.commits.run(() =>
+        this.store.insert({ id, action: task.action, params: task.params, ip: task.ip ?? null }, key && { ...key, ttlSeconds: this.options.idempotencyTtl }),
+      );
+    } catch (error) {
+      this.queued--;
+      throw error;
+    }
+    // The row is committed; the queue's own row follows. A crash in between
+    // is repaired by recover(), which re-queues the task.
+    this.queue?.push({ id });
     return { task: stored, replayed: false };
+  }
+
+  private replayOf(first: { submitted: Submitted; requestHash: string }, requestHash: string, sameSecret: (task: Task) => boolean): Submitted {
+    if (first.requestHash !== requestHash || !sameSecret(first.submitted.task)) {
+      throw new SubmitError('key_conflict', 'this Idempotency-Key was used with a different request body; use a new key');
+    }
+    return { task: first.submitted.task, replayed: true };
   }
 
   private replay(key: string, requestHash: string, sameSecret: (task: Task) => boolean): Submitted | undefined {

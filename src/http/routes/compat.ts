@@ -46,7 +46,7 @@ const compatRoutes: FastifyPluginAsyncTypebox<CompatOptions> = async (app, { ser
       },
     },
     async (request, reply) => {
-      const { task: queuedTask } = createTask(request.body, request.headers['idempotency-key']);
+      const { task: queuedTask } = await createTask(request.body, request.headers['idempotency-key']);
       const task = (await service.waitFor(queuedTask.id, syncWait * 1000)) ?? queuedTask;
       if (!TERMINAL.has(task.status)) {
         return reply.code(504).send({ ip: null, status: task.status, task_id: task.id, error: stillRunning(task, syncWait) });
@@ -68,7 +68,7 @@ const compatRoutes: FastifyPluginAsyncTypebox<CompatOptions> = async (app, { ser
         response: { 202: Queued, 400: ErrorBody, 409: ErrorBody, 503: ErrorBody },
       },
     },
-    async (request, reply) => queued(reply, createTask(request.body, request.headers['idempotency-key']), 'create task queued'),
+    async (request, reply) => queued(reply, await createTask(request.body, request.headers['idempotency-key']), 'create task queued'),
   );
 
   app.get(
@@ -92,7 +92,7 @@ const compatRoutes: FastifyPluginAsyncTypebox<CompatOptions> = async (app, { ser
     },
     async (request, reply) => {
       const { ip } = request.params;
-      const { task: queuedTask } = submitDelete(service, ip);
+      const { task: queuedTask } = await submitDelete(service, ip);
       const task = (await service.waitFor(queuedTask.id, syncWait * 1000)) ?? queuedTask;
       if (!TERMINAL.has(task.status)) {
         return reply.code(504).send({ ip, status: task.status, task_id: task.id, error: stillRunning(task, syncWait) });
@@ -110,7 +110,7 @@ const compatRoutes: FastifyPluginAsyncTypebox<CompatOptions> = async (app, { ser
   app.get(
     '/delete-async/:ip',
     { schema: { summary: 'Queue a termination', params: IpParams, response: { 202: Queued, 400: ErrorBody, 503: ErrorBody } } },
-    async (request, reply) => queued(reply, submitDelete(service, request.params.ip), 'delete task queued'),
+    async (request, reply) => queued(reply, await submitDelete(service, request.params.ip), 'delete task queued'),
   );
 };
 

@@ -60,7 +60,7 @@ const instanceRoutes: FastifyPluginAsyncTypebox<InstanceRoutesOptions> = async (
       },
     },
     async (request, reply) =>
-      answer(reply, submitCreate(service, hasher, request.body, request.headers['idempotency-key']), request.query.wait === 'true', (task) =>
+      answer(reply, await submitCreate(service, hasher, request.body, request.headers['idempotency-key']), request.query.wait === 'true', (task) =>
         task.status === 'succeeded' ? 201 : 502,
       ),
   );
@@ -77,7 +77,7 @@ const instanceRoutes: FastifyPluginAsyncTypebox<InstanceRoutesOptions> = async (
       },
     },
     async (request, reply) =>
-      answer(reply, submitDelete(service, request.params.ip), request.query.wait === 'true', (task) =>
+      answer(reply, await submitDelete(service, request.params.ip), request.query.wait === 'true', (task) =>
         task.status === 'succeeded' ? 200 : task.instance_state === 'not_found' ? 404 : 502,
       ),
   );
