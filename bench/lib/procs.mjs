@@ -163,6 +163,12 @@ export async function startMoto() {
   return { ...entry, url, stop: () => stopProcess(entry, { graceMs: 3_000 }) };
 }
 
+/** The V8 flags `npm start` runs the service with (package.json), so the bench measures the same process. */
+const SERVICE_NODE_FLAGS = (() => {
+  const start = JSON.parse(fs.readFileSync(path.join(projectRoot, 'package.json'), 'utf8')).scripts.start;
+  return [.../node ((?:--[\w-]+=\S+ )*)dist\/server\.js/.exec(start)?.[1].trim().split(/\s+/).filter(Boolean) ?? []];
+})();
+
 /**
  * The built service (`node dist/server.js`) on a free port with a fresh
  * database, pointed at `endpoint`. `env` overrides; EC2_API_* settings from
@@ -181,7 +187,7 @@ export async function startService(endpoint, { env = {}, nodeArgs = [], name = '
     EC2_API_DB: dbPath,
   });
   for (const [key, value] of Object.entries(childEnv)) if (value === undefined) delete childEnv[key];
-  const child = spawn(process.execPath, [...nodeArgs, path.join(projectRoot, 'dist', 'server.js')], {
+  const child = spawn(process.execPath, [...SERVICE_NODE_FLAGS, ...nodeArgs, path.join(projectRoot, 'dist', 'server.js')], {
     cwd: projectRoot,
     env: childEnv,
     stdio: ['ignore', 'pipe', 'pipe'],
