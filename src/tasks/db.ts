@@ -12,9 +12,10 @@ export type Db = Database.Database;
  *   commit is one append to the WAL instead of a rewrite of pages.
  * - synchronous=FULL (EC2_API_DB_SYNC, default): every commit is fsynced, so
  *   a 202 survives power loss too. With group commit (group-commit.ts) one
- *   fsync serves every request of a turn: measured 9,325 accepts/s against
- *   10,177 with NORMAL, which in WAL mode survives a process crash (`kill -9`)
- *   but may lose the last commits to a power cut. 8 % for that is worth it.
+ *   fsync serves every request of a turn, and `npm run bench` measures FULL
+ *   and NORMAL (which in WAL mode survives `kill -9` but may lose the last
+ *   commits to a power cut) within this machine's noise of each other
+ *   (README, Performance): power-loss durability costs too little to skip.
  * - busy_timeout: a second connection (an operator's sqlite3 shell) may hold
  *   a lock briefly; wait for it rather than fail the request.
  * - foreign_keys: enforce the references between tables.
