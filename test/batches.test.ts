@@ -7,7 +7,6 @@ import t from 'tap';
 import {
   VALID,
   ec2Proxy,
-  eventually,
   eventuallyAsync,
   liveInstanceIds,
   liveInstancesOfTask,
@@ -15,17 +14,14 @@ import {
   startMoto,
   startService,
   tempDir,
+  untilTerminal,
 } from './helpers/harness.js';
 import { sha512Crypt } from '../src/http/password.js';
 
 const moto = await startMoto();
 t.teardown(() => moto.stop());
 
-const terminal = (service: Awaited<ReturnType<typeof startService>>, id: string) =>
-  eventually(() => {
-    const task = service.runtime.service.get(id);
-    return task && ['succeeded', 'failed', 'canceled'].includes(task.status) ? task : undefined;
-  }, 120_000, `task ${id}`);
+const terminal = (service: Awaited<ReturnType<typeof startService>>, id: string) => untilTerminal(service.runtime.service, id);
 
 t.test('one batch, one playbook run: a bad member fails alone, the others succeed', async (t) => {
   const db = path.join(tempDir(), 'ec2-api.db');

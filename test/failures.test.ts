@@ -6,13 +6,12 @@ import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import t from 'tap';
 import { projectRoot } from '../src/config.js';
-import { VALID, eventually, liveInstancesOfTask, startMoto, startService } from './helpers/harness.js';
+import { VALID, eventually, liveInstancesOfTask, startMoto, startService, untilTerminal } from './helpers/harness.js';
 import { processGroup } from './helpers/processes.js';
 
 const moto = await startMoto();
 t.teardown(() => moto.stop());
 
-const isTerminal = (status: string) => ['succeeded', 'failed', 'canceled'].includes(status);
 
 t.test('a playbook that fails answers 502 with the reason, and the task keeps the detail', async (t) => {
   // An EC2 endpoint that refuses the credentials, as AWS does with wrong keys.
@@ -52,10 +51,7 @@ t.test('a sync call that outlives EC2_API_SYNC_WAIT answers 504; the task goes o
   const body = res.json();
   t.match(body, { ip: null, task_id: String, error: /still .* follow \/status/ });
   t.ok(['queued', 'running'].includes(body.status));
-  const done = await eventually(() => {
-    const task = service.runtime.service.get(body.task_id);
-    return task && isTerminal(task.status) ? task : undefined;
-  }, 120_000, 'the task to finish after the 504');
+  const done = await untilTerminal(service.runtime.service, body.task_id);
   t.equal(done.status, 'succeeded', 'the task finished although nobody waited');
   t.equal(liveInstancesOfTask(moto.url, body.task_id).length, 1);
 });
@@ -73,10 +69,7 @@ t.test('a hanging playbook is killed at EC2_API_TASK_TIMEOUT with its whole tree
 
   const pgid = await eventually(() => service.runtime.service.get(task_id)?.runner_pid, 30_000, 'the playbook to start');
   await eventually(() => processGroup(pgid).length > 2, 30_000, 'the hanging step to start');
-  const done = await eventually(() => {
-    const task = service.runtime.service.get(task_id);
-    return task && isTerminal(task.status) ? task : undefined;
-  }, 30_000, 'the timeout');
+  const done = await untilTerminal(service.runtime.service, task_id, 30_000);
   const elapsed = (Date.now() - started) / 1000;
   t.equal(done.status, 'failed');
   t.match(done.error, /EC2_API_TASK_TIMEOUT \(4 s\)/, 'the error names the timeout');

@@ -16,6 +16,7 @@ import {
   startMoto,
   startService,
   tempDir,
+  untilTerminal,
 } from './helpers/harness.js';
 
 const moto = await startMoto();
@@ -45,14 +46,7 @@ async function createAsync(url: string): Promise<string> {
 async function finishAfterRestart(t: Test, db: string, ids: string[]) {
   const service = await startService(moto.url, { EC2_API_DB: db });
   t.teardown(() => service.close());
-  return Promise.all(
-    ids.map((id) =>
-      eventually(() => {
-        const task = service.runtime.service.get(id);
-        return task && ['succeeded', 'failed', 'canceled'].includes(task.status) ? task : undefined;
-      }, 180_000, `task ${id} after the restart`),
-    ),
-  );
+  return Promise.all(ids.map((id) => untilTerminal(service.runtime.service, id, 180_000)));
 }
 
 t.test('killed after launching, before recording: the re-run adopts the instance', async (t) => {

@@ -5,13 +5,13 @@ import path from 'node:path';
 import t from 'tap';
 import {
   VALID,
-  eventually,
   instances,
   launchUntagged,
   liveInstancesOfTask,
   startMoto,
   startService,
   tempDir,
+  untilTerminal,
   type TestService,
 } from './helpers/harness.js';
 import { verifySha512Crypt } from '../src/http/password.js';
@@ -27,12 +27,7 @@ const post = (url: string, payload: unknown, headers: Record<string, string> = {
   service.app.inject({ method: 'POST', url, payload: payload as object, headers });
 const get = (url: string) => service.app.inject({ method: 'GET', url });
 
-async function waitForStatus(id: string) {
-  return eventually(() => {
-    const task = service.runtime.service.get(id);
-    return task && ['succeeded', 'failed', 'canceled'].includes(task.status) ? task : undefined;
-  }, 120_000, `task ${id} to end`);
-}
+const waitForStatus = (id: string) => untilTerminal(service.runtime.service, id);
 
 const SECRET = 'correct horse battery staple';
 let createdIp = '';

@@ -1,7 +1,7 @@
 // Seeing tasks: listing with filters and cursors, one task, its log (live
 // and stored), and its live events over SSE — against real runs on moto.
 import t from 'tap';
-import { VALID, eventually, startMoto, startService, type TestService } from './helpers/harness.js';
+import { VALID, startMoto, startService, untilTerminal, type TestService } from './helpers/harness.js';
 
 const moto = await startMoto();
 const service: TestService = await startService(moto.url);
@@ -12,11 +12,7 @@ t.teardown(async () => {
 
 const inject = service.app.inject.bind(service.app);
 const createAsync = async () => (await inject({ method: 'POST', url: '/create-async', payload: VALID })).json().task_id as string;
-const terminal = (id: string) =>
-  eventually(() => {
-    const task = service.runtime.service.get(id);
-    return task && ['succeeded', 'failed', 'canceled'].includes(task.status) ? task : undefined;
-  }, 120_000, `task ${id} to end`);
+const terminal = (id: string) => untilTerminal(service.runtime.service, id);
 
 interface SseEvent {
   id?: string;

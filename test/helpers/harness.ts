@@ -13,7 +13,8 @@ import { buildApp } from '../../src/app.js';
 import { startEmulator, type Emulator } from '../../src/ansible/emulator.js';
 import { loadConfig, projectRoot, type Config } from '../../src/config.js';
 import { startRuntime, type Runtime } from '../../src/runtime.js';
-import type { Logger } from '../../src/tasks/service.js';
+import type { Logger, TaskService } from '../../src/tasks/service.js';
+import { TERMINAL, type Task } from '../../src/tasks/types.js';
 
 for (const name of Object.keys(process.env)) {
   if (/^AWS_/.test(name)) delete process.env[name];
@@ -103,6 +104,14 @@ export async function eventually<T>(check: () => T | undefined | null | false, m
 }
 
 export const VALID = { username: 'suitepad', password: 'suitepad' };
+
+/** The task once it has ended (succeeded, failed or canceled); fails after `ms`. */
+export function untilTerminal(service: TaskService, id: string, ms = 120_000): Promise<Task> {
+  return eventually(() => {
+    const task = service.get(id);
+    return task && TERMINAL.has(task.status) ? task : undefined;
+  }, ms, `task ${id} to end`);
+}
 
 /**
  * Fast look-up for polling: ids of non-terminated instances tagged with this
