@@ -323,3 +323,17 @@ t.test('idempotency keys', async (t) => {
     t.equal(store.findKey('orphan'), undefined, 'a failed insert leaves no key behind');
   });
 });
+
+t.test('insert returns exactly what a read of the new row returns', async (t) => {
+  const { openDatabase } = await import('../src/tasks/db.js');
+  const { TaskStore } = await import('../src/tasks/store.js');
+  const db = openDatabase(path.join(tempDir(), 'same.db'));
+  t.teardown(() => db.close());
+  const store = new TaskStore(db);
+  for (const task of [
+    { id: 'c1', action: 'create' as const, params: { username: 'a', password_hash: '$6$x$y' } },
+    { id: 'd1', action: 'delete' as const, params: { ip: '1.2.3.4' }, ip: '1.2.3.4' },
+  ]) {
+    t.same(store.insert(task), store.get(task.id), task.action);
+  }
+});

@@ -112,7 +112,25 @@ export class TaskStore {
         });
       }
     })();
-    return this.get(task.id)!;
+    // What the row now holds, without reading it back: this is the accept hot path.
+    return {
+      id: task.id,
+      action: task.action,
+      status: 'queued',
+      params: task.params,
+      ip: task.ip ?? null,
+      instance_id: null,
+      instance_state: null,
+      error: null,
+      progress: null,
+      attempts: 0,
+      cancel_requested: false,
+      runner_pid: null,
+      runner_start: null,
+      created_at,
+      started_at: null,
+      finished_at: null,
+    };
   }
 
   get(id: string): Task | undefined {
