@@ -9,6 +9,7 @@ import type { TaskService } from './tasks/service.js';
 import { registerAuth } from './http/auth.js';
 import { registerErrorHandling } from './http/errors.js';
 import { PasswordHasher } from './http/password.js';
+import { registerEventStreams } from './http/sse.js';
 import compatRoutes from './http/routes/compat.js';
 import healthRoutes from './http/routes/health.js';
 import instanceRoutes from './http/routes/instances.js';
@@ -77,7 +78,8 @@ export function buildApp({ config, service, cloud, logger, db }: AppDeps): Fasti
   void app.register(healthRoutes, { service, cloud, paused: config.paused, readiness, metrics });
   const hasher = new PasswordHasher();
   void app.register(compatRoutes, { service, hasher, syncWait: config.syncWait });
-  void app.register(taskRoutes, { service, cancelWait: 120 });
+  const streams = registerEventStreams(app);
+  void app.register(taskRoutes, { service, streams, cancelWait: 120 });
   void app.register(instanceRoutes, {
     service,
     hasher,

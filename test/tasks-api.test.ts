@@ -56,8 +56,10 @@ t.test('SSE: past and live events, then the final state; many watchers, one run;
   t.match(stepEnd?.data, { status: 'changed', duration_ms: Number });
   t.same(
     first!.events.filter((e) => e.event === 'status').map((e) => e.data.status),
-    ['running', 'succeeded'],
+    ['queued', 'running', 'succeeded'],
+    'every status change, from the start',
   );
+  t.match(first!.events[0]!.data, { task_id: id, action: 'create', status: 'queued', created_at: String }, 'a status event holds the task document');
   const end = first!.events.at(-1)!;
   t.equal(end.event, 'end', 'the stream ends with the final task');
   t.match(end.data, { task_id: id, status: 'succeeded', ip: String });
@@ -71,6 +73,63 @@ t.test('SSE: past and live events, then the final state; many watchers, one run;
 
   const unknown = await inject({ method: 'GET', url: '/tasks/01a21c5a-0000-7000-8000-000000000000/events' });
   t.equal(unknown.statusCode, 404);
+});
+
+/** Reads an SSE stream until `enough` says so, then stops reading. */
+async function readUntil(url: string, enough: (events: SseEvent[]) => boolean, headers: Record<string, string> = {}) {
+  await service.app.listen({ port: 0, host: '127.0.0.1' }).catch(() => undefined);
+  const address = service.app.server.address() as { port: number };
+  const controller = new AbortController();
+  const res = await fetch(`http://127.0.0.1:${address.port}${url}`, { headers, signal: controller.signal });
+  const events: SseEvent[] = [];
+  let buffer = '';
+  const decoder = new TextDecoder();
+  const reader = res.body!.getReader();
+  while (!enough(events)) {
+    const { value, done } = await reader.read();
+    if (done) break;
+    buffer += decoder.decode(value, { stream: true });
+    let cut;
+    while ((cut = buffer.indexOf('\n\n')) >= 0) {
+      const block = buffer.slice(0, cut);
+      buffer = buffer.slice(cut + 2);
+      if (!block.trim() || block.startsWith(':')) continue;
+      const fields = Object.fromEntries(block.split('\n').map((line) => [line.slice(0, line.indexOf(':')), line.slice(line.indexOf(':') + 2)]));
+      events.push({ id: fields.id, event: fields.event ?? 'message', data: JSON.parse(fields.data ?? '{}') as Record<string, unknown> });
+    }
+  }
+  controller.abort();
+  return { status: res.status, events };
+}
+
+t.test('GET /events: every task\'s changes live, in order, resumable; /tasks says where to start', async (t) => {
+  const listed = (await inject({ url: '/tasks?limit=1' })).json();
+  t.type(listed.last_event_id, 'number', '/tasks says where the feed stood');
+  const id = await createAsync();
+  const feed = await readUntil(`/events?after=${listed.last_event_id}`, (events) =>
+    events.some((e) => e.event === 'status' && e.data.task_id === id && e.data.status === 'succeeded'),
+  );
+  t.equal(feed.status, 200);
+  t.match(feed.events[0], { event: 'ready', data: { after: listed.last_event_id } }, 'it says where it starts');
+  const mine = feed.events.filter((e) => e.data.task_id === id);
+  t.same(mine.filter((e) => e.event === 'status').map((e) => e.data.status), ['queued', 'running', 'succeeded'], 'the task appears when queued');
+  t.ok(mine.some((e) => e.event === 'step_start' && typeof e.data.name === 'string'), 'progress too');
+  const ids = feed.events.slice(1).map((e) => Number(e.id));
+  t.same(ids, [...ids].sort((a, b) => a - b), 'in event order');
+  t.ok(ids.every((n) => n > listed.last_event_id), 'only what came after the list');
+
+  const middle = mine[Math.floor(mine.length / 2)]!;
+  const resumed = await readUntil('/events', (events) => events.some((e) => e.id === mine.at(-1)!.id), { 'last-event-id': middle.id! });
+  t.same(
+    resumed.events.slice(1).filter((e) => e.data.task_id === id).map((e) => e.id),
+    mine.filter((e) => Number(e.id) > Number(middle.id)).map((e) => e.id),
+    'Last-Event-ID replays exactly what came after it',
+  );
+
+  const fresh = await readUntil('/events', (events) => events.length >= 1);
+  t.match(fresh.events[0], { event: 'ready', data: { after: Number } }, 'without a position it starts now');
+  t.ok((fresh.events[0]!.data.after as number) >= Number(mine.at(-1)!.id));
+  t.equal((await inject({ url: '/events?after=x' })).statusCode, 400);
 });
 
 t.test('GET /tasks/<id> is the /status document; the log is there, pageable, and live while running', async (t) => {

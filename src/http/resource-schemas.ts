@@ -21,7 +21,13 @@ export const TaskListQuery = Type.Object(
 export const TaskList = Type.Object({
   tasks: Type.Array(TaskStatus),
   next_cursor: Type.Union([Type.String(), Type.Null()], { description: 'pass as ?cursor= for the next (older) page; null on the last' }),
+  last_event_id: Type.Integer({ description: 'The newest event when this list was read: follow /events?after=<this> to see every change since' }),
 });
+
+export const FeedQuery = Type.Object(
+  { after: Type.Optional(Type.String({ pattern: '^[0-9]{1,15}$', description: 'replay the events after this id (as Last-Event-ID does)' })) },
+  { additionalProperties: false },
+);
 
 export const LogQuery = Type.Object(
   { offset: Type.Optional(Type.String({ pattern: '^[0-9]{1,9}$', description: 'characters to skip: read only what is new' })) },

@@ -2,28 +2,13 @@
 // request into a task (validation beyond the schema, hashing, refusals as
 // HTTP errors) and a task into its public document.
 import { SubmitError, type Submitted, type TaskService } from '../tasks/service.js';
-import type { Task } from '../tasks/types.js';
+import { taskView, type Task } from '../tasks/types.js';
 import { HttpError } from './errors.js';
 import type { PasswordHasher } from './password.js';
 import { SYSTEM_ACCOUNTS, type CreateBody } from './schemas.js';
 
 /** The document of GET /status/<id> and GET /tasks/<id>. */
-export function statusDocument(task: Task) {
-  return {
-    task_id: task.id,
-    action: task.action,
-    status: task.status,
-    ip: task.ip,
-    instance_id: task.instance_id,
-    instance_state: task.instance_state,
-    error: task.error,
-    created_at: task.created_at,
-    started_at: task.started_at,
-    finished_at: task.finished_at,
-    progress: task.progress,
-    attempts: task.attempts,
-  };
-}
+export const statusDocument = taskView;
 
 /** Runs a service call; its refusals become HTTP errors in the contract's shape. */
 export async function orHttpError<T>(call: () => T | Promise<T>): Promise<T> {

@@ -20,14 +20,11 @@ export const TAGS = [
 /** The tag a route gets when its schema names none, from its path. */
 export function defaultTag(url: string): string | undefined {
   if (/^\/(create|delete)(\b|-|\/|$)/.test(url) || /^\/status(\/|$)/.test(url)) return 'compat';
-  if (/^\/tasks(\/|$)/.test(url)) return 'tasks';
+  if (/^\/(tasks|events)(\/|$)/.test(url)) return 'tasks';
   if (/^\/instances(\/|$)/.test(url)) return 'instances';
   if (/^\/(healthz|readyz|metrics|openapi\.json)$/.test(url) || /^\/docs(\/|$)/.test(url)) return 'ops';
   return undefined;
 }
-
-/** Routes that answer without a token (src/http/auth.ts); the rest need one when API_TOKENS is set. */
-const OPEN_ROUTES = new Set(['/healthz']);
 
 /** What a status means on any route, when nothing more specific is known. */
 const STATUS_TEXT: Record<string, string> = {
@@ -84,12 +81,11 @@ type Responses = Record<string, unknown>;
  * validated route can answer, the 401 of a protected route when tokens are
  * on, who needs a token, and a description for every status.
  */
-function documentRoute(schema: FastifySchema | undefined, url: string, tokens: boolean): FastifySchema | undefined {
+function documentRoute(schema: FastifySchema | undefined, url: string, open: boolean, tokens: boolean): FastifySchema | undefined {
   if (!schema || schema.hide) return schema;
   const response: Responses = { ...((schema.response as Responses | undefined) ?? {}) };
   const validated = Boolean(schema.body || schema.params || schema.querystring || schema.headers);
   if (validated && !('400' in response)) response['400'] = ErrorBody;
-  const open = OPEN_ROUTES.has(url);
   if (tokens && !open && !('401' in response)) response['401'] = ErrorBody;
   for (const [code, answer] of Object.entries(response)) {
     if (!answer || typeof answer !== 'object' || 'content' in answer) continue;
@@ -146,7 +142,10 @@ export function registerOpenApi(app: FastifyInstance, { tokens }: OpenApiOptions
       },
       ...(tokens ? { security: [{ bearerAuth: [] }] } : {}),
     },
-    transform: ({ schema, url }) => ({ schema: documentRoute(schema, url, tokens) as FastifySchema, url }),
+    transform: ({ schema, url, route }) => ({
+      schema: documentRoute(schema, url, route.config?.public === true, tokens) as FastifySchema,
+      url,
+    }),
     transformObject: (document) => {
       const openapi = (document as { openapiObject: Partial<OpenAPIV3_1.Document> }).openapiObject;
       return { ...openapi, info: { title: 'ec2-api', ...openapi.info, version: packageVersion() } };

@@ -1,6 +1,7 @@
-// Task events: every status change and playbook step of a task, stored in
-// order (task_events) and pushed live to whoever watches (SSE). Watching a
-// task costs nothing extra: the one playbook run feeds every watcher.
+// Task events: every status change and playbook step of every task, stored
+// in order (task_events) and pushed live to whoever watches one task or all
+// of them (SSE). The row id orders events across tasks: it is the SSE event
+// id of both feeds, so any client resumes with Last-Event-ID.
 import { EventEmitter } from 'node:events';
 import type { Db } from './db.js';
 
@@ -22,6 +23,16 @@ interface EventRow {
   data: string;
 }
 
+/** One event to record: a status change carries the task's own document, a step is shared by a batch. */
+export interface NewEvent {
+  taskId: string;
+  type: TaskEventType;
+  data: Record<string, unknown>;
+}
+
+/** Listeners of every task's events subscribe under this name. */
+const ALL = Symbol('all tasks');
+
 const toEvent = (row: EventRow): TaskEvent => ({ ...row, data: JSON.parse(row.data) as Record<string, unknown> });
 
 export class TaskEvents {
@@ -29,34 +40,61 @@ export class TaskEvents {
   private readonly stmt;
 
   constructor(private readonly db: Db) {
+    // Every SSE client is one listener; there may be many.
     this.emitter.setMaxListeners(0);
     this.stmt = {
       insert: db.prepare('INSERT INTO task_events (task_id, at, type, data) VALUES (?, ?, ?, ?)'),
       since: db.prepare('SELECT id, task_id, at, type, data FROM task_events WHERE task_id = ? AND id > ? ORDER BY id'),
+      after: db.prepare('SELECT id, task_id, at, type, data FROM task_events WHERE id > ? ORDER BY id LIMIT ?'),
+      last: db.prepare('SELECT coalesce(max(id), 0) AS id FROM task_events'),
     };
   }
 
-  /** Stores one event for each task (a batch's step is every member's step) and tells watchers. */
-  record(taskIds: string[], type: TaskEventType, data: Record<string, unknown>): void {
+  /**
+   * Stores events (in the caller's transaction when there is one) and
+   * returns them; `publish` tells the watchers. Split so that a write inside
+   * a group commit is announced only once it is on disk.
+   */
+  store(events: NewEvent[]): TaskEvent[] {
     const at = new Date().toISOString();
-    const json = JSON.stringify(data);
-    const events: TaskEvent[] = [];
-    this.db.transaction(() => {
-      for (const taskId of taskIds) {
-        const { lastInsertRowid } = this.stmt.insert.run(taskId, at, type, json);
-        events.push({ id: Number(lastInsertRowid), task_id: taskId, at, type, data });
-      }
-    })();
-    for (const event of events) this.emitter.emit(event.task_id, event);
+    return events.map(({ taskId, type, data }) => {
+      const { lastInsertRowid } = this.stmt.insert.run(taskId, at, type, JSON.stringify(data));
+      return { id: Number(lastInsertRowid), task_id: taskId, at, type, data };
+    });
   }
 
+  publish(events: TaskEvent[]): void {
+    for (const event of events) {
+      this.emitter.emit(event.task_id, event);
+      this.emitter.emit(ALL, event);
+    }
+  }
+
+  /** Stores and publishes at once, in one transaction. */
+  record(events: NewEvent[]): void {
+    if (events.length === 0) return;
+    this.publish(this.db.transaction(() => this.store(events))());
+  }
+
+  /** One task's events after `afterId`, oldest first. */
   since(taskId: string, afterId = 0): TaskEvent[] {
     return (this.stmt.since.all(taskId, afterId) as EventRow[]).map(toEvent);
   }
 
-  /** Live events of one task; returns the unsubscribe function. */
-  subscribe(taskId: string, listener: (event: TaskEvent) => void): () => void {
-    this.emitter.on(taskId, listener);
-    return () => this.emitter.off(taskId, listener);
+  /** Every task's events after `afterId`, oldest first, at most `limit`. */
+  after(afterId: number, limit: number): TaskEvent[] {
+    return (this.stmt.after.all(afterId, limit) as EventRow[]).map(toEvent);
+  }
+
+  /** The newest event's id (0 when there is none): where a feed starting now begins. */
+  lastId(): number {
+    return (this.stmt.last.get() as { id: number }).id;
+  }
+
+  /** Live events of one task, or of every task (`taskId` null); returns the unsubscribe function. */
+  subscribe(taskId: string | null, listener: (event: TaskEvent) => void): () => void {
+    const name = taskId ?? ALL;
+    this.emitter.on(name, listener);
+    return () => this.emitter.off(name, listener);
   }
 }

@@ -7,7 +7,7 @@ import path from 'node:path';
 import { PlaybookRun, type AnsibleEvent, type PlaybookResultEntry, type RunResult } from '../ansible/runner.js';
 import type { TaskEvents } from './events.js';
 import type { TaskStore } from './store.js';
-import type { CreateParams, DeleteParams, InstanceState, Outcome, Task } from './types.js';
+import { taskView, type CreateParams, type DeleteParams, type InstanceState, type Outcome, type Task } from './types.js';
 
 export interface ExecutorOptions {
   playbookDir: string;
@@ -240,15 +240,17 @@ export class Executor {
       onEvent: (event: AnsibleEvent) => {
         if (event.event === 'task_start') {
           store.setProgress(taskIds, { step: event.step, of: event.of, name: event.name });
-          events.record(taskIds, 'step_start', { step: event.step, of: event.of, name: event.name });
+          const data = { step: event.step, of: event.of, name: event.name };
+          events.record(taskIds.map((taskId) => ({ taskId, type: 'step_start', data })));
         } else if (event.event === 'task_end') {
-          events.record(taskIds, 'step_end', {
+          const data = {
             step: event.step,
             name: event.name,
             status: event.status,
             duration_ms: event.duration_ms ?? null,
             ...(event.msg ? { msg: event.msg.slice(0, 500) } : {}),
-          });
+          };
+          events.record(taskIds.map((taskId) => ({ taskId, type: 'step_end', data })));
         }
       },
     });
@@ -273,13 +275,7 @@ export class Executor {
     if (!this.deps.store.finish(task.id, outcome, log)) return;
     const finished = this.deps.store.get(task.id);
     if (!finished) return;
-    this.deps.events.record([task.id], 'status', {
-      status: finished.status,
-      ip: finished.ip,
-      instance_id: finished.instance_id,
-      instance_state: finished.instance_state,
-      error: finished.error,
-    });
+    this.deps.events.record([{ taskId: task.id, type: 'status', data: taskView(finished) }]);
     const line = { task_id: task.id, action: task.action, status: finished.status, instance_id: finished.instance_id, ip: finished.ip };
     if (finished.status === 'failed') this.deps.log.warn({ ...line, error: finished.error }, 'task failed');
     else this.deps.log.info(line, `task ${finished.status}`);

@@ -13,7 +13,7 @@ import { Executor, type ExecutorOptions, type RunReport } from './executor.js';
 import { GroupCommit } from './group-commit.js';
 import { SqliteQueueStore, type QueuePayload } from './queue-store.js';
 import { TaskStore } from './store.js';
-import { TERMINAL, type CreateParams, type Task, type TaskFilter } from './types.js';
+import { TERMINAL, taskView, type CreateParams, type Task, type TaskFilter } from './types.js';
 
 /** Event that releases every waiter when the service stops. */
 const SHUTDOWN = Symbol('shutdown');
@@ -204,6 +204,21 @@ export class TaskService {
     return this.taskEvents.since(id, afterId);
   }
 
+  /** Every task's events after `afterId`, oldest first, at most `limit`. */
+  eventsAfter(afterId: number, limit: number): TaskEvent[] {
+    return this.taskEvents.after(afterId, limit);
+  }
+
+  /** The id of the newest event: a feed that starts now continues after it. */
+  lastEventId(): number {
+    return this.taskEvents.lastId();
+  }
+
+  /** Live events of one task, or of all (`taskId` null); returns the unsubscribe function. */
+  watch(taskId: string | null, listener: (event: TaskEvent) => void): () => void {
+    return this.taskEvents.subscribe(taskId, listener);
+  }
+
   /**
    * Cancels a task: a queued one never runs; a running one has its playbook
    * stopped and, for a create, its instance terminated. Resolves with the
@@ -215,7 +230,7 @@ export class TaskService {
     if (this.store.cancelQueued(id)) {
       this.queued--;
       const canceled = this.store.get(id)!;
-      this.taskEvents.record([id], 'status', { status: 'canceled', error: canceled.error });
+      this.recordStatus([canceled]);
       this.log.info({ task_id: id, action: canceled.action }, 'task canceled before it ran');
       this.events.emit(id, canceled);
       return canceled;
@@ -302,6 +317,7 @@ export class TaskService {
     }
     // The row is committed; the queue's own row follows. A crash in between
     // is repaired by recover(), which re-queues the task.
+    this.recordStatus([stored]);
     this.queue?.push({ id });
     return { task: stored, replayed: false };
   }
@@ -323,6 +339,11 @@ export class TaskService {
     return { task, replayed: true };
   }
 
+  /** A `status` event per task, carrying the task as clients see it. */
+  private recordStatus(tasks: Task[]): void {
+    this.taskEvents.record(tasks.map((task) => ({ taskId: task.id, type: 'status' as const, data: taskView(task) })));
+  }
+
   private async runBatch(ids: string[]): Promise<void> {
     const tasks: Task[] = [];
     for (const id of ids) {
@@ -334,19 +355,16 @@ export class TaskService {
       }
     }
     if (!tasks.length) return;
-    this.taskEvents.record(
-      tasks.map((task) => task.id),
-      'status',
-      { status: 'running' },
-    );
+    this.recordStatus(tasks);
     await this.executor.execute(tasks);
   }
 
   private failUnfinished(ids: string[], error: string): void {
     for (const id of ids) {
       if (this.store.finish(id, { status: 'failed', error })) {
-        this.taskEvents.record([id], 'status', { status: 'failed', error });
-        this.events.emit(id, this.store.get(id));
+        const failed = this.store.get(id)!;
+        this.recordStatus([failed]);
+        this.events.emit(id, failed);
       }
     }
   }
@@ -355,7 +373,7 @@ export class TaskService {
   private requeue(ids: string[]): void {
     this.store.requeue(ids, true);
     this.queued += ids.length;
-    this.taskEvents.record(ids, 'status', { status: 'queued' });
+    this.recordStatus(ids.map((id) => this.store.get(id)!));
     // The batch still holds their old rows locked; a new push queues them again.
     for (const id of ids) this.queue?.push({ id });
   }

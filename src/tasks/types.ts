@@ -62,3 +62,22 @@ export interface TaskFilter {
   before_id?: string;
   limit: number;
 }
+
+/** A task as clients see it: /status/<id>, /tasks, and the data of every `status` event. */
+export function taskView(task: Task) {
+  return {
+    task_id: task.id,
+    action: task.action,
+    status: task.status,
+    ip: task.ip,
+    instance_id: task.instance_id,
+    instance_state: task.instance_state,
+    error: task.error,
+    created_at: task.created_at,
+    started_at: task.started_at,
+    finished_at: task.finished_at,
+    progress: task.progress,
+    attempts: task.attempts,
+  };
+}
+export type TaskView = ReturnType<typeof taskView>;

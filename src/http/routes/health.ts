@@ -24,6 +24,7 @@ const healthRoutes: FastifyPluginAsyncTypebox<HealthOptions> = async (app, { ser
   app.get(
     '/healthz',
     {
+      config: { public: true },
       schema: {
         summary: 'Liveness and cloud in use',
         description: 'Cheap (no I/O): the process answers. Says which EC2 is in use and how busy the service is. Never needs a token.',

@@ -5,19 +5,22 @@ import type { TaskEvent } from '../../tasks/events.js';
 import type { TaskService } from '../../tasks/service.js';
 import { TERMINAL } from '../../tasks/types.js';
 import { HttpError } from '../errors.js';
-import { EventsHeaders, LogQuery, TaskList, TaskListQuery } from '../resource-schemas.js';
+import { EventsHeaders, FeedQuery, LogQuery, TaskList, TaskListQuery } from '../resource-schemas.js';
+import type { EventStreams } from '../sse.js';
 import { ErrorBody, TaskIdParams, TaskStatus } from '../schemas.js';
 import { statusDocument, toHttpError } from '../tasks-http.js';
 
 export interface TaskRoutesOptions {
   service: TaskService;
+  streams: EventStreams;
   /** How long POST /tasks/<id>/cancel waits for a running task to stop and be cleaned up. */
   cancelWait: number;
 }
 
-const HEARTBEAT_MS = 15_000;
+/** Events read from the database at a time when a client catches up. */
+const REPLAY_PAGE = 500;
 
-const taskRoutes: FastifyPluginAsyncTypebox<TaskRoutesOptions> = async (app, { service, cancelWait }) => {
+const taskRoutes: FastifyPluginAsyncTypebox<TaskRoutesOptions> = async (app, { service, streams, cancelWait }) => {
   const find = (id: string) => {
     const task = service.get(id.toLowerCase());
     if (!task) throw new HttpError(404, 'task not found');
@@ -46,7 +49,12 @@ const taskRoutes: FastifyPluginAsyncTypebox<TaskRoutesOptions> = async (app, { s
         before_id: cursor?.toLowerCase(),
         limit,
       });
-      return { tasks: tasks.map(statusDocument), next_cursor: tasks.length === limit ? tasks.at(-1)!.id : null };
+      return {
+        tasks: tasks.map(statusDocument),
+        next_cursor: tasks.length === limit ? tasks.at(-1)!.id : null,
+        // Read in the same turn as the list: following /events after it misses no change.
+        last_event_id: service.lastEventId(),
+      };
     },
   );
 
@@ -81,15 +89,20 @@ const taskRoutes: FastifyPluginAsyncTypebox<TaskRoutesOptions> = async (app, { s
     },
   );
 
+  /** An event as both feeds send it: the task it is about, what happened, and when. */
+  const message = (event: TaskEvent) => ({ id: event.id, event: event.type, data: { task_id: event.task_id, ...event.data, at: event.at } });
+
   app.get(
     '/tasks/:id/events',
     {
       schema: {
-        summary: 'Live events of a task (Server-Sent Events)',
+        summary: 'Live events of one task (Server-Sent Events)',
         description:
-          'Past events first, then live ones: `status` (queued/running/…), `step_start` and `step_end` (playbook steps with ' +
-          'ok/changed/failed and timing); then one `end` event holding the final task document, and the stream closes. ' +
-          'Reconnect with `Last-Event-ID` to resume after the last event seen.',
+          'Without `Last-Event-ID`, the task\'s history first (it starts with a `status` event holding the task), then live ' +
+          'events: `status` (the whole task document, at every status change), `step_start` and `step_end` (playbook steps ' +
+          'with ok/changed/failed and timing). Once the task has ended, one `end` event holding the final task document, and ' +
+          'the stream closes. With `Last-Event-ID`, only what came after that event. A `stopping` event means the service is ' +
+          'shutting down: reconnect with `Last-Event-ID`.',
         params: TaskIdParams,
         headers: EventsHeaders,
         response: { 200: { content: { 'text/event-stream': { schema: { type: 'string' } } } }, 400: ErrorBody, 404: ErrorBody },
@@ -97,52 +110,73 @@ const taskRoutes: FastifyPluginAsyncTypebox<TaskRoutesOptions> = async (app, { s
     },
     async (request, reply) => {
       const task = find(request.params.id);
-      const after = Number(request.headers['last-event-id'] ?? 0);
+      const lastSeen = request.headers['last-event-id'];
+      let sent = lastSeen === undefined ? 0 : Number(lastSeen);
+      const stream = streams.start(request, reply);
+      if (!stream) return;
 
-      reply.hijack();
-      const res = reply.raw;
-      res.writeHead(200, {
-        'content-type': 'text/event-stream; charset=utf-8',
-        'cache-control': 'no-cache',
-        connection: 'keep-alive',
-        'x-accel-buffering': 'no', // proxies must not hold events back
-        'x-request-id': String(request.id),
-      });
-
-      let sent = after;
-      let ended = false;
-      const pending: TaskEvent[] = [];
-      let replaying = true;
+      const end = () => {
+        const final = service.get(task.id);
+        if (final) stream.send({ event: 'end', data: statusDocument(final) });
+        stream.end();
+      };
       const write = (event: TaskEvent) => {
-        if (ended || event.id <= sent) return;
+        if (stream.closed || event.id <= sent) return;
         sent = event.id;
-        res.write(`id: ${event.id}\nevent: ${event.type}\ndata: ${JSON.stringify({ ...event.data, at: event.at })}\n\n`);
+        stream.send(message(event));
         if (event.type === 'status' && TERMINAL.has(event.data.status as never)) end();
       };
-      const end = () => {
-        if (ended) return;
-        ended = true;
-        const final = service.get(task.id);
-        if (final) res.write(`event: end\ndata: ${JSON.stringify(statusDocument(final))}\n\n`);
-        cleanup();
-        res.end();
-      };
-      // Subscribe before reading the past, so nothing falls in between.
-      const unsubscribe = service.taskEvents.subscribe(task.id, (event) => (replaying ? pending.push(event) : write(event)));
-      const heartbeat = setInterval(() => res.write(': keep-alive\n\n'), HEARTBEAT_MS);
-      const cleanup = () => {
-        unsubscribe();
-        clearInterval(heartbeat);
-      };
-      request.raw.on('close', () => {
-        ended = true;
-        cleanup();
-      });
+      // Subscribed before the history is read, in the same turn: nothing falls in between.
+      stream.onClose(service.watch(task.id, write));
+      const history = service.eventsSince(task.id, sent);
+      if (lastSeen === undefined && !history.some((event) => event.type === 'status')) {
+        // A task from before status events were recorded: say where it stands.
+        stream.send({ event: 'status', data: { ...statusDocument(task), at: new Date().toISOString() } });
+      }
+      for (const event of history) write(event);
+      if (!stream.closed && TERMINAL.has(service.get(task.id)!.status)) end();
+    },
+  );
 
-      for (const event of service.eventsSince(task.id, after)) write(event);
-      replaying = false;
-      for (const event of pending) write(event);
-      if (TERMINAL.has(service.get(task.id)!.status)) end();
+  app.get(
+    '/events',
+    {
+      schema: {
+        summary: 'Live events of every task (Server-Sent Events)',
+        description:
+          'The same events as /tasks/<id>/events, for all tasks, each with its `task_id`: `status` (the whole task document ' +
+          'at every status change, `queued` included, so new tasks appear), `step_start`, `step_end`. The stream first sends ' +
+          '`ready` with `{"after": N}`: the events that follow are those after event N. Without `Last-Event-ID` (or ' +
+          '`?after=`) it starts now; with one, it first replays every event after it. `GET /tasks` answers with ' +
+          '`last_event_id`: list first, then follow `/events?after=<last_event_id>` to miss nothing. A client that falls ' +
+          'more than 1 MiB behind is disconnected and resumes with `Last-Event-ID`; `stopping` means the service is shutting down.',
+        headers: EventsHeaders,
+        querystring: FeedQuery,
+        response: { 200: { content: { 'text/event-stream': { schema: { type: 'string' } } } }, 400: ErrorBody },
+      },
+    },
+    async (request, reply) => {
+      const given = request.headers['last-event-id'] ?? request.query.after;
+      let sent = given === undefined ? service.lastEventId() : Number(given);
+      const stream = streams.start(request, reply);
+      if (!stream) return;
+      stream.send({ event: 'ready', data: { after: sent } });
+
+      const write = (event: TaskEvent) => {
+        if (stream.closed || event.id <= sent) return;
+        sent = event.id;
+        stream.send(message(event));
+      };
+      // Replay in pages, waiting for the client to read each one.
+      for (;;) {
+        const page = service.eventsAfter(sent, REPLAY_PAGE);
+        for (const event of page) write(event);
+        if (page.length < REPLAY_PAGE || stream.closed) break;
+        await stream.drained();
+      }
+      if (stream.closed) return;
+      // No await since the last read: subscribing now misses nothing.
+      stream.onClose(service.watch(null, write));
     },
   );
 
