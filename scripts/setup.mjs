@@ -18,7 +18,7 @@ import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const purpose = process.argv.includes('--for') ? process.argv[process.argv.indexOf('--for') + 1] : 'start';
@@ -96,17 +96,17 @@ if (!fs.existsSync(distEntry) || newestMtime(path.join(root, 'src')) > fs.statSy
   run('npm', ['run', '--silent', 'build']);
 }
 
-// 3. Ansible with amazon.aws and boto3
+// 3. Ansible with amazon.aws and boto3. Which ansible-playbook, and which
+// Python runs the EC2 modules, is decided by the service's own config
+// (dist/config.js, built above), so setup checks exactly what will run.
+const { loadConfig, ec2Python, onPath } = await import(pathToFileURL(path.join(root, 'dist', 'config.js')).href);
+
 function ansibleReady() {
-  // The same choice as src/config.ts: the project's .venv first, then PATH.
-  const venvPlaybook = path.join(venv, 'bin', 'ansible-playbook');
-  const playbook = fs.existsSync(venvPlaybook) ? venvPlaybook : which('ansible-playbook');
+  const config = loadConfig(process.env);
+  const playbook = onPath(config.ansiblePlaybook);
   if (!playbook) return { ok: false, why: 'ansible-playbook is not installed' };
-  // The Python that runs ansible-playbook also runs our modules
-  // (ansible_python_interpreter = ansible_playbook_python): it needs boto3.
-  const shebang = fs.readFileSync(playbook, 'utf8').split('\n')[0] ?? '';
-  const python = shebang.startsWith('#!') ? shebang.slice(2).trim().split(/\s+/).pop() : 'python3';
-  const interpreter = python === 'python3' || python?.endsWith('/env') ? 'python3' : python;
+  const interpreter = ec2Python(config);
+  if (!interpreter) return { ok: false, why: `cannot tell which Python runs ${playbook}` };
   if (!succeeds(interpreter, ['-c', 'import boto3, botocore'])) return { ok: false, why: `boto3 is missing for ${interpreter}` };
   if (!succeeds(interpreter, ['-c', 'import ansible_collections.amazon.aws'])) {
     const galaxy = path.join(path.dirname(playbook), 'ansible-galaxy');

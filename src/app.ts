@@ -1,50 +1,53 @@
-// buildApp(): the Fastify application, given everything it depends on.
-// No I/O happens here: tests build it around their own service and inject.
-import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+// The application as a Fastify plugin: its resources (the engine: database,
+// cloud, password workers, task service), the HTTP layer around them, and
+// the order in which everything stops. `buildApp()` gives tests and the
+// server the same app; no I/O happens on import.
+import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyServerOptions } from 'fastify';
+import fp from 'fastify-plugin';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type { Cloud } from './ansible/cloud.js';
 import type { Config } from './config.js';
-import type { Db } from './tasks/db.js';
-import type { TaskService } from './tasks/service.js';
 import { registerAuth } from './http/auth.js';
-import { registerErrorHandling } from './http/errors.js';
-import { PasswordHasher } from './http/password.js';
-import { registerEventStreams } from './http/sse.js';
+import engine from './http/engine.js';
+import { clientErrorHandler, registerErrorHandling } from './http/errors.js';
+import { registerMetrics } from './http/metrics.js';
+import { registerOpenApi } from './http/openapi.js';
+import { Readiness, ec2ProbeUrl } from './http/readiness.js';
+import { REQUEST_ID_HEADER, requestIdFor } from './http/request-id.js';
 import compatRoutes from './http/routes/compat.js';
 import healthRoutes from './http/routes/health.js';
 import instanceRoutes from './http/routes/instances.js';
 import taskRoutes from './http/routes/tasks.js';
-import { registerMetrics } from './observability/metrics.js';
-import { registerOpenApi } from './observability/openapi.js';
-import { ec2ProbeUrl, Readiness } from './observability/readiness.js';
-import { REQUEST_ID_HEADER, requestIdFor } from './observability/request-id.js';
+import { EventStreams } from './http/sse.js';
 
-export interface AppDeps {
-  config: Pick<
-    Config,
-    'apiTokens' | 'syncWait' | 'paused' | 'logLevel' | 'playbookDir' | 'projectDir' | 'ansiblePlaybook' | 'taskTimeout'
-  >;
-  service: TaskService;
-  cloud: Pick<Cloud, 'kind' | 'endpointUrl' | 'region' | 'description' | 'env'>;
-  /** The service's pino logger; without one, requests are not logged (tests). */
-  logger?: FastifyBaseLogger;
-  /** The service's database (runtime.db): task counts for /metrics, `SELECT 1` for /readyz. */
-  db?: Db;
+export interface AppOptions {
+  config: Config;
+  /** The EC2 to use instead of resolving one from the config (tests); the app does not stop it. */
+  cloud?: Cloud;
 }
 
 /** Logged fields that could hold a secret are replaced before they are written. */
 export const REDACT = ['req.headers.authorization', 'req.body', 'req.body.password', 'password', '*.password'];
 
-export function buildApp({ config, service, cloud, logger, db }: AppDeps): FastifyInstance {
-  const app = Fastify({
+/** How long a client may take to send its request (headers and body): a slow sender is cut off. */
+const REQUEST_RECEIVE_TIMEOUT_MS = 30_000;
+
+export function fastifyOptions(logger?: FastifyBaseLogger): FastifyServerOptions {
+  return {
     ...(logger ? { loggerInstance: logger } : { logger: false }),
     // X-Request-Id in (when well-formed) and out; pino's reqId on every line of the request.
     requestIdHeader: false,
     genReqId: requestIdFor,
     // The bodies here are tiny; anything larger is a mistake or an attack.
     bodyLimit: 16 * 1024,
-    // A sync /create waits for its playbook: never cut it before syncWait.
-    requestTimeout: (config.syncWait + 30) * 1000,
+    // Bounds receiving the request only: a sync /create that waits minutes
+    // for its playbook after the request has arrived is not cut by it.
+    requestTimeout: REQUEST_RECEIVE_TIMEOUT_MS,
+    // During shutdown the routes answer for themselves: /healthz says
+    // "not accepting", new tasks get a 503 that says to retry.
+    return503OnClosing: false,
+    // Errors of Node's HTTP parser (431, 414, 400) in the API's error shape.
+    clientErrorHandler,
     ajv: {
       customOptions: {
         removeAdditional: false, // unknown fields are refused, not silently dropped
@@ -52,10 +55,11 @@ export function buildApp({ config, service, cloud, logger, db }: AppDeps): Fasti
         allErrors: false,
       },
     },
-  }).withTypeProvider<TypeBoxTypeProvider>();
+  };
+}
 
-  // Only JSON bodies: a JSON body sent as text/plain gets a 415 that says so.
-  app.removeContentTypeParser('text/plain');
+/** The whole service: resources first, then the HTTP layer, then the order of the stop. */
+async function ec2Api(app: FastifyInstance, { config, cloud }: AppOptions): Promise<void> {
   registerErrorHandling(app);
   // JSON answers end with a newline, as Flask's jsonify did: curl output stays readable.
   app.addHook('onSend', async (_request, reply, payload) =>
@@ -64,33 +68,43 @@ export function buildApp({ config, service, cloud, logger, db }: AppDeps): Fasti
   app.addHook('onRequest', async (request, reply) => {
     reply.header(REQUEST_ID_HEADER, request.id);
   });
+
+  // Opens the database, the cloud, the password workers and the task
+  // service; each one's onClose hook is added as it opens, and Fastify runs
+  // them last-added first: tasks, workers, cloud, database.
+  await app.register(engine, { config, cloud });
+  const { tasks } = app.engine;
+
   registerAuth(app, config.apiTokens);
   // Before any route: the OpenAPI document collects every route registered after it.
   registerOpenApi(app, { tokens: config.apiTokens.length > 0 });
-  const metrics = registerMetrics(app, { service, db });
+  const metrics = registerMetrics(app, tasks);
+  const streams = new EventStreams();
   const readiness = new Readiness({
-    service,
-    db,
+    tasks,
     ansiblePlaybook: config.ansiblePlaybook,
-    ec2Endpoint: ec2ProbeUrl(cloud),
+    ec2Endpoint: ec2ProbeUrl(app.engine.cloud),
     log: app.log,
   });
-  void app.register(healthRoutes, { service, cloud, paused: config.paused, readiness, metrics });
-  const hasher = new PasswordHasher();
-  void app.register(compatRoutes, { service, hasher, syncWait: config.syncWait });
-  const streams = registerEventStreams(app);
-  void app.register(taskRoutes, { service, streams, cancelWait: 120 });
-  void app.register(instanceRoutes, {
-    service,
-    hasher,
-    syncWait: config.syncWait,
-    list: {
-      playbookDir: config.playbookDir,
-      projectDir: config.projectDir,
-      ansiblePlaybook: config.ansiblePlaybook,
-      env: cloud.env,
-      timeoutSeconds: Math.min(config.taskTimeout, 300),
-    },
-  });
+
+  await app.register(healthRoutes, { tasks, cloud: app.engine.cloud, paused: config.paused, readiness, metrics });
+  await app.register(compatRoutes, { tasks, syncWait: config.syncWait });
+  await app.register(taskRoutes, { tasks, streams, cancelWait: 120 });
+  await app.register(instanceRoutes, { tasks, syncWait: config.syncWait });
+
+  // The stop (app.close(), on SIGTERM/SIGINT), while requests are still answered; preClose hooks run in this order:
+  // 1. new tasks are refused (503) and no batch starts;
+  app.addHook('preClose', async () => tasks.refuseNewTasks());
+  // 2. every event stream ends with a `stopping` event (it would hold the close forever);
+  app.addHook('preClose', async () => streams.stopAll());
+  // 3. running playbooks get EC2_API_SHUTDOWN_GRACE, then are stopped and their tasks requeued; waiters are answered.
+  app.addHook('preClose', async () => tasks.drain(config.shutdownGrace));
+  // Then the server closes once the last request is answered, and the engine's onClose hooks run.
+}
+
+/** The app as the server runs it, and as tests inject into it. Call `.ready()` (or listen) to open its resources. */
+export function buildApp(options: AppOptions & { logger?: FastifyBaseLogger }) {
+  const app = Fastify(fastifyOptions(options.logger)).withTypeProvider<TypeBoxTypeProvider>();
+  void app.register(fp(ec2Api, { name: 'ec2-api' }), { config: options.config, cloud: options.cloud });
   return app;
 }

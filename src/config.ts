@@ -153,6 +153,45 @@ function fromVenv(projectDir: string, tool: string): string {
   return fs.existsSync(candidate) ? candidate : tool;
 }
 
+/** The full path of a command as PATH finds it, or null. */
+export function onPath(command: string, pathVariable = process.env.PATH ?? ''): string | null {
+  if (command.includes('/')) return fs.existsSync(command) ? path.resolve(command) : null;
+  for (const dir of pathVariable.split(path.delimiter).filter(Boolean)) {
+    const candidate = path.join(dir, command);
+    try {
+      fs.accessSync(candidate, fs.constants.X_OK);
+      return candidate;
+    } catch {
+      // not here
+    }
+  }
+  return null;
+}
+
+/**
+ * The one rule for which Python runs the EC2 modules: the Python that runs
+ * ansible-playbook (inventory/hosts.yml sets ansible_python_interpreter to
+ * ansible_playbook_python), read from the shebang of the ansible-playbook
+ * this config runs — so a .venv install, a Debian package and a pip install
+ * each get their own. The setup script, the AWS credential check and every
+ * playbook run use it; null when ansible-playbook is not installed.
+ */
+export function ec2Python(config: Pick<Config, 'ansiblePlaybook'>, pathVariable = process.env.PATH ?? ''): string | null {
+  const playbook = onPath(config.ansiblePlaybook, pathVariable);
+  if (!playbook) return null;
+  let firstLine = '';
+  try {
+    firstLine = fs.readFileSync(playbook, 'utf8').slice(0, 256).split('\n')[0] ?? '';
+  } catch {
+    return null;
+  }
+  if (!firstLine.startsWith('#!')) return null;
+  const words = firstLine.slice(2).trim().split(/\s+/);
+  // `#!/usr/bin/env python3` names a command to find on PATH; `#!/usr/bin/python3` the interpreter itself.
+  const interpreter = path.basename(words[0] ?? '') === 'env' ? words.find((word, i) => i > 0 && !word.startsWith('-')) : words[0];
+  return interpreter ? (onPath(interpreter, pathVariable) ?? interpreter) : null;
+}
+
 /** True when HOST is a loopback address, where running without tokens is safe. */
 export function isLoopback(host: string): boolean {
   return host === 'localhost' || host === '::1' || /^127(\.\d{1,3}){3}$/.test(host);

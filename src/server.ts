@@ -1,10 +1,12 @@
 // The entry point, and the only module with side effects: read config,
-// start the runtime, listen, and stop gracefully on SIGTERM/SIGINT.
+// start the app, listen, and stop gracefully on SIGTERM/SIGINT (within
+// EC2_API_SHUTDOWN_GRACE + 5 s; a second signal exits at once).
 import pino, { type Logger } from 'pino';
+import closeWithGrace from 'close-with-grace';
+import type { Cloud } from './ansible/cloud.js';
 import { buildApp, REDACT } from './app.js';
 import { checkExposure, ConfigError, loadConfig, type Config } from './config.js';
-import { packageVersion } from './observability/openapi.js';
-import { startRuntime, type Runtime } from './runtime.js';
+import { packageVersion } from './http/openapi.js';
 
 /**
  * JSON lines for machines (LOG_FORMAT=json, or output not to a terminal);
@@ -20,8 +22,7 @@ function createLogger(config: Config): { log: Logger; pretty: boolean } {
 }
 
 /** Which EC2 is used: a box a person cannot miss on a terminal, one record for a log pipeline. */
-function cloudBanner(log: Logger, pretty: boolean, runtime: Runtime): void {
-  const { cloud } = runtime;
+function cloudBanner(log: Logger, pretty: boolean, cloud: Cloud): void {
   const target = `EC2 target: ${cloud.description}`;
   const hint = 'Set AWS credentials (or EC2_API_CLOUD=aws) to launch real instances.';
   const fields = { cloud: { kind: cloud.kind, endpoint: cloud.endpointUrl, region: cloud.region } };
@@ -55,34 +56,45 @@ function listeningBanner(log: Logger, pretty: boolean, config: Config, url: stri
   log.info(`  access     ${access}`);
 }
 
+/** Past the grace period, this long is allowed for stopping the playbooks and closing; then the process exits regardless. */
+const STOP_MARGIN_SECONDS = 5;
+
 async function main(): Promise<void> {
   const config = loadConfig();
   checkExposure(config);
   const { log, pretty } = createLogger(config);
 
-  const runtime = await startRuntime(config, log);
-  cloudBanner(log, pretty, runtime);
-
-  const app = buildApp({ config, service: runtime.service, cloud: runtime.cloud, logger: log, db: runtime.db });
+  const app = buildApp({ config, logger: log });
+  try {
+    await app.ready();
+  } catch (error) {
+    await app.close().catch(() => undefined); // whatever had opened (the emulator, the database) closes
+    throw error;
+  }
+  cloudBanner(log, pretty, app.engine.cloud);
   const url = await app.listen({ port: config.port, host: config.host });
   listeningBanner(log, pretty, config, url);
 
-  let stopping = false;
-  const stop = async (signal: string) => {
-    if (stopping) return;
-    stopping = true;
-    log.info({ signal, grace: config.shutdownGrace }, 'shutting down: new tasks are refused, running playbooks may finish');
-    // Tasks first: new ones get 503, running playbooks get the grace period,
-    // and sync requests still waiting are answered. Then the HTTP server
-    // (in-flight requests finish), then the emulator and the database.
-    await runtime.service.close(config.shutdownGrace);
-    await app.close();
-    await runtime.close();
-    log.info('stopped');
-    process.exit(0);
+  // The stop: app.close() runs the hooks (src/app.ts). A second signal, or
+  // the bound passing, kills the playbooks and requeues their tasks at once.
+  const exitNow = (why: string) => {
+    log.warn(why);
+    app.engine.tasks.abort();
   };
-  process.on('SIGTERM', () => void stop('SIGTERM'));
-  process.on('SIGINT', () => void stop('SIGINT'));
+  closeWithGrace(
+    {
+      delay: (config.shutdownGrace + STOP_MARGIN_SECONDS) * 1000,
+      logger: false,
+      onSecondSignal: (signal) => exitNow(`second ${signal}: stopping the playbooks now and exiting`),
+      onTimeout: () => exitNow('the shutdown took too long: stopping the playbooks now and exiting'),
+    },
+    async ({ signal, err }) => {
+      if (err) log.error({ err }, 'unexpected error: shutting down');
+      else log.info({ signal, grace: config.shutdownGrace }, 'shutting down: new tasks are refused, running playbooks may finish');
+      await app.close();
+      log.info('stopped');
+    },
+  );
 }
 
 main().catch((error: unknown) => {

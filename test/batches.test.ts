@@ -16,34 +16,34 @@ import {
   tempDir,
   untilTerminal,
 } from './helpers/harness.js';
-import { sha512Crypt } from '../src/http/password.js';
 
 const moto = await startMoto();
 t.teardown(() => moto.stop());
 
-const terminal = (service: Awaited<ReturnType<typeof startService>>, id: string) => untilTerminal(service.runtime.service, id);
+const terminal = (service: Awaited<ReturnType<typeof startService>>, id: string) => untilTerminal(service.tasks, id);
 
-t.test('one batch, one playbook run: a bad member fails alone, the others succeed', async (t) => {
+t.test('one batch, one playbook run; a member whose stored row is damaged fails alone, with a clear error', async (t) => {
   const db = path.join(tempDir(), 'ec2-api.db');
   const paused = await startService(moto.url, { EC2_API_DB: db, EC2_API_PAUSED: '1' });
-  const hash = sha512Crypt('suitepad');
-  const submit = async (username: string) => (await paused.runtime.service.submitCreate({ username, password: 'suitepad', password_hash: hash })).task.id;
-  // The HTTP layer would refuse this name; the playbook refuses it too, for this member only.
-  const ids = [await submit('anna'), await submit('Not Valid!'), await submit('carl')];
+  const submit = async (username: string) => (await paused.tasks.createTask({ username, password: 'suitepad' })).task.id;
+  const ids = [await submit('anna'), await submit('bert'), await submit('carl')];
   await paused.close();
+  // As a hand-edited or damaged database would hold it: the row no longer has what a create needs.
+  const conn = new Database(db);
+  conn.prepare(`UPDATE tasks SET params = '{"username": "bert"}' WHERE id = ?`).run(ids[1]);
+  conn.close();
 
-  // One worker: the three waiting tasks make one batch (with more workers they would be spread).
-  const service = await startService(moto.url, { EC2_API_DB: db, EC2_API_CONCURRENCY: '1' });
+  const service = await startService(moto.url, { EC2_API_DB: db });
   t.teardown(() => service.close());
   const runs: string[] = [];
-  service.runtime.service.runs.on('run', (report) => runs.push(report.action));
-  const [anna, bad, carl] = await Promise.all(ids.map((id) => terminal(service, id)));
-  t.same(runs, ['create'], 'all three went through one ansible-playbook run');
+  service.tasks.onRun((report) => runs.push(`${report.playbook}:${report.tasks}`));
+  const [anna, bert, carl] = await Promise.all(ids.map((id) => terminal(service, id)));
+  t.same(runs, ['create:2'], 'the two sound tasks went through one ansible-playbook run');
   t.match(anna, { status: 'succeeded', instance_state: 'running' });
   t.match(carl, { status: 'succeeded', instance_state: 'running' });
-  t.match(bad, { status: 'failed', error: /invalid input: username/ });
+  t.match(bert, { status: 'failed', error: /does not hold valid parameters.*it was not run/ });
   t.not(anna!.instance_id, carl!.instance_id, 'each member has its own instance');
-  t.equal(liveInstancesOfTask(moto.url, ids[1]!).length, 0);
+  t.equal(liveInstancesOfTask(moto.url, ids[1]!).length, 0, 'nothing was launched on bad data');
 });
 
 t.test('a batch killed mid-run: after the restart, one instance per task', async (t) => {
@@ -89,18 +89,19 @@ t.test('RequestLimitExceeded from EC2 is retried with backoff, not turned into a
   t.equal(liveInstancesOfTask(moto.url, res.json().task_id).length, 1);
 });
 
-t.test('waiting tasks are spread over the free workers', async (t) => {
+t.test('waiting tasks share one run (up to EC2_API_BATCH_SIZE), the rest the next', async (t) => {
   const db = path.join(tempDir(), 'ec2-api.db');
   const paused = await startService(moto.url, { EC2_API_DB: db, EC2_API_PAUSED: '1' });
   const ids: string[] = [];
-  for (let i = 0; i < 6; i++) ids.push((await paused.app.inject({ method: 'POST', url: '/create-async', payload: VALID })).json().task_id);
+  for (let i = 0; i < 7; i++) ids.push((await paused.app.inject({ method: 'POST', url: '/create-async', payload: VALID })).json().task_id);
   await paused.close();
 
-  const service = await startService(moto.url, { EC2_API_DB: db, EC2_API_CONCURRENCY: '2' });
+  const service = await startService(moto.url, { EC2_API_DB: db, EC2_API_BATCH_SIZE: '5' });
   t.teardown(() => service.close());
   const sizes: number[] = [];
-  service.runtime.service.runs.on('run', (report) => sizes.push(report.tasks));
+  service.tasks.onRun((report) => sizes.push(report.tasks));
   const tasks = await Promise.all(ids.map((id) => terminal(service, id)));
   t.ok(tasks.every((task) => task.status === 'succeeded'));
-  t.same(sizes, [3, 3], 'two runs of three, side by side');
+  t.same(sizes, [5, 2], 'one run of five, oldest first, then the other two');
+  t.ok(tasks[0]!.started_at! < tasks[6]!.started_at!, 'the oldest ran first');
 });

@@ -1,6 +1,8 @@
+import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import t from 'tap';
-import { checkExposure, ConfigError, isLoopback, loadConfig, projectRoot } from '../src/config.js';
+import { checkExposure, ConfigError, ec2Python, isLoopback, loadConfig, projectRoot } from '../src/config.js';
 
 /** The ConfigError that loadConfig throws for this environment (fails the test when none). */
 function configError(env: NodeJS.ProcessEnv): ConfigError {
@@ -276,4 +278,30 @@ t.test('numbers are whole decimal numbers only', async (t) => {
   for (const value of ['0x1F90', '1e3', '+80', '80.0', '-1']) {
     t.throws(() => loadConfig({ PORT: value }), ConfigError, `PORT=${value}`);
   }
+});
+
+t.test('one rule for the Python that runs the EC2 modules: the one that runs ansible-playbook', async (t) => {
+  const { resolveCloud } = await import('../src/ansible/cloud.js');
+  const project = fs.mkdtempSync(path.join(os.tmpdir(), 'ec2-api-venv-'));
+  const bin = path.join(project, '.venv', 'bin');
+  fs.mkdirSync(bin, { recursive: true });
+  const venvPython = path.join(bin, 'python3');
+  // A stand-in for the .venv's Python: it answers the credential probe as boto3 would with an instance role.
+  const script = (file: string, text: string) => fs.writeFileSync(file, text, { mode: 0o755 });
+  script(venvPython, '#!/bin/sh\nexit "${PROBE_EXIT:-0}"\n');
+  script(path.join(bin, 'ansible-playbook'), `#!${venvPython}\n# the .venv's ansible-playbook\n`);
+
+  const config = loadConfig({ EC2_API_PROJECT_DIR: project, EC2_API_CLOUD: 'aws' });
+  t.equal(config.ansiblePlaybook, path.join(bin, 'ansible-playbook'), 'npm start installed ansible into .venv: it is used');
+  t.equal(ec2Python(config), venvPython, 'and the modules run on the .venv Python');
+
+  const noCredentials = { PATH: '/usr/bin:/bin', HOME: '/nonexistent', AWS_SHARED_CREDENTIALS_FILE: '/dev/null', AWS_CONFIG_FILE: '/dev/null' };
+  const aws = await resolveCloud(config, noCredentials);
+  t.equal(aws.kind, 'aws', 'EC2_API_CLOUD=aws asks that Python, which finds credentials (an instance role, say)');
+  await t.rejects(resolveCloud(config, { ...noCredentials, PROBE_EXIT: '3' }), { name: 'ConfigError', message: /no AWS credentials resolve/ });
+
+  script(path.join(bin, 'ansible-playbook'), '#!/usr/bin/env python3\n');
+  t.equal(ec2Python(config, `${bin}:/usr/bin`), venvPython, '`#!/usr/bin/env python3` is looked up on PATH');
+  t.equal(ec2Python({ ansiblePlaybook: '/usr/bin/ansible-playbook' }), '/usr/bin/python3', "Debian's ansible (which CI installs) runs on /usr/bin/python3");
+  t.equal(ec2Python({ ansiblePlaybook: path.join(project, 'missing') }), null, 'no ansible-playbook, no answer');
 });

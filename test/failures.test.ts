@@ -33,7 +33,7 @@ t.test('a playbook that fails answers 502 with the reason, and the task keeps th
   t.equal(res.statusCode, 502, res.body);
   const body = res.json();
   t.match(body, { ip: null, status: 'failed', task_id: String, error: /AuthFailure.*validate the provided access credentials/ });
-  const task = service.runtime.service.get(body.task_id)!;
+  const task = service.tasks.get(body.task_id)!;
   t.equal(task.status, 'failed');
   t.ok(task.error && task.error.length > 10, 'the error says what went wrong');
   t.ok(task.finished_at);
@@ -51,7 +51,7 @@ t.test('a sync call that outlives EC2_API_SYNC_WAIT answers 504; the task goes o
   const body = res.json();
   t.match(body, { ip: null, task_id: String, error: /still .* follow \/status/ });
   t.ok(['queued', 'running'].includes(body.status));
-  const done = await untilTerminal(service.runtime.service, body.task_id);
+  const done = await untilTerminal(service.tasks, body.task_id);
   t.equal(done.status, 'succeeded', 'the task finished although nobody waited');
   t.equal(liveInstancesOfTask(moto.url, body.task_id).length, 1);
 });
@@ -67,9 +67,9 @@ t.test('a hanging playbook is killed at EC2_API_TASK_TIMEOUT with its whole tree
   t.equal(res.statusCode, 202);
   const { task_id } = res.json();
 
-  const pgid = await eventually(() => service.runtime.service.get(task_id)?.runner_pid, 30_000, 'the playbook to start');
+  const pgid = await eventually(() => service.tasks.get(task_id)?.runner_pid, 30_000, 'the playbook to start');
   await eventually(() => processGroup(pgid).length > 2, 30_000, 'the hanging step to start');
-  const done = await untilTerminal(service.runtime.service, task_id, 30_000);
+  const done = await untilTerminal(service.tasks, task_id, 30_000);
   const elapsed = (Date.now() - started) / 1000;
   t.equal(done.status, 'failed');
   t.match(done.error, /EC2_API_TASK_TIMEOUT \(4 s\)/, 'the error names the timeout');

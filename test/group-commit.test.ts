@@ -12,11 +12,11 @@ t.test('writes of one turn commit together; a failing one fails alone', async (t
   const file = path.join(tempDir(), 'g.db');
   const db = openDatabase(file);
   t.teardown(() => db.close());
-  const store = new TaskStore(db);
-  const commits = new GroupCommit(db);
-  const insert = (id: string) => commits.run(() => store.insert({ id, action: 'delete', params: { ip: '1.2.3.4' }, ip: '1.2.3.4' }));
-  const results = await Promise.allSettled([insert('a'), insert('b'), insert('a'), insert('c')]);
+  const store = new TaskStore(db, new GroupCommit(db));
+  const add = (id: string) => store.add({ id, action: 'delete', params: { ip: '1.2.3.4' }, ip: '1.2.3.4' }, undefined, () => undefined);
+  const results = await Promise.allSettled([add('a'), add('b'), add('a'), add('c')]);
   t.same(results.map((r) => r.status), ['fulfilled', 'fulfilled', 'rejected', 'fulfilled'], 'the duplicate id alone is refused');
+  t.equal(store.waiting, 3, 'only committed tasks count as waiting');
 
   // Another connection sees exactly the three committed rows.
   const reader = new Database(file, { readonly: true });
@@ -39,6 +39,6 @@ t.test('the same Idempotency-Key twice at once: one task, the second replays it'
     service.app.inject({ method: 'POST', url: '/create-async', payload: { ...VALID, password: 'another-one' }, headers: { 'idempotency-key': 'same-key-2' } }),
   ]);
   t.same([a.statusCode, b.statusCode].sort(), [202, 409], 'a different body under the same key is refused even in the same turn');
-  const count = (service.runtime.db.prepare('SELECT count(*) AS n FROM tasks').get() as { n: number }).n;
+  const count = (service.db.prepare('SELECT count(*) AS n FROM tasks').get() as { n: number }).n;
   t.equal(count, 2, 'two keys, two tasks');
 });

@@ -4,10 +4,10 @@ import { execFileSync } from 'node:child_process';
 import type { LightMyRequestResponse } from 'fastify';
 import pino from 'pino';
 import t from 'tap';
-import { buildApp, REDACT } from '../src/app.js';
+import { REDACT } from '../src/app.js';
 import { projectRoot } from '../src/config.js';
 import type { Db } from '../src/tasks/db.js';
-import { eventually, startService, VALID, type TestService } from './helpers/harness.js';
+import { startService, storedParams, VALID, type TestService } from './helpers/harness.js';
 
 const ENDPOINT = 'http://127.0.0.1:9'; // never contacted: the service is paused
 const PASSWORD = 'Plaintext-Secret-42'; // distinctive, so a leak anywhere is found
@@ -21,7 +21,7 @@ type T = Pick<typeof t, 'equal' | 'match' | 'type' | 'ok' | 'notOk' | 'notMatch'
 
 const services: TestService[] = [];
 t.teardown(async () => {
-  for (const service of services) await service.close(0);
+  for (const service of services) await service.close();
 });
 
 async function service(env: Record<string, string> = {}): Promise<TestService> {
@@ -74,7 +74,7 @@ function checkError(t: T, res: LightMyRequestResponse, status: number, what: str
 
 t.test('validation failures: 400 with error and field, and no task', async (t) => {
   const s = await service();
-  const db = s.runtime.db;
+  const db = s.db;
   const cases: [what: string, body: unknown, field: string][] = [
     ['missing username', { password: PASSWORD }, 'username'],
     ['missing password', { username: 'suitepad' }, 'password'],
@@ -118,19 +118,19 @@ t.test('validation failures: 400 with error and field, and no task', async (t) =
   t.equal((await post(s, '/create-async', { username: 'edge_8', password: 'Secret78' })).statusCode, 202, '8 characters accepted');
   const long = await post(s, '/create-async', { username: 'edge-128', password: 'p'.repeat(128) });
   t.equal(long.statusCode, 202, '128 characters accepted');
-  const longHash = (s.runtime.service.get(JSON.parse(long.body).task_id)?.params as { password_hash: string }).password_hash;
+  const longHash = storedParams(s.db, JSON.parse(long.body).task_id).password_hash!;
   t.ok(opensslVerifies('p'.repeat(128), longHash), 'a 128-byte password is hashed the way openssl hashes it');
   t.equal((await post(s, '/create-async', { username: '_' + 'a'.repeat(31), password: PASSWORD })).statusCode, 202, '32-character username accepted');
   const intl = await post(s, '/create-async', { username: 'intl', password: 'pässwörd-ünïcödé €' });
   t.equal(intl.statusCode, 202, 'non-ASCII printable password accepted');
-  const intlHash = (s.runtime.service.get(JSON.parse(intl.body).task_id)?.params as { password_hash: string }).password_hash;
+  const intlHash = storedParams(s.db, JSON.parse(intl.body).task_id).password_hash!;
   t.ok(opensslVerifies('pässwörd-ünïcödé €', intlHash), 'hashed as UTF-8, as openssl does');
   t.equal(taskCount(db), 4, 'only the four valid requests stored a task');
 });
 
 t.test('body-level failures: bad JSON, wrong content type, too large', async (t) => {
   const s = await service();
-  const db = s.runtime.db;
+  const db = s.db;
   for (const route of ['/create', '/create-async']) {
     const broken = await post(s, route, `{"username": "suitepad", "password": "${PASSWORD}"`);
     t.match(checkError(t, broken, 400, `${route} invalid JSON`).error, /not valid JSON/);
@@ -174,7 +174,7 @@ t.test('body-level failures: bad JSON, wrong content type, too large', async (t)
 
 t.test('POST /create-async queues a task and keeps only the hash', async (t) => {
   const s = await service();
-  const db = s.runtime.db;
+  const db = s.db;
   const health = async () => JSON.parse((await get(s, '/healthz')).body) as { queued: number };
   const queuedBefore = (await health()).queued;
 
@@ -198,12 +198,9 @@ t.test('POST /create-async queues a task and keeps only the hash', async (t) => 
   t.notOk(opensslVerifies('suitepad', params.password_hash), 'and not of another one');
   t.notOk(JSON.stringify(row).includes(PASSWORD), 'the plaintext is nowhere in the row');
 
-  await eventually(() => db.prepare('select 1 from queue_items where task_id = ?').get(body.task_id), 2_000, 'the queue row');
-  const everything = JSON.stringify([
-    db.prepare('select * from tasks').all(),
-    db.prepare('select * from queue_items').all(),
-    db.prepare('select * from idempotency_keys').all(),
-  ]);
+  const tables = (db.prepare(`SELECT name FROM sqlite_master WHERE type = 'table'`).all() as { name: string }[]).map((r) => r.name);
+  t.notOk(tables.includes('queue_items'), 'the tasks table is the only queue');
+  const everything = JSON.stringify(tables.map((name) => db.prepare(`select * from "${name}"`).all()));
   t.notOk(everything.includes(PASSWORD), 'the plaintext is nowhere in the database');
   t.equal((await health()).queued, queuedBefore + 1, '/healthz counts the queued task');
 });
@@ -223,7 +220,7 @@ t.test('POST /create waits and answers 504 while the task is still queued', asyn
   t.equal(delBody.ip, '54.1.2.3');
   t.ok(['queued', 'running'].includes(String(delBody.status)));
   t.match(delBody.task_id, UUID);
-  t.equal(s.runtime.service.get(String(createBody.task_id))?.status, 'queued', 'the task goes on');
+  t.equal(s.tasks.get(String(createBody.task_id))?.status, 'queued', 'the task goes on');
 });
 
 t.test('GET /status', async (t) => {
@@ -269,7 +266,7 @@ t.test('GET /status', async (t) => {
 
 t.test('GET /delete-async/<ip>', async (t) => {
   const s = await service();
-  const db = s.runtime.db;
+  const db = s.db;
   const res = await get(s, '/delete-async/54.1.2.3');
   t.equal(res.statusCode, 202);
   const body = JSON.parse(res.body) as { task_id: string; message: string };
@@ -295,7 +292,7 @@ t.test('GET /delete-async/<ip>', async (t) => {
 
 t.test('Idempotency-Key', async (t) => {
   const s = await service();
-  const db = s.runtime.db;
+  const db = s.db;
   const key = { 'idempotency-key': 'order-2024-0001' };
   const first = await post(s, '/create-async', BODY, key);
   t.equal(first.statusCode, 202);
@@ -328,7 +325,7 @@ t.test('unknown route', async (t) => {
   checkError(t, await get(s, '/nope'), 404, 'GET /nope');
   checkError(t, await post(s, '/status/6f1c2a4e-9b3d-4c1e-8a2b-1d2e3f4a5b6c', BODY), 404, 'POST to a GET route');
   checkError(t, await post(s, '/create-async/extra', BODY), 404, 'POST /create-async/extra');
-  t.equal(taskCount(s.runtime.db), 0);
+  t.equal(taskCount(s.db), 0);
 });
 
 t.test('/healthz', async (t) => {
@@ -349,7 +346,7 @@ t.test('/healthz', async (t) => {
 
 t.test('bearer tokens', async (t) => {
   const s = await service({ API_TOKENS: TOKEN });
-  const db = s.runtime.db;
+  const db = s.db;
 
   const none = await post(s, '/create-async', BODY);
   checkError(t, none, 401, 'no Authorization');
@@ -378,7 +375,7 @@ t.test('bearer tokens', async (t) => {
 
 t.test('backpressure: EC2_API_MAX_QUEUED', async (t) => {
   const s = await service({ EC2_API_MAX_QUEUED: '3' });
-  const db = s.runtime.db;
+  const db = s.db;
   for (let i = 1; i <= 3; i++) {
     t.equal((await post(s, '/create-async', { ...VALID, username: `user${i}` })).statusCode, 202, `task ${i} accepted`);
   }
@@ -391,9 +388,10 @@ t.test('backpressure: EC2_API_MAX_QUEUED', async (t) => {
 
 t.test('after shutdown new tasks are refused with 503', async (t) => {
   const s = await service();
-  const db = s.runtime.db;
+  const db = s.db;
   t.equal((await post(s, '/create-async', BODY)).statusCode, 202);
-  await s.runtime.service.close(0);
+  // The first step of the app's stop, as app.close() runs it.
+  s.tasks.refuseNewTasks();
   const create = await post(s, '/create-async', BODY);
   checkError(t, create, 503, 'create after close');
   t.match(create.headers['retry-after'], /^\d+$/);
@@ -404,7 +402,7 @@ t.test('after shutdown new tasks are refused with 503', async (t) => {
 
 t.test('an internal failure is a JSON 500 without details, and stores nothing', async (t) => {
   const s = await service();
-  const db = s.runtime.db;
+  const db = s.db;
   // A real SQLite failure on insert (full disk, I/O error) whose message carries a path.
   db.exec(`CREATE TRIGGER boom BEFORE INSERT ON tasks BEGIN SELECT RAISE(ABORT, 'disk I/O error in ${projectRoot}/src/tasks/store.ts:42'); END`);
   const res = await post(s, '/create-async', BODY);
@@ -416,12 +414,11 @@ t.test('an internal failure is a JSON 500 without details, and stores nothing', 
 });
 
 t.test('the password never reaches the log', async (t) => {
-  const s = await service();
   const lines: string[] = [];
   const logger = pino({ level: 'trace', redact: { paths: REDACT, censor: '[redacted]' } }, { write: (line: string) => void lines.push(line) });
-  const app = buildApp({ config: s.config, service: s.runtime.service, cloud: s.runtime.cloud, logger });
-  await app.ready();
-  t.teardown(() => app.close());
+  const s = await startService(ENDPOINT, { EC2_API_PAUSED: '1' }, { logger });
+  services.push(s);
+  const { app } = s;
   const send = (payload: string, headers: Record<string, string> = {}) =>
     app.inject({ method: 'POST', url: '/create-async', headers: { 'content-type': 'application/json', ...headers }, payload });
 
@@ -432,9 +429,9 @@ t.test('the password never reaches the log', async (t) => {
   t.equal((await send(JSON.stringify({ ...BODY, username: 'root' }))).statusCode, 400);
   t.equal((await send(`{"password": "${PASSWORD}" "username": "x"}`)).statusCode, 400, 'invalid JSON whose parser message quotes the input');
   t.equal((await send(`{"username": "suitepad", "password": "${PASSWORD}", "__proto__": {}}`)).statusCode, 400);
-  s.runtime.db.exec(`CREATE TRIGGER boom BEFORE INSERT ON tasks BEGIN SELECT RAISE(ABORT, 'boom'); END`);
+  s.db.exec(`CREATE TRIGGER boom BEFORE INSERT ON tasks BEGIN SELECT RAISE(ABORT, 'boom'); END`);
   t.equal((await send(JSON.stringify(BODY))).statusCode, 500);
-  s.runtime.db.exec('DROP TRIGGER boom');
+  s.db.exec('DROP TRIGGER boom');
 
   const log = lines.join('');
   t.ok(lines.length >= 8, `requests were logged (${lines.length} lines)`);

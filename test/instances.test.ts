@@ -25,14 +25,14 @@ t.test('POST /instances answers 202 at once; GET /instances lists what the servi
   t.equal(res.statusCode, 202);
   t.match(res.json(), { status: 'queued', action: 'create' });
   const id = res.json().task_id;
-  await eventually(() => service.runtime.service.get(id)?.status === 'succeeded', 60_000, 'the create');
+  await eventually(() => service.tasks.get(id)?.status === 'succeeded', 60_000, 'the create');
   const foreign = launchUntagged(moto.url);
 
   const list = await inject({ url: '/instances' });
   t.equal(list.statusCode, 200, list.body);
   const listed = list.json().instances as { instance_id: string; task_id: string; public_ip: string; state: string; launch_time: string }[];
   const mine = listed.find((i) => i.task_id === id);
-  t.match(mine, { instance_id: service.runtime.service.get(id)!.instance_id, public_ip: String, state: 'running', launch_time: String });
+  t.match(mine, { instance_id: service.tasks.get(id)!.instance_id, public_ip: String, state: 'running', launch_time: String });
   t.notOk(listed.some((i) => i.instance_id === foreign.id), 'an instance it did not create is not listed');
   t.equal(listed.length, instances(moto.url).filter((i) => i.tags.ManagedBy === 'ec2-api' && i.state !== 'terminated').length);
 });

@@ -8,9 +8,9 @@ import Ajv2020 from 'ajv/dist/2020.js';
 import type { FastifyInstance, RouteOptions } from 'fastify';
 import pino from 'pino';
 import t from 'tap';
-import { buildApp, REDACT } from '../src/app.js';
+import { REDACT } from '../src/app.js';
 import { projectRoot } from '../src/config.js';
-import { ec2ProbeUrl, Readiness } from '../src/observability/readiness.js';
+import { ec2ProbeUrl, Readiness } from '../src/http/readiness.js';
 import { VALID, eventuallyAsync, startMoto, startService, tempDir, type TestService } from './helpers/harness.js';
 
 const DEAD_ENDPOINT = 'http://127.0.0.1:9';
@@ -34,10 +34,7 @@ interface Observed {
 const moto = await startMoto();
 const started: Observed[] = [];
 t.teardown(async () => {
-  for (const { app, service } of started) {
-    await app.close();
-    await service.close(0);
-  }
+  for (const { service } of started) await service.close();
   await moto.stop();
 });
 
@@ -46,16 +43,17 @@ t.teardown(async () => {
  * the database and a logger), with every route it registers recorded.
  */
 async function observed(endpoint: string, env: Record<string, string> = {}): Promise<Observed> {
-  const service = await startService(endpoint, env);
   const lines: string[] = [];
   const logger = pino({ level: 'info', redact: { paths: REDACT, censor: '[redacted]' } }, { write: (line: string) => void lines.push(line) });
-  const app = buildApp({ config: service.config, service: service.runtime.service, cloud: service.runtime.cloud, logger, db: service.runtime.db });
   const routes: Registered[] = [];
-  app.addHook('onRoute', (route: RouteOptions) => {
-    for (const method of [route.method].flat()) routes.push({ method, url: route.url, hidden: Boolean(route.schema?.hide) });
+  const service = await startService(endpoint, env, {
+    logger,
+    beforeReady: (app) =>
+      app.addHook('onRoute', (route: RouteOptions) => {
+        for (const method of [route.method].flat()) routes.push({ method, url: route.url, hidden: Boolean(route.schema?.hide) });
+      }),
   });
-  await app.ready();
-  const o = { service, app, routes, lines };
+  const o = { service, app: service.app, routes, lines };
   started.push(o);
   return o;
 }
@@ -298,7 +296,7 @@ t.test('readiness: ansible-playbook runs at most once a minute; failures say wha
   const calls = path.join(dir, 'calls');
   const fake = path.join(dir, 'ansible-playbook');
   fs.writeFileSync(fake, `#!/bin/sh\necho x >> '${calls}'\necho 'ansible-playbook [core 9.8.7]'\necho '  config file = None'\n`, { mode: 0o755 });
-  const base = { service: main.service.runtime.service, db: main.service.runtime.db, ec2Endpoint: moto.url };
+  const base = { tasks: main.service.tasks, ec2Endpoint: moto.url };
   const readiness = new Readiness({ ...base, ansiblePlaybook: fake });
   const [first, second] = await Promise.all([readiness.check(), readiness.check()]);
   const third = await readiness.check();

@@ -1,6 +1,6 @@
 import { execFileSync } from 'node:child_process';
 import t from 'tap';
-import { sha512Crypt, verifySha512Crypt } from '../src/http/password.js';
+import { sha512Crypt, verifySha512Crypt } from '../src/login/sha512-crypt.js';
 
 t.test('matches the test vectors of the SHA-512-crypt specification', async (t) => {
   t.equal(
@@ -32,17 +32,4 @@ t.test('a fresh hash has a random 16-character salt and verifies', async (t) => 
   t.ok(verifySha512Crypt('suitepad', a));
   t.notOk(verifySha512Crypt('suitepaD', a));
   t.notOk(verifySha512Crypt('suitepad', 'not a hash'));
-});
-
-t.test('PasswordHasher reuses a hash only for the same username and password', async (t) => {
-  const { PasswordHasher } = await import('../src/http/password.js');
-  const hasher = new PasswordHasher(2);
-  const a = hasher.hash('alice', 'suitepad');
-  t.equal(hasher.hash('alice', 'suitepad'), a, 'an identical request reuses the hash');
-  t.ok(verifySha512Crypt('suitepad', a));
-  const b = hasher.hash('bob', 'suitepad');
-  t.not(b, a, 'another user with the same password gets its own salt');
-  hasher.hash('carol', 'x-password');
-  hasher.hash('dave', 'y-password');
-  t.not(hasher.hash('alice', 'suitepad'), a, 'old entries are evicted beyond capacity');
 });

@@ -6,7 +6,7 @@ import path from 'node:path';
 import { execa } from 'execa';
 import t from 'tap';
 import { PlaybookRun } from '../src/ansible/runner.js';
-import { sha512Crypt } from '../src/http/password.js';
+import { sha512Crypt } from '../src/login/sha512-crypt.js';
 import { projectRoot } from '../src/config.js';
 import { instances, launchUntagged, liveInstancesOfTask, startMoto, tempDir } from './helpers/harness.js';
 

@@ -46,7 +46,7 @@ async function createAsync(url: string): Promise<string> {
 async function finishAfterRestart(t: Test, db: string, ids: string[]) {
   const service = await startService(moto.url, { EC2_API_DB: db });
   t.teardown(() => service.close());
-  return Promise.all(ids.map((id) => untilTerminal(service.runtime.service, id, 180_000)));
+  return Promise.all(ids.map((id) => untilTerminal(service.tasks, id, 180_000)));
 }
 
 t.test('killed after launching, before recording: the re-run adopts the instance', async (t) => {
@@ -68,7 +68,8 @@ t.test('killed after launching, before recording: the re-run adopts the instance
   t.equal(task!.status, 'succeeded', task!.error ?? '');
   t.equal(task!.instance_id, launched, 'the task reports the instance the first run launched');
   t.equal(liveInstancesOfTask(moto.url, id).length, 1, 'no second instance');
-  if (row.runner_pid) t.notOk(isAlive(row.runner_pid), 'no playbook of the dead process is left');
+  t.ok(row.runner_pid, 'the dead process had recorded its playbook');
+  t.notOk(isAlive(row.runner_pid!), 'no playbook of the dead process is left');
 });
 
 t.test('killed mid-run with the orphaned playbook still alive: it is stopped before the re-run', async (t) => {
@@ -129,7 +130,7 @@ t.test('a task interrupted EC2_API_MAX_ATTEMPTS times is failed, not run again',
 
   const service = await startService(moto.url, { EC2_API_DB: db, EC2_API_MAX_ATTEMPTS: '3' });
   t.teardown(() => service.close());
-  const task = service.runtime.service.get(id)!;
+  const task = service.tasks.get(id)!;
   t.equal(task.status, 'failed');
   t.match(task.error, /abandoned after 3 interrupted attempts/);
   t.same(await liveInstanceIds(moto.url, id), [], 'it did not run again');

@@ -14,7 +14,8 @@ import {
   untilTerminal,
   type TestService,
 } from './helpers/harness.js';
-import { verifySha512Crypt } from '../src/http/password.js';
+import { outputText } from '../src/ansible/output.js';
+import { verifySha512Crypt } from '../src/login/sha512-crypt.js';
 
 const moto = await startMoto();
 const service: TestService = await startService(moto.url);
@@ -27,7 +28,7 @@ const post = (url: string, payload: unknown, headers: Record<string, string> = {
   service.app.inject({ method: 'POST', url, payload: payload as object, headers });
 const get = (url: string) => service.app.inject({ method: 'GET', url });
 
-const waitForStatus = (id: string) => untilTerminal(service.runtime.service, id);
+const waitForStatus = (id: string) => untilTerminal(service.tasks, id);
 
 const SECRET = 'correct horse battery staple';
 let createdIp = '';
@@ -76,7 +77,7 @@ t.test('POST /create-async answers 202 at once; /status follows the task to succ
   const status = (await get(`/status/${task_id}`)).json();
   t.match(status, { status: 'succeeded', ip: /^\d+\./, instance_id: /^i-/, instance_state: 'running' });
   t.equal(liveInstancesOfTask(moto.url, task_id).length, 1);
-  t.ok(service.runtime.service.getLog(task_id)?.includes('PLAY RECAP'), 'the playbook output is kept as the task log');
+  t.ok(outputText(service.tasks.output(task_id)!).includes('PLAY RECAP'), 'the playbook output is kept as the task log');
 });
 
 t.test('GET /delete/<ip> terminates the managed instance; a second call finds nothing', async (t) => {
@@ -139,7 +140,7 @@ t.test('the plaintext password is nowhere in the database files', async (t) => {
     const bytes = fs.readFileSync(file);
     t.equal(bytes.indexOf(SECRET), -1, `${file.split('/').pop()} holds no plaintext`);
   }
-  const row = service.runtime.db.prepare("SELECT params FROM tasks WHERE action = 'create' LIMIT 1").get() as { params: string };
+  const row = service.db.prepare("SELECT params FROM tasks WHERE action = 'create' LIMIT 1").get() as { params: string };
   t.match(JSON.parse(row.params), { username: String, password_hash: /^\$6\$/ });
   t.equal((fs.statSync(service.config.dbPath).mode & 0o777).toString(8), '600', 'the database is readable by its owner only');
 });

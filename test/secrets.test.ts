@@ -5,7 +5,8 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import t from 'tap';
-import { spawnServer, startMoto, tempDir } from './helpers/harness.js';
+import Database from 'better-sqlite3';
+import { spawnServer, startMoto, storedParams, tempDir } from './helpers/harness.js';
 import { isGroupLeader, sampleProcesses } from './helpers/processes.js';
 
 const moto = await startMoto();
@@ -26,10 +27,13 @@ t.test('a real create leaks neither the password nor the token', async (t) => {
   let samples = 0;
   let playbooksSeen = 0;
   const leaks: string[] = [];
+  // What the service's children showed, kept to look for the password's hash once it is known.
+  const seen = new Set<string>();
   const sampler = (async () => {
     while (sampling) {
       for (const p of sampleProcesses()) {
         if (p.cmdline.includes('ansible-playbook') && isGroupLeader(p.pid)) playbooksSeen++;
+        if (!p.cmdline.includes('dist/server.js')) seen.add(`${p.pid} ${p.cmdline}\n${p.environ}`);
         for (const [what, text] of [['cmdline', p.cmdline], ['environ', p.environ]] as const) {
           if (text.includes(PASSWORD)) leaks.push(`password in ${what} of ${p.pid} (${p.cmdline.slice(0, 60)})`);
           // The service itself was given the token in its environment by its operator.
@@ -54,6 +58,13 @@ t.test('a real create leaks neither the password nor the token', async (t) => {
   t.ok(samples > 20, `sampled the process table ${samples} times`);
   t.ok(playbooksSeen > 0, 'an ansible-playbook run was among the samples');
   t.same(leaks, [], 'no process exposed a secret');
+  const hash = storedParams(new Database(db, { readonly: true }), JSON.parse(text).task_id).password_hash!;
+  t.match(hash, /^\$6\$/, 'the stored hash, to look for');
+  t.same(
+    [...seen].filter((sample) => sample.includes(hash)).map((sample) => sample.slice(0, 80)),
+    [],
+    'nor the password hash: no child had it on its command line or in its environment',
+  );
   t.notOk(text.includes(PASSWORD), 'not in the response');
 
   // A second request with a wrong body shape must not echo the password either.

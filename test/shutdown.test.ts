@@ -49,7 +49,7 @@ t.test('SIGTERM past the grace period: the playbook is stopped, the task requeue
   const restarted = await startService(moto.url, { EC2_API_DB: db });
   t.teardown(() => restarted.close());
   const done = await eventually(() => {
-    const task = restarted.runtime.service.get(body.task_id);
+    const task = restarted.tasks.get(body.task_id);
     return task?.status === 'succeeded' ? task : undefined;
   }, 120_000, 'the requeued task to run after the restart');
   t.equal(done.attempts, 1);
@@ -87,4 +87,69 @@ t.test('the emulator the service started is stopped with it', async (t) => {
   server.child.kill('SIGTERM');
   t.equal(await server.exited, 0);
   t.notOk(await fetch(health.cloud.endpoint).then(() => true, () => false), 'the emulator is gone');
+});
+
+/** Reads an SSE response to its end; the raw text. */
+async function readStream(res: Response): Promise<string> {
+  const reader = res.body!.getReader();
+  const decoder = new TextDecoder();
+  let text = '';
+  for (;;) {
+    const { value, done } = await reader.read();
+    if (done) return text;
+    text += decoder.decode(value, { stream: true });
+  }
+}
+
+t.test('open event streams end with `stopping` at shutdown, and do not hold the process', async (t) => {
+  const db = path.join(tempDir(), 'ec2-api.db');
+  const server = await spawnServer({ EC2_API_DB: db, AWS_ENDPOINT_URL: moto.url, EC2_API_PAUSED: '1', EC2_API_SHUTDOWN_GRACE: '2' });
+  const { body } = await createAsync(server.url);
+  const one = await fetch(`${server.url}/tasks/${body.task_id}/events`);
+  const all = await fetch(`${server.url}/events`);
+  const reading = [readStream(one), readStream(all)];
+  const started = Date.now();
+  server.child.kill('SIGTERM');
+  const [oneText, allText] = await Promise.all(reading);
+  for (const [what, text] of [['/tasks/<id>/events', oneText], ['/events', allText]] as const) {
+    t.match(text, /retry: \d+\nevent: stopping\ndata: \{"message":"the service is shutting down; reconnect/, `${what} ends with a stopping event`);
+  }
+  t.match(oneText, /event: status\ndata: \{[^\n]*"status":"queued"/, 'a new client of a queued task first learned its status');
+  t.equal(await server.exited, 0, 'exit 0');
+  const seconds = (Date.now() - started) / 1000;
+  t.ok(seconds < 2 + 5, `the process exited within EC2_API_SHUTDOWN_GRACE + 5 s (${seconds.toFixed(1)} s)`);
+});
+
+t.test('a second SIGTERM exits at once: the playbook is killed first and its task requeued', async (t) => {
+  const db = path.join(tempDir(), 'ec2-api.db');
+  const server = await spawnServer({ EC2_API_DB: db, AWS_ENDPOINT_URL: moto.url, EC2_API_PLAYBOOK_DIR: hanging, EC2_API_SHUTDOWN_GRACE: '120' });
+  const { body } = await createAsync(server.url);
+  const pgid = await eventually(() => taskRow(db, body.task_id).runner_pid, 30_000, 'the playbook to run');
+  await eventually(() => processGroup(pgid).length > 2, 30_000, 'the hanging step to run');
+  server.child.kill('SIGTERM');
+  await eventuallyAsync(async () => !((await (await fetch(`${server.url}/healthz`)).json()) as { accepting: boolean }).accepting, 10_000, 'the shutdown to begin');
+  const started = Date.now();
+  server.child.kill('SIGTERM');
+  await server.exited;
+  const seconds = (Date.now() - started) / 1000;
+  t.ok(seconds < 3, `exited ${seconds.toFixed(1)} s after the second signal, not after the 120 s grace`);
+  t.same(processGroup(pgid), [], 'the playbook tree was killed');
+  t.match(taskRow(db, body.task_id), { status: 'queued', attempts: 0, runner_pid: null }, 'the task waits for the next start, its attempt given back');
+});
+
+t.test('whatever the playbook does, the process exits within EC2_API_SHUTDOWN_GRACE + 5 s', async (t) => {
+  const db = path.join(tempDir(), 'ec2-api.db');
+  const server = await spawnServer({ EC2_API_DB: db, AWS_ENDPOINT_URL: moto.url, EC2_API_PLAYBOOK_DIR: hanging, EC2_API_SHUTDOWN_GRACE: '3' });
+  const { body } = await createAsync(server.url);
+  const pgid = await eventually(() => taskRow(db, body.task_id).runner_pid, 30_000, 'the playbook to run');
+  await eventually(() => processGroup(pgid).length > 2, 30_000, 'the hanging step to run');
+  const stream = fetch(`${server.url}/events`).then(readStream); // a client that would hold the close
+  const started = Date.now();
+  server.child.kill('SIGTERM');
+  await server.exited;
+  const seconds = (Date.now() - started) / 1000;
+  t.ok(seconds >= 3 && seconds < 3 + 5, `exited after ${seconds.toFixed(1)} s`);
+  t.match(await stream, /event: stopping/);
+  t.same(processGroup(pgid), [], 'no process of the run is left');
+  t.equal(taskRow(db, body.task_id).status, 'queued');
 });

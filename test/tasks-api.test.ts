@@ -12,7 +12,7 @@ t.teardown(async () => {
 
 const inject = service.app.inject.bind(service.app);
 const createAsync = async () => (await inject({ method: 'POST', url: '/create-async', payload: VALID })).json().task_id as string;
-const terminal = (id: string) => untilTerminal(service.runtime.service, id);
+const terminal = (id: string) => untilTerminal(service.tasks, id);
 
 interface SseEvent {
   id?: string;
@@ -38,9 +38,7 @@ async function readEvents(url: string, headers: Record<string, string> = {}): Pr
 
 t.test('SSE: past and live events, then the final state; many watchers, one run; Last-Event-ID resumes', async (t) => {
   let runs = 0;
-  const countRuns = () => runs++;
-  service.runtime.service.runs.on('run', countRuns);
-  t.teardown(() => service.runtime.service.runs.off('run', countRuns));
+  t.teardown(service.tasks.onRun(() => runs++));
 
   const id = await createAsync();
   const watchers = await Promise.all([1, 2, 3].map(() => readEvents(`/tasks/${id}/events`)));
@@ -136,13 +134,13 @@ t.test('GET /tasks/<id> is the /status document; the log is there, pageable, and
   const id = await createAsync();
   let grew = false;
   let last = -1;
-  while (service.runtime.service.get(id)!.status !== 'succeeded') {
+  while (service.tasks.get(id)!.status !== 'succeeded') {
     const res = await inject({ method: 'GET', url: `/tasks/${id}/log` });
     const length = Number(res.headers['x-log-length']);
     if (last >= 0 && length > last && res.headers['x-log-complete'] === 'false') grew = true;
     last = length;
     await new Promise((resolve) => setTimeout(resolve, 100));
-    if (service.runtime.service.get(id)!.status === 'failed') break;
+    if (service.tasks.get(id)!.status === 'failed') break;
   }
   t.ok(grew, 'the log grew while the task ran');
   await terminal(id);
@@ -183,7 +181,7 @@ t.test('GET /tasks: filters, newest first, cursor pages', async (t) => {
   t.ok(creates.tasks.length >= 2 && creates.tasks.every((task: { action: string }) => task.action === 'create'));
 
   // Times have millisecond resolution, so compare with what was stored rather than with the order of requests.
-  const since = service.runtime.service.get(deletes[0]!)!.created_at;
+  const since = service.tasks.get(deletes[0]!)!.created_at;
   const after = (await inject({ url: `/tasks?created_after=${encodeURIComponent(since)}&limit=500` })).json();
   const expectedAfter = all.tasks.filter((task: { created_at: string }) => task.created_at > since).map((task: { task_id: string }) => task.task_id);
   t.same(after.tasks.map((task: { task_id: string }) => task.task_id), expectedAfter, 'created_after is exclusive');

@@ -6,8 +6,7 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import type { Config } from '../config.js';
-import { ConfigError } from '../config.js';
+import { ConfigError, ec2Python, type Config } from '../config.js';
 import { execa } from 'execa';
 import { startEmulator, type Emulator } from './emulator.js';
 
@@ -70,7 +69,7 @@ export async function resolveCloud(config: Config, env: NodeJS.ProcessEnv = proc
   const mode = config.cloud === 'auto' ? (hasCredentials ? 'aws' : 'local') : config.cloud;
   if (mode === 'aws') {
     // Beyond the cheap signs, ask boto3's own chain (instance roles, SSO…).
-    if (!hasCredentials && !(await botoFindsCredentials(env))) {
+    if (!hasCredentials && !(await botoFindsCredentials(config, env))) {
       throw new ConfigError(
         'EC2_API_CLOUD=aws but no AWS credentials resolve: set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY ' +
           'or AWS_PROFILE, or run `aws configure`; or use EC2_API_CLOUD=local for the bundled emulator',
@@ -105,13 +104,18 @@ function withoutCredentials(url: string): string {
   return parsed.toString().replace(/\/+$/, '');
 }
 
-/** Whether boto3's full credential chain finds credentials (the Python Ansible uses has boto3). */
-async function botoFindsCredentials(env: NodeJS.ProcessEnv): Promise<boolean> {
-  const probe = 'import sys, boto3\nsys.exit(0 if boto3.Session().get_credentials() else 3)';
-  for (const python of ['python3', '/usr/bin/python3']) {
-    const result = await execa(python, ['-c', probe], { env, extendEnv: false, reject: false, timeout: 20_000 });
-    if (result.exitCode === 0) return true;
-    if (result.exitCode === 3) return false;
+/**
+ * Whether boto3's full credential chain (instance roles, SSO, …) finds
+ * credentials, asked of the Python that will run the EC2 modules.
+ */
+async function botoFindsCredentials(config: Config, env: NodeJS.ProcessEnv): Promise<boolean> {
+  const python = ec2Python(config, env.PATH ?? '');
+  if (!python) {
+    throw new ConfigError('ansible-playbook is not installed (or EC2_API_ANSIBLE_PLAYBOOK is wrong): run `npm run setup`, then start again');
   }
-  return false;
+  const probe = 'import sys, boto3\nsys.exit(0 if boto3.Session().get_credentials() else 3)';
+  const result = await execa(python, ['-c', probe], { env, extendEnv: false, reject: false, timeout: 20_000 });
+  if (result.exitCode === 0) return true;
+  if (result.exitCode === 3) return false;
+  throw new ConfigError(`cannot ask boto3 for credentials with ${python}: ${result.stderr.trim().split('\n').pop() ?? 'it failed'}; run \`npm run setup\``);
 }

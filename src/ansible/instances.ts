@@ -1,7 +1,8 @@
 // Reads the instances this service manages straight from EC2, through
-// playbooks/list.yml (one ec2_instance_info call on the ManagedBy tag).
+// playbooks/list.yml (one lookup on the ManagedBy tag), run in the pool like
+// every other playbook.
 import path from 'node:path';
-import { PlaybookRun } from './runner.js';
+import type { PlaybookPool } from './pool.js';
 
 export interface ManagedInstance {
   instance_id: string;
@@ -21,10 +22,14 @@ export interface ListOptions {
   timeoutSeconds: number;
 }
 
+/** EC2 could not be read: the reason, in words a user can act on. */
 export class ListError extends Error {}
 
-export async function listManagedInstances(options: ListOptions): Promise<ManagedInstance[]> {
-  const run = new PlaybookRun({
+/** The listing was stopped (the service is shutting down). */
+export class ListStopped extends Error {}
+
+export async function listManagedInstances(pool: PlaybookPool, options: ListOptions): Promise<ManagedInstance[]> {
+  const run = pool.run({
     playbook: path.join(options.playbookDir, 'list.yml'),
     projectDir: options.projectDir,
     ansiblePlaybook: options.ansiblePlaybook,
@@ -33,9 +38,16 @@ export async function listManagedInstances(options: ListOptions): Promise<Manage
     timeoutSeconds: options.timeoutSeconds,
   });
   const result = await run.done;
-  const listed = (result.results as unknown as { instances?: ManagedInstance[] }).instances;
+  if (result.end.kind === 'stopped') throw new ListStopped('the service is shutting down');
+  const listed = (result.results as { instances?: ManagedInstance[] }).instances;
   if (!Array.isArray(listed)) {
-    throw new ListError(`could not list the instances: ${result.lastError ?? `ansible-playbook exited with ${result.exitCode}`}`);
+    const why =
+      result.end.kind === 'timed_out'
+        ? `list.yml ran longer than ${options.timeoutSeconds} s`
+        : result.end.kind === 'spawn_failed'
+          ? result.end.error
+          : (result.lastError ?? `ansible-playbook exited with ${result.end.kind === 'completed' ? result.end.exitCode : '?'}`);
+    throw new ListError(`could not list the instances: ${why}`);
   }
   return listed;
 }

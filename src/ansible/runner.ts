@@ -5,29 +5,33 @@
 //   and the dir is removed afterwards;
 // - the child leads its own process group, so a timeout or a stop kills the
 //   whole tree (ansible forks workers and module processes);
-// - progress and results arrive as JSON lines on fd 3 from our callback
-//   plugin (plugins/callback/ec2_api_events.py); stdout/stderr are the human
-//   log, kept with secrets already censored by `no_log`.
+// - progress and the final results arrive as JSON lines on fd 3 from our
+//   callback plugin (plugins/callback/ec2_api_events.py); per-task results
+//   that a module reports early arrive as JSON lines in a report file in the
+//   same private dir (EC2_API_REPORT_FILE); stdout/stderr are the human log,
+//   kept capped (output.ts) with secrets already censored by `no_log`.
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import readline from 'node:readline';
 import { execa } from 'execa';
-import { processStartTime, signalGroup, killGroupAndWait } from './process.js';
+import { CappedOutput, type CappedText } from './output.js';
+import { killGroupAndWait, processStartTime, signalGroup } from './process.js';
 
 export interface PlaybookResultEntry {
   ok: boolean;
-  instance_id: string | null;
-  public_ip: string | null;
-  state: string | null;
-  error: string | null;
+  instance_id?: string | null;
+  instance_ids?: string[];
+  public_ip?: string | null;
+  state?: string | null;
+  error?: string | null;
 }
 
 export type AnsibleEvent =
   | { event: 'playbook_start'; playbook: string }
   | { event: 'task_start'; step: number; of: number; name: string }
   | { event: 'task_end'; step: number; name: string; status: string; duration_ms?: number; msg?: string }
-  | { event: 'stats'; ok: boolean; results: Record<string, PlaybookResultEntry> | null; image_id?: string | null };
+  | { event: 'stats'; ok: boolean; results: Record<string, unknown> | null; image_id?: string | null };
 
 export interface RunOptions {
   /** Absolute path of the playbook. */
@@ -39,20 +43,30 @@ export interface RunOptions {
   /** Extra environment for the child (cloud endpoint, region, credentials). */
   env: Record<string, string>;
   timeoutSeconds: number;
+  /** How many tasks the run is for: reported with its outcome (metrics, logs). */
+  taskCount?: number;
   onEvent?: (event: AnsibleEvent) => void;
+  /** A task's result, reported by the playbook's module before the run ends. */
+  onResult?: (taskId: string, entry: PlaybookResultEntry) => void;
   /** Called once the child exists, with its pid and kernel start time. */
   onSpawn?: (pid: number, startTime: string | null) => void;
 }
 
-export type RunEnd = 'completed' | 'timed_out' | 'stopped' | 'spawn_failed';
+/** Why a run was stopped before its end. */
+export type StopReason = 'cancel' | 'shutdown' | 'timeout';
+
+export type RunEnd =
+  | { kind: 'completed'; exitCode: number }
+  | { kind: 'stopped'; reason: 'cancel' | 'shutdown' }
+  | { kind: 'timed_out' }
+  | { kind: 'spawn_failed'; error: string };
 
 export interface RunResult {
   end: RunEnd;
-  exitCode: number | null;
-  log: string;
-  /** Per-task results the playbook reported, keyed by task id (or IP by hand). */
-  results: Record<string, PlaybookResultEntry>;
-  /** The last failure Ansible reported, or why the run ended early. */
+  log: CappedText;
+  /** The results the playbook reported in its stats (set_stats ec2_api_results): keyed by task id, or list.yml's {instances}. */
+  results: Record<string, unknown>;
+  /** The last failure Ansible reported. */
   lastError: string | null;
   /** The AMI a create run used (resolved or configured), when it reported one. */
   imageId: string | null;
@@ -60,9 +74,10 @@ export interface RunResult {
 }
 
 /** Secrets must never reach the child's environment (visible in /proc/<pid>/environ). */
-const WITHHELD_ENV = ['API_TOKENS'];
-const LOG_BUFFER_LIMIT = 1024 * 1024;
-const KILL_GRACE_MS = 5_000;
+const WITHHELD_ENV = ['API_TOKENS', 'EC2_API_TOKEN'];
+const KILL_GRACE_MS = 3_000;
+/** How often the report file is read while the playbook runs. */
+const REPORT_POLL_MS = 100;
 
 /** Marks every string as unsafe, so Ansible never evaluates `{{ … }}` inside it. */
 export function markUnsafe(value: unknown): unknown {
@@ -74,36 +89,65 @@ export function markUnsafe(value: unknown): unknown {
   return value;
 }
 
+/**
+ * One playbook run. It starts when `start()` is called (the pool calls it
+ * when a slot is free); a run stopped before it started never spawns.
+ */
 export class PlaybookRun {
   readonly done: Promise<RunResult>;
-  private stopReason: RunEnd | null = null;
-  private output = '';
+  private stopReason: StopReason | null = null;
+  private readonly output = new CappedOutput();
   private pid: number | undefined;
   private killTimer: NodeJS.Timeout | undefined;
+  private begin!: () => void;
 
   constructor(private readonly options: RunOptions) {
-    this.done = this.run();
+    const started = new Promise<void>((resolve) => (this.begin = resolve));
+    this.done = started.then(() => this.run());
+  }
+
+  /** The playbook, as its file name: for logs and metrics. */
+  get name(): string {
+    return path.basename(this.options.playbook, '.yml');
   }
 
   /** The output so far (stdout and stderr, secrets censored by no_log): a live log. */
-  get currentOutput(): string {
-    return this.output;
+  get currentOutput(): CappedText {
+    return this.output.snapshot;
   }
 
-  /** Stops the whole process tree: SIGTERM, then SIGKILL after a grace. */
-  stop(reason: 'timed_out' | 'stopped' = 'stopped'): void {
+  get taskCount(): number {
+    return this.options.taskCount ?? 0;
+  }
+
+  start(): void {
+    this.begin();
+  }
+
+  /** Stops the whole process tree: SIGTERM, then SIGKILL after a grace. Before the start, it never spawns. */
+  stop(reason: StopReason): void {
     if (this.stopReason) return;
     this.stopReason = reason;
+    this.begin(); // a run that never got a slot ends now, as stopped
     if (this.pid === undefined) return;
     signalGroup(this.pid, 'SIGTERM');
     this.killTimer = setTimeout(() => signalGroup(this.pid!, 'SIGKILL'), KILL_GRACE_MS);
   }
 
+  /** SIGKILL now, synchronously: for a process that must exit at once. */
+  kill(): void {
+    this.stopReason ??= 'shutdown';
+    if (this.pid !== undefined) signalGroup(this.pid, 'SIGKILL');
+  }
+
   private async run(): Promise<RunResult> {
     const started = Date.now();
+    if (this.stopReason) return this.result(started, { kind: 'stopped', reason: this.stopReason === 'cancel' ? 'cancel' : 'shutdown' });
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ec2-api-run-'));
     const varsFile = path.join(dir, 'vars.json');
+    const reportFile = path.join(dir, 'report.jsonl');
     fs.writeFileSync(varsFile, JSON.stringify(markUnsafe(this.options.vars)), { mode: 0o600, flag: 'wx' });
+    fs.writeFileSync(reportFile, '', { mode: 0o600, flag: 'wx' });
 
     const env: Record<string, string | undefined> = {
       // EC2 throttles (RequestLimitExceeded) under bursts: botocore retries
@@ -116,6 +160,7 @@ export class PlaybookRun {
       ANSIBLE_CONFIG: path.join(this.options.projectDir, 'ansible.cfg'),
       ANSIBLE_CALLBACKS_ENABLED: 'ec2_api_events',
       EC2_API_EVENTS_FD: '3',
+      EC2_API_REPORT_FILE: reportFile,
       PYTHONUNBUFFERED: '1',
       ANSIBLE_NOCOLOR: '1',
       ANSIBLE_FORCE_COLOR: '0',
@@ -127,10 +172,10 @@ export class PlaybookRun {
     };
     for (const name of WITHHELD_ENV) delete env[name];
 
-    let logCut = 0;
-    let results: Record<string, PlaybookResultEntry> = {};
+    let results: Record<string, unknown> = {};
     let lastError: string | null = null;
     let imageId: string | null = null;
+    const report = new ReportTail(reportFile, (taskId, entry) => this.options.onResult?.(taskId, entry));
     let timeout: NodeJS.Timeout | undefined;
 
     try {
@@ -150,13 +195,10 @@ export class PlaybookRun {
         this.options.onSpawn?.(this.pid, processStartTime(this.pid));
         if (this.stopReason) signalGroup(this.pid, 'SIGTERM');
       }
-      timeout = setTimeout(() => this.stop('timed_out'), this.options.timeoutSeconds * 1000);
+      timeout = setTimeout(() => this.stop('timeout'), this.options.timeoutSeconds * 1000);
 
       child.all?.setEncoding('utf8');
-      child.all?.on('data', (chunk: string) => {
-        if (this.output.length + chunk.length <= LOG_BUFFER_LIMIT) this.output += chunk;
-        else logCut += chunk.length;
-      });
+      child.all?.on('data', (chunk: string) => this.output.append(chunk));
 
       const events = child.stdio[3];
       const reading = events
@@ -165,7 +207,7 @@ export class PlaybookRun {
               const event = parseEvent(line);
               if (!event) continue;
               if (event.event === 'stats') {
-                if (event.results) results = event.results;
+                results = event.results ?? {};
                 imageId = event.image_id ?? null;
               }
               if (event.event === 'task_end' && event.status === 'failed') lastError = event.msg ?? `task "${event.name}" failed`;
@@ -180,25 +222,90 @@ export class PlaybookRun {
 
       const outcome = await child;
       await reading.catch(() => undefined);
+      report.finish();
       if (this.pid !== undefined && this.stopReason) await killGroupAndWait(this.pid, KILL_GRACE_MS);
 
-      if (logCut > 0) this.output += `\n… ${logCut} more characters of output were not kept …\n`;
-      const end: RunEnd = this.stopReason ?? (outcome.failed && outcome.exitCode === undefined ? 'spawn_failed' : 'completed');
-      if (end === 'spawn_failed') lastError = `could not run ${this.options.ansiblePlaybook}: ${outcome.shortMessage ?? 'unknown error'}`;
-      return { end, exitCode: outcome.exitCode ?? null, log: this.output, results, lastError, imageId, durationMs: Date.now() - started };
+      let end: RunEnd;
+      if (this.stopReason === 'timeout') end = { kind: 'timed_out' };
+      else if (this.stopReason) end = { kind: 'stopped', reason: this.stopReason };
+      else if (outcome.exitCode === undefined) end = { kind: 'spawn_failed', error: `could not run ${this.options.ansiblePlaybook}: ${outcome.shortMessage ?? 'unknown error'}` };
+      else end = { kind: 'completed', exitCode: outcome.exitCode };
+      return { ...this.result(started, end), results, lastError, imageId };
     } finally {
+      report.finish();
       clearTimeout(timeout);
       clearTimeout(this.killTimer);
       fs.rmSync(dir, { recursive: true, force: true });
     }
   }
+
+  private result(started: number, end: RunEnd): RunResult {
+    return { end, log: this.output.snapshot, results: {}, lastError: null, imageId: null, durationMs: Date.now() - started };
+  }
+}
+
+/** Reads the JSON lines a module appends to the report file, as they come. */
+class ReportTail {
+  private offset = 0;
+  private partial = '';
+  private readonly timer: NodeJS.Timeout;
+  private finished = false;
+
+  constructor(
+    private readonly file: string,
+    private readonly onResult: (taskId: string, entry: PlaybookResultEntry) => void,
+  ) {
+    this.timer = setInterval(() => this.read(), REPORT_POLL_MS);
+  }
+
+  /** Reads what is left and stops. */
+  finish(): void {
+    if (this.finished) return;
+    this.finished = true;
+    clearInterval(this.timer);
+    this.read();
+  }
+
+  private read(): void {
+    let chunk: Buffer;
+    try {
+      const fd = fs.openSync(this.file, 'r');
+      try {
+        const size = fs.fstatSync(fd).size;
+        if (size <= this.offset) return;
+        chunk = Buffer.alloc(size - this.offset);
+        fs.readSync(fd, chunk, 0, chunk.length, this.offset);
+        this.offset = size;
+      } finally {
+        fs.closeSync(fd);
+      }
+    } catch {
+      return; // removed with the run's dir
+    }
+    const lines = (this.partial + chunk.toString('utf8')).split('\n');
+    this.partial = lines.pop() ?? '';
+    for (const line of lines) {
+      const parsed = parseJson(line) as (PlaybookResultEntry & { task_id?: unknown }) | undefined;
+      if (!parsed || typeof parsed.task_id !== 'string' || typeof parsed.ok !== 'boolean') continue;
+      const { task_id, ...entry } = parsed;
+      try {
+        this.onResult(task_id, entry);
+      } catch {
+        // A listener's failure must not stop us reading the run.
+      }
+    }
+  }
+}
+
+function parseJson(line: string): unknown {
+  try {
+    return JSON.parse(line) as unknown;
+  } catch {
+    return undefined;
+  }
 }
 
 function parseEvent(line: string): AnsibleEvent | null {
-  try {
-    const value = JSON.parse(line) as AnsibleEvent;
-    return value && typeof value === 'object' && typeof value.event === 'string' ? value : null;
-  } catch {
-    return null;
-  }
+  const value = parseJson(line) as AnsibleEvent | undefined;
+  return value && typeof value === 'object' && typeof value.event === 'string' ? value : null;
 }

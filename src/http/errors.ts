@@ -1,6 +1,10 @@
-// One error shape for every 4xx/5xx: `{ "error": "<sentence>", "field"?: … }`.
+// One error shape for every 4xx/5xx, whoever raises it — a route, the
+// engine's refusals, Fastify's validation and body parsing, or Node's HTTP
+// parser: `{ "error": "<a sentence saying what to do>", "field"?: … }`.
 // No stack traces, no paths, nothing from a request echoed back.
+import type { Socket } from 'node:net';
 import type { FastifyError, FastifyInstance, FastifyReply } from 'fastify';
+import { Refusal, type RefusalKind } from '../tasks/refusal.js';
 import { FIELD_HINTS } from './schemas.js';
 
 export class HttpError extends Error {
@@ -12,6 +16,21 @@ export class HttpError extends Error {
   ) {
     super(message);
   }
+}
+
+/** The status code of each of the engine's refusals, and the Retry-After of a 503. */
+const REFUSAL_STATUS: Record<RefusalKind, { status: number; retryAfter?: string }> = {
+  invalid: { status: 400 },
+  key_conflict: { status: 409 },
+  finished: { status: 409 },
+  not_found: { status: 404 },
+  unavailable: { status: 503, retryAfter: '5' },
+  queue_full: { status: 503, retryAfter: '30' },
+};
+
+export function refusalToHttp(refusal: Refusal): HttpError {
+  const { status, retryAfter } = REFUSAL_STATUS[refusal.kind];
+  return new HttpError(status, refusal.message, refusal.field ? { field: refusal.field } : {}, retryAfter ? { 'Retry-After': retryAfter } : {});
 }
 
 interface ValidationIssue {
@@ -42,8 +61,29 @@ export function sendError(reply: FastifyReply, status: number, error: string, ex
   return reply.code(status).type('application/json; charset=utf-8').send({ ...extra, error });
 }
 
+/** What to tell a client about the errors Fastify raises before a route runs. */
+function clientMessage(err: FastifyError): string {
+  switch (err.code) {
+    case 'FST_ERR_CTP_BODY_TOO_LARGE':
+      return 'the request body is too large: send only {"username", "password"} (at most 16 KiB)';
+    case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
+      return 'send the body as JSON with Content-Type: application/json';
+    case 'FST_ERR_CTP_EMPTY_JSON_BODY':
+      return 'the request body is empty; send a JSON object';
+    case 'FST_ERR_CTP_INVALID_CONTENT_LENGTH':
+      return 'the Content-Length header does not match the body; send the body as it is';
+    case 'FST_ERR_CTP_INVALID_JSON_BODY':
+      return 'the request body is not valid JSON; send a JSON object such as {"username": "…", "password": "…"}';
+    default:
+      if (err instanceof SyntaxError) return 'the request body is not valid JSON; send a JSON object such as {"username": "…", "password": "…"}';
+      // Anything else Fastify refuses (a malformed URL, a bad header): say it in words, without echoing the input.
+      return `the request could not be read (${err.code ?? 'bad request'}); check the URL, headers and body against /openapi.json`;
+  }
+}
+
 export function registerErrorHandling(app: FastifyInstance): void {
-  app.setErrorHandler((err: FastifyError | HttpError, request, reply) => {
+  app.setErrorHandler((err: FastifyError | HttpError | Refusal, request, reply) => {
+    if (err instanceof Refusal) err = refusalToHttp(err);
     if (err instanceof HttpError) {
       reply.headers(err.headers);
       return sendError(reply, err.statusCode, err.message, err.extra);
@@ -52,17 +92,13 @@ export function registerErrorHandling(app: FastifyInstance): void {
       return sendError(reply, 400, ...split(describeValidation(err.validation[0] as ValidationIssue, err.validationContext ?? 'body')));
     }
     const status = err.statusCode ?? 500;
-    if (status < 500) {
-      // Fastify's own client errors (bad JSON, body too large, wrong content
-      // type) carry safe messages; keep them, in our shape.
-      return sendError(reply, status, clientMessage(err));
-    }
+    if (status < 500) return sendError(reply, status, clientMessage(err));
     request.log.error({ err }, 'request failed');
     return sendError(reply, 500, 'internal error; the service log has the details');
   });
 
   app.setNotFoundHandler((request, reply) =>
-    sendError(reply, 404, `no route ${request.method} ${request.url.split('?')[0]}; see the README for the routes`),
+    sendError(reply, 404, `no route ${request.method} ${request.url.split('?')[0]!.slice(0, 200)}; /openapi.json lists the routes`),
   );
 }
 
@@ -71,17 +107,37 @@ function split(described: { error: string; field?: string }): [string, Record<st
   return [error, extra];
 }
 
-function clientMessage(err: FastifyError): string {
-  switch (err.code) {
-    case 'FST_ERR_CTP_BODY_TOO_LARGE':
-      return 'the request body is too large';
-    case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
-      return 'send the body as JSON with Content-Type: application/json';
-    case 'FST_ERR_CTP_EMPTY_JSON_BODY':
-      return 'the request body is empty; send a JSON object';
-    case 'FST_ERR_CTP_INVALID_JSON_BODY':
-    default:
-      if (err instanceof SyntaxError || err.code === 'FST_ERR_CTP_INVALID_JSON_BODY') return 'the request body is not valid JSON';
-      return err.message;
+/** Node's HTTP parser refused the request before Fastify saw it. */
+const PARSER_ERRORS: Record<string, { status: number; error: string }> = {
+  HPE_HEADER_OVERFLOW: {
+    status: 431,
+    error: 'the request line and headers are too large (URL or headers over 16 KiB); shorten the URL or drop headers',
+  },
+  HPE_URI_TOO_LONG: { status: 414, error: 'the URL is too long; shorten it' },
+};
+
+/** Fastify's clientErrorHandler: the socket gets a JSON answer in the API's shape, then is closed. */
+export function clientErrorHandler(err: Error & { code?: string }, socket: Socket): void {
+  if (err.code === 'ECONNRESET' || !socket.writable) {
+    socket.destroy();
+    return;
   }
+  const known = PARSER_ERRORS[err.code ?? ''];
+  const { status, error } =
+    known ??
+    (err.code === 'ERR_HTTP_REQUEST_TIMEOUT'
+      ? { status: 408, error: 'the request took too long to arrive; send it again in one go' }
+      : { status: 400, error: 'the request is not valid HTTP; check the request line and headers' });
+  const body = `${JSON.stringify({ error })}\n`;
+  socket.end(
+    `HTTP/1.1 ${status} ${STATUS_TEXT[status] ?? 'Bad Request'}\r\nContent-Type: application/json; charset=utf-8\r\n` +
+      `Content-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+  );
 }
+
+const STATUS_TEXT: Record<number, string> = {
+  400: 'Bad Request',
+  408: 'Request Timeout',
+  414: 'URI Too Long',
+  431: 'Request Header Fields Too Large',
+};

@@ -1,14 +1,13 @@
 // Schemas of the routes beyond the original five: task listing, logs,
 // events, cancel, and the instance resources.
 import { Type } from '@sinclair/typebox';
-import { IPV4_PATTERN, TaskStatus, UUID_PATTERN } from './schemas.js';
-
-const Literals = <T extends string>(values: readonly T[]) => Type.Union(values.map((value) => Type.Literal(value)));
+import { TASK_ACTIONS, TASK_STATUSES } from '../tasks/model.js';
+import { IPV4_PATTERN, Literals, TaskStatus, UUID_PATTERN } from './schemas.js';
 
 export const TaskListQuery = Type.Object(
   {
-    status: Type.Optional(Literals(['queued', 'running', 'succeeded', 'failed', 'canceled'] as const)),
-    action: Type.Optional(Literals(['create', 'delete'] as const)),
+    status: Type.Optional(Literals(TASK_STATUSES)),
+    action: Type.Optional(Literals(TASK_ACTIONS)),
     ip: Type.Optional(Type.String({ pattern: IPV4_PATTERN, maxLength: 15, description: 'public IP the task launched or deleted' })),
     created_after: Type.Optional(Type.String({ format: 'date-time', description: 'ISO-8601 time, exclusive' })),
     created_before: Type.Optional(Type.String({ format: 'date-time', description: 'ISO-8601 time, exclusive' })),
@@ -54,3 +53,60 @@ export const Instance = Type.Object({
 });
 
 export const InstanceList = Type.Object({ instances: Type.Array(Instance) });
+// The ops routes: /readyz and /metrics.
+
+const Check = (properties: Record<string, ReturnType<typeof Type.String>>, description: string) =>
+  Type.Object(
+    {
+      ok: Type.Boolean(),
+      ...properties,
+      error: Type.Optional(Type.String({ description: 'Why the check failed' })),
+    },
+    { description },
+  );
+
+export const Readiness = Type.Object(
+  {
+    status: Type.Union([Type.Literal('ready'), Type.Literal('not_ready')]),
+    error: Type.Optional(Type.String({ description: 'Which checks failed, when not ready' })),
+    checks: Type.Object({
+      database: Check({}, 'The SQLite database answers `SELECT 1`'),
+      ansible: Check(
+        { version: Type.Optional(Type.String({ description: 'What `ansible-playbook --version` reports' })) },
+        '`ansible-playbook --version` runs (checked at most once a minute)',
+      ),
+      ec2: Check(
+        { endpoint: Type.String({ description: 'The URL probed: AWS_ENDPOINT_URL, the emulator, or https://ec2.<region>.amazonaws.com/' }) },
+        'The EC2 endpoint answers HTTP within 2 s (any status counts)',
+      ),
+    }),
+  },
+  {
+    description: 'Whether the service can do its work now',
+    examples: [
+      {
+        status: 'ready',
+        checks: {
+          database: { ok: true },
+          ansible: { ok: true, version: 'core 2.16.3' },
+          ec2: { ok: true, endpoint: 'http://127.0.0.1:44699' },
+        },
+      },
+      {
+        status: 'not_ready',
+        error: 'not ready: ec2',
+        checks: {
+          database: { ok: true },
+          ansible: { ok: true, version: 'core 2.16.3' },
+          ec2: { ok: false, endpoint: 'http://127.0.0.1:9', error: 'cannot reach the EC2 endpoint http://127.0.0.1:9: ECONNREFUSED' },
+        },
+      },
+    ],
+  },
+);
+
+/** Prometheus exposition format: documented, never serialised (the handler sends text). */
+export const MetricsText = {
+  description: 'Prometheus text exposition format 0.0.4',
+  content: { 'text/plain; version=0.0.4': { schema: { type: 'string' } } },
+} as const;

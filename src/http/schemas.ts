@@ -2,26 +2,15 @@
 // requests and serialises responses with them, so a field not listed here
 // never leaves the service.
 import { Type, type Static } from '@sinclair/typebox';
+import { USERNAME_PATTERN } from '../login/accounts.js';
+import { INSTANCE_STATES, IPV4_PATTERN, TASK_ACTIONS, TASK_STATUSES } from '../tasks/model.js';
+
+export const Literals = <T extends string>(values: readonly T[]) => Type.Union(values.map((value) => Type.Literal(value)));
 
 const Nullable = <T extends Parameters<typeof Type.Union>[0][number]>(schema: T) => Type.Union([schema, Type.Null()]);
 
-export const USERNAME_PATTERN = '^[a-z_][a-z0-9_-]{0,31}$';
-/** Dotted-quad IPv4, each part 0–255 without leading zeros. */
-export const IPV4_PATTERN = '^(?:(?:25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])\\.){3}(?:25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])$';
+export { IPV4_PATTERN } from '../tasks/model.js';
 export const UUID_PATTERN = '^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$';
-
-/**
- * Accounts that exist on the images we launch, or that tools treat as
- * privileged: a login made with one of these names would take it over.
- */
-export const SYSTEM_ACCOUNTS: ReadonlySet<string> = new Set([
-  'root', 'daemon', 'bin', 'sys', 'sync', 'games', 'man', 'lp', 'mail', 'news', 'uucp', 'proxy',
-  'www-data', 'backup', 'list', 'irc', 'gnats', 'nobody', 'nogroup', 'systemd-network',
-  'systemd-resolve', 'systemd-timesync', 'systemd-journal', 'messagebus', 'syslog', 'sshd', 'adm',
-  'admin', 'administrator', 'shutdown', 'halt', 'operator', 'ftp', 'postfix', 'chrony', 'dbus',
-  'polkitd', 'rpc', 'rpcuser', 'tss', 'tcpdump', 'ec2-user', 'ec2-instance-connect', 'centos',
-  'ubuntu', 'debian', 'fedora', 'rocky', 'almalinux', 'cloud-user', 'ssm-user', 'wheel', 'sudo',
-]);
 
 export const FIELD_HINTS: Record<string, string> = {
   username: '1–32 characters: lowercase letters, digits, "_" or "-", starting with a letter or "_"',
@@ -128,11 +117,11 @@ export const Progress = Type.Object(
 export const TaskStatus = Type.Object(
   {
     task_id: Type.String(),
-    action: Type.Union([Type.Literal('create'), Type.Literal('delete')]),
-    status: Type.Union(['queued', 'running', 'succeeded', 'failed', 'canceled'].map((s) => Type.Literal(s))),
+    action: Literals(TASK_ACTIONS),
+    status: Literals(TASK_STATUSES),
     ip: Nullable(Type.String()),
     instance_id: Nullable(Type.String()),
-    instance_state: Nullable(Type.String()),
+    instance_state: Nullable(Literals(INSTANCE_STATES)),
     error: Nullable(Type.String()),
     created_at: Type.String(),
     started_at: Nullable(Type.String()),

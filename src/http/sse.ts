@@ -3,7 +3,7 @@
 // connections), a cap on what a slow reader may make us buffer (it is cut off
 // and resumes with Last-Event-ID), and an end at shutdown with a last
 // `stopping` event (app.close() would otherwise wait for it forever).
-import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { FastifyReply, FastifyRequest } from 'fastify';
 import { sendError } from './errors.js';
 
 /** Comment lines keep the connection busy for proxies and load balancers. */
@@ -132,11 +132,4 @@ export class EventStreams {
   stopAll(): void {
     for (const stream of [...this.open]) stream.stop();
   }
-}
-
-/** One registry per app; its streams are ended before the server closes. */
-export function registerEventStreams(app: FastifyInstance): EventStreams {
-  const streams = new EventStreams();
-  app.addHook('preClose', async () => streams.stopAll());
-  return streams;
 }

@@ -1,10 +1,16 @@
-// Opens the one SQLite file that holds tasks, idempotency keys and the queue,
-// and brings its schema up to date. Nothing happens on import.
+// Opens the one SQLite file that holds the tasks (which are the queue), their
+// events and idempotency keys, and brings its schema up to date. The file
+// and its -wal/-shm companions hold password hashes: they are created private
+// and a file others can read is refused. Nothing happens on import.
 import fs from 'node:fs';
 import path from 'node:path';
 import Database from 'better-sqlite3';
 
 export type Db = Database.Database;
+
+export class DatabaseFileError extends Error {
+  override name = 'DatabaseFileError';
+}
 
 /**
  * Each pragma is set for a reason:
@@ -12,10 +18,9 @@ export type Db = Database.Database;
  *   commit is one append to the WAL instead of a rewrite of pages.
  * - synchronous=FULL (EC2_API_DB_SYNC, default): every commit is fsynced, so
  *   a 202 survives power loss too. With group commit (group-commit.ts) one
- *   fsync serves every request of a turn, and `npm run bench` measures FULL
- *   and NORMAL (which in WAL mode survives `kill -9` but may lose the last
- *   commits to a power cut) within this machine's noise of each other
- *   (README, Performance): power-loss durability costs too little to skip.
+ *   fsync serves every request of a turn; `npm run bench` measures FULL and
+ *   NORMAL (which in WAL mode survives `kill -9` but may lose the last
+ *   commits to a power cut) within this machine's noise of each other.
  * - busy_timeout: a second connection (an operator's sqlite3 shell) may hold
  *   a lock briefly; wait for it rather than fail the request.
  * - foreign_keys: enforce the references between tables.
@@ -62,8 +67,6 @@ const MIGRATIONS: string[] = [
   );
   CREATE INDEX idempotency_expiry ON idempotency_keys (expires_at);
 
-  -- better-queue's own rows: which tasks wait, in what order, and which are
-  -- locked into a running batch. /status never reads this table.
   CREATE TABLE queue_items (
     seq       INTEGER PRIMARY KEY AUTOINCREMENT,
     task_id   TEXT NOT NULL,
@@ -72,8 +75,6 @@ const MIGRATIONS: string[] = [
     lock_id   TEXT
   );
   CREATE INDEX queue_items_lock ON queue_items (lock_id);
-  -- One waiting row per task; a task pushed again while its batch runs gets a
-  -- second row, as in better-queue's memory store.
   CREATE UNIQUE INDEX queue_items_waiting ON queue_items (task_id) WHERE lock_id IS NULL;
 
   -- Which service process owns this file, so that a second one refuses to start.
@@ -99,16 +100,60 @@ const MIGRATIONS: string[] = [
   -- service cleans up instead of running the create again.
   ALTER TABLE tasks ADD COLUMN cancel_requested INTEGER NOT NULL DEFAULT 0;
   `,
+  `
+  -- The tasks table is the queue: queued rows wait, a claim marks a batch of
+  -- them running under one batch id (better-queue's lock id). better-queue's
+  -- own table goes; the tasks table was always the truth.
+  DROP TABLE queue_items;
+  ALTER TABLE tasks ADD COLUMN batch_id TEXT;
+  -- A log keeps its beginning (log) and its end (log_tail); log_size is how
+  -- much the playbook wrote in all, so a reader knows what was left out.
+  ALTER TABLE tasks ADD COLUMN log_tail TEXT NOT NULL DEFAULT '';
+  ALTER TABLE tasks ADD COLUMN log_size INTEGER NOT NULL DEFAULT 0;
+  UPDATE tasks SET log_size = length(log);
+  `,
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;
 
+/** The database file and the two SQLite makes beside it in WAL mode. */
+export const databaseFiles = (file: string) => [file, `${file}-wal`, `${file}-shm`];
+
 export function openDatabase(file: string, sync: 'NORMAL' | 'FULL' = 'FULL'): Db {
-  if (file !== ':memory:') fs.mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
-  const db = new Database(file);
+  if (file === ':memory:') return prepare(new Database(file), sync);
+  refuseReadableByOthers(file);
+  // umask around the open: SQLite creates -wal and -shm with the process
+  // umask, and they hold what the database holds.
+  const umask = process.umask(0o077);
+  try {
+    fs.mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
+    return prepare(new Database(file), sync);
+  } finally {
+    process.umask(umask);
+  }
+}
+
+function prepare(db: Db, sync: 'NORMAL' | 'FULL'): Db {
   for (const pragma of PRAGMAS(sync)) db.pragma(pragma);
   migrate(db);
   return db;
+}
+
+/** A database that others can read leaks password hashes: say so, and how to fix it, rather than start. */
+function refuseReadableByOthers(file: string): void {
+  const exposed = databaseFiles(file).filter((name) => {
+    try {
+      return (fs.statSync(name).mode & 0o077) !== 0;
+    } catch {
+      return false; // not there yet: it will be created private
+    }
+  });
+  if (exposed.length) {
+    throw new DatabaseFileError(
+      `${exposed.join(', ')} can be read by other users and holds password hashes; ` +
+        `run \`chmod 600 ${exposed.join(' ')}\` and start again`,
+    );
+  }
 }
 
 function migrate(db: Db): void {

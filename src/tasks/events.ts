@@ -4,6 +4,7 @@
 // id of both feeds, so any client resumes with Last-Event-ID.
 import { EventEmitter } from 'node:events';
 import type { Db } from './db.js';
+import { taskView, type Task } from './model.js';
 
 export type TaskEventType = 'status' | 'step_start' | 'step_end';
 
@@ -32,6 +33,8 @@ export interface NewEvent {
 
 /** Listeners of every task's events subscribe under this name. */
 const ALL = Symbol('all tasks');
+
+export const statusEvent = (task: Task): NewEvent => ({ taskId: task.id, type: 'status', data: taskView(task) });
 
 const toEvent = (row: EventRow): TaskEvent => ({ ...row, data: JSON.parse(row.data) as Record<string, unknown> });
 
@@ -74,6 +77,11 @@ export class TaskEvents {
   record(events: NewEvent[]): void {
     if (events.length === 0) return;
     this.publish(this.db.transaction(() => this.store(events))());
+  }
+
+  /** A `status` event per task, carrying the task as clients see it. */
+  recordStatus(tasks: Task[]): void {
+    this.record(tasks.map(statusEvent));
   }
 
   /** One task's events after `afterId`, oldest first. */

@@ -1,20 +1,28 @@
-// The `tasks` and `idempotency_keys` tables: every read and write of a task
-// record goes through here, as prepared statements compiled once.
+// The `tasks` table, which is the queue, and the idempotency keys: every read
+// and write of a task goes through here, as statements prepared once. Queued
+// rows wait; `claim` marks a batch of them running under one batch id; the
+// playbook's outcome ends them. The store also keeps the count of waiting
+// tasks, since it makes every change to it.
+import type { CappedText } from '../ansible/output.js';
 import type { Db } from './db.js';
-import type { Outcome, Progress, Task, TaskAction, TaskFilter } from './types.js';
+import type { GroupCommit } from './group-commit.js';
+import type { Outcome, Progress, Task, TaskAction, TaskFilter } from './model.js';
 
 /** A task as SQLite holds it: JSON columns still as text. */
-type TaskRow = Omit<Task, 'params' | 'progress' | 'cancel_requested'> & {
-  params: string;
-  progress: string | null;
-  cancel_requested: number;
-};
+type TaskRow = Omit<Task, 'progress' | 'cancel_requested'> & { progress: string | null; cancel_requested: number };
 
 export interface NewTask {
   id: string;
   action: TaskAction;
-  params: Task['params'];
+  params: object;
+  /** The public IP a delete targets (creates learn theirs when they succeed). */
   ip?: string | null;
+}
+
+export interface IdempotencyKey {
+  key: string;
+  request_hash: string;
+  ttlSeconds: number;
 }
 
 export interface IdempotencyRecord {
@@ -23,11 +31,14 @@ export interface IdempotencyRecord {
   task_id: string;
 }
 
-/** Stored logs are capped: a runaway playbook must not fill the disk or break /status. */
-export const LOG_LIMIT = 256 * 1024;
+/** A claimed task with its parameters as stored: `unknown` until they are checked. */
+export interface ClaimedRow {
+  task: Task;
+  params: unknown;
+}
 
 const COLUMNS =
-  'id, action, status, params, ip, instance_id, instance_state, error, progress, attempts, cancel_requested, ' +
+  'id, action, status, ip, instance_id, instance_state, error, progress, attempts, cancel_requested, ' +
   'runner_pid, runner_start, created_at, started_at, finished_at';
 
 const now = () => new Date().toISOString();
@@ -35,45 +46,68 @@ const now = () => new Date().toISOString();
 function toTask(row: TaskRow): Task {
   return {
     ...row,
-    params: JSON.parse(row.params) as Task['params'],
     progress: row.progress ? (JSON.parse(row.progress) as Progress) : null,
     cancel_requested: row.cancel_requested === 1,
   };
 }
 
-export function capLog(log: string): string {
-  if (log.length <= LOG_LIMIT) return log;
-  const keep = LOG_LIMIT / 2;
-  const cut = log.length - 2 * keep;
-  return `${log.slice(0, keep)}\n… ${cut} characters cut …\n${log.slice(-keep)}`;
+function parseJson(text: string): unknown {
+  try {
+    return JSON.parse(text) as unknown;
+  } catch {
+    return undefined;
+  }
 }
 
 export class TaskStore {
   private readonly stmt;
+  private waitingCount: number;
+  private readonly statements = new Map<string, ReturnType<Db['prepare']>>();
 
-  constructor(private readonly db: Db) {
+  constructor(
+    private readonly db: Db,
+    private readonly commits: GroupCommit,
+  ) {
     this.stmt = {
       insert: db.prepare(
         `INSERT INTO tasks (id, action, status, params, ip, created_at) VALUES (@id, @action, 'queued', @params, @ip, @created_at)`,
       ),
       get: db.prepare(`SELECT ${COLUMNS} FROM tasks WHERE id = ?`),
-      log: db.prepare('SELECT log FROM tasks WHERE id = ?'),
-      unfinished: db.prepare(`SELECT ${COLUMNS} FROM tasks WHERE status IN ('queued', 'running') ORDER BY created_at, id`),
-      countQueued: db.prepare(`SELECT count(*) AS n FROM tasks WHERE status = 'queued'`),
-      start: db.prepare(
-        `UPDATE tasks SET status = 'running', attempts = attempts + 1, started_at = coalesce(started_at, @at),
-           progress = NULL, error = NULL WHERE id = @id AND status = 'queued'`,
+      params: db.prepare('SELECT params FROM tasks WHERE id = ?'),
+      log: db.prepare('SELECT log AS head, log_tail AS tail, log_size AS size FROM tasks WHERE id = ?'),
+      unfinished: db.prepare(`SELECT ${COLUMNS} FROM tasks WHERE status IN ('queued', 'running') ORDER BY rowid`),
+      countWaiting: db.prepare(`SELECT count(*) AS n FROM tasks WHERE status = 'queued'`),
+      // The oldest waiting tasks, in arrival order; a delete only when no
+      // other delete of its IP runs or comes before it in this batch, so two
+      // operations never act on one IP at once (the second finds it gone).
+      claim: db.prepare(
+        `UPDATE tasks SET status = 'running', batch_id = @batch, attempts = attempts + 1,
+           started_at = coalesce(started_at, @at), progress = NULL, error = NULL
+         WHERE id IN (
+           SELECT id FROM (
+             SELECT id, rowid AS seq FROM tasks WHERE status = 'queued' AND action = 'create'
+             UNION ALL
+             SELECT id, seq FROM (
+               SELECT id, rowid AS seq, ip, row_number() OVER (PARTITION BY ip ORDER BY rowid) AS nth
+               FROM tasks WHERE status = 'queued' AND action = 'delete'
+             ) WHERE nth = 1 AND ip NOT IN (
+               SELECT ip FROM tasks WHERE status = 'running' AND action = 'delete' AND ip IS NOT NULL)
+           ) ORDER BY seq LIMIT @limit)`,
       ),
+      batch: db.prepare(`SELECT ${COLUMNS}, params FROM tasks WHERE batch_id = ? AND status = 'running' ORDER BY rowid`),
+      batchIds: db.prepare(`SELECT id FROM tasks WHERE batch_id = ? AND status = 'running' ORDER BY rowid`),
+      running: db.prepare(`SELECT id, batch_id FROM tasks WHERE status = 'running' ORDER BY rowid`),
       runner: db.prepare('UPDATE tasks SET runner_pid = @pid, runner_start = @start WHERE id = @id'),
       progress: db.prepare(`UPDATE tasks SET progress = @progress WHERE id = @id AND status = 'running'`),
       finish: db.prepare(
         `UPDATE tasks SET status = @status, ip = coalesce(@ip, ip), instance_id = @instance_id,
-           instance_state = @instance_state, error = @error, finished_at = @at, log = @log,
+           instance_state = @instance_state, error = @error, finished_at = @at,
            runner_pid = NULL, runner_start = NULL
          WHERE id = @id AND status IN ('queued', 'running')`,
       ),
+      setLog: db.prepare('UPDATE tasks SET log = @head, log_tail = @tail, log_size = @size WHERE id = @id'),
       requeue: db.prepare(
-        `UPDATE tasks SET status = 'queued', runner_pid = NULL, runner_start = NULL, progress = NULL,
+        `UPDATE tasks SET status = 'queued', runner_pid = NULL, runner_start = NULL, progress = NULL, batch_id = NULL,
            attempts = attempts - @refund WHERE id = @id AND status = 'running'`,
       ),
       cancelQueued: db.prepare(
@@ -81,6 +115,7 @@ export class TaskStore {
          WHERE id = @id AND status = 'queued'`,
       ),
       requestCancel: db.prepare(`UPDATE tasks SET cancel_requested = 1 WHERE id = ? AND status = 'running'`),
+      cancelRequested: db.prepare('SELECT cancel_requested FROM tasks WHERE id = ?'),
       keyGet: db.prepare('SELECT key, request_hash, task_id FROM idempotency_keys WHERE key = ? AND expires_at > ?'),
       keyDelete: db.prepare('DELETE FROM idempotency_keys WHERE key = ?'),
       keyInsert: db.prepare(
@@ -88,36 +123,48 @@ export class TaskStore {
       ),
       keyPurge: db.prepare('DELETE FROM idempotency_keys WHERE expires_at <= ?'),
     };
+    this.waitingCount = (this.stmt.countWaiting.get() as { n: number }).n;
   }
 
-  /** Writes a new queued task (and its idempotency key) in one transaction. */
-  insert(task: NewTask, key?: { key: string; request_hash: string; ttlSeconds: number }): Task {
+  /** Tasks waiting for a playbook run (committed; kept in step with every change the store makes). */
+  get waiting(): number {
+    return this.waitingCount;
+  }
+
+  /**
+   * Queues a new task (and its idempotency key) in the next group commit,
+   * with whatever `alongside` writes in the same transaction; resolves once
+   * it is on disk.
+   */
+  async add<T>(task: NewTask, key: IdempotencyKey | undefined, alongside: (task: Task) => T): Promise<{ task: Task; alongside: T }> {
+    const result = await this.commits.run(() =>
+      this.db.transaction(() => {
+        const added = this.insert(task, key);
+        return { task: added, alongside: alongside(added) };
+      })(),
+    );
+    this.waitingCount++;
+    return result;
+  }
+
+  private insert(task: NewTask, key: IdempotencyKey | undefined): Task {
     const created_at = now();
-    this.db.transaction(() => {
-      this.stmt.insert.run({
-        id: task.id,
-        action: task.action,
-        params: JSON.stringify(task.params),
-        ip: task.ip ?? null,
-        created_at,
+    this.stmt.insert.run({ id: task.id, action: task.action, params: JSON.stringify(task.params), ip: task.ip ?? null, created_at });
+    if (key) {
+      // An expired key may still hold the row: the new request takes it over.
+      this.stmt.keyDelete.run(key.key);
+      this.stmt.keyInsert.run({
+        key: key.key,
+        request_hash: key.request_hash,
+        task_id: task.id,
+        expires_at: new Date(Date.now() + key.ttlSeconds * 1000).toISOString(),
       });
-      if (key) {
-        // An expired key may still hold the row: the new request takes it over.
-        this.stmt.keyDelete.run(key.key);
-        this.stmt.keyInsert.run({
-          key: key.key,
-          request_hash: key.request_hash,
-          task_id: task.id,
-          expires_at: new Date(Date.now() + key.ttlSeconds * 1000).toISOString(),
-        });
-      }
-    })();
+    }
     // What the row now holds, without reading it back: this is the accept hot path.
     return {
       id: task.id,
       action: task.action,
       status: 'queued',
-      params: task.params,
       ip: task.ip ?? null,
       instance_id: null,
       instance_state: null,
@@ -138,21 +185,47 @@ export class TaskStore {
     return row && toTask(row);
   }
 
-  getLog(id: string): string | undefined {
-    return (this.stmt.log.get(id) as { log: string } | undefined)?.log;
+  /** The stored parameters of a task, parsed but not checked (undefined when unreadable). */
+  paramsOf(id: string): unknown {
+    const row = this.stmt.params.get(id) as { params: string } | undefined;
+    return row && parseJson(row.params);
+  }
+
+  getLog(id: string): CappedText | undefined {
+    return this.stmt.log.get(id) as CappedText | undefined;
   }
 
   unfinished(): Task[] {
     return (this.stmt.unfinished.all() as TaskRow[]).map(toTask);
   }
 
-  countQueued(): number {
-    return (this.stmt.countQueued.get() as { n: number }).n;
+  /** queued → running for up to `limit` tasks under `batchId`; how many were claimed. */
+  claim(batchId: string, limit: number): number {
+    const { changes } = this.stmt.claim.run({ batch: batchId, limit, at: now() });
+    this.waitingCount -= changes;
+    return changes;
   }
 
-  /** queued → running; false when the task was not queued (canceled, or taken already). */
-  start(id: string): boolean {
-    return this.stmt.start.run({ id, at: now() }).changes === 1;
+  /** The running tasks of a batch, with their stored parameters. */
+  batch(batchId: string): ClaimedRow[] {
+    return (this.stmt.batch.all(batchId) as (TaskRow & { params: string })[]).map(({ params, ...row }) => ({
+      task: toTask(row),
+      params: parseJson(params),
+    }));
+  }
+
+  batchIds(batchId: string): string[] {
+    return (this.stmt.batchIds.all(batchId) as { id: string }[]).map((row) => row.id);
+  }
+
+  /** Running tasks by batch id. */
+  runningBatches(): Map<string, string[]> {
+    const batches = new Map<string, string[]>();
+    for (const { id, batch_id } of this.stmt.running.all() as { id: string; batch_id: string | null }[]) {
+      const key = batch_id ?? '';
+      batches.set(key, [...(batches.get(key) ?? []), id]);
+    }
+    return batches;
   }
 
   setRunner(ids: string[], pid: number | null, start: string | null): void {
@@ -169,36 +242,49 @@ export class TaskStore {
   }
 
   /** running/queued → a terminal state; false when it had already ended. */
-  finish(id: string, outcome: Outcome, log = ''): boolean {
-    return (
-      this.stmt.finish.run({
-        id,
-        status: outcome.status,
-        ip: outcome.ip ?? null,
-        instance_id: outcome.instance_id ?? null,
-        instance_state: outcome.instance_state ?? null,
-        error: outcome.error ?? null,
-        at: now(),
-        log: capLog(log),
-      }).changes === 1
-    );
+  finish(id: string, outcome: Outcome): boolean {
+    const { changes } = this.stmt.finish.run({
+      id,
+      status: outcome.status,
+      ip: outcome.ip ?? null,
+      instance_id: outcome.instance_id ?? null,
+      instance_state: outcome.instance_state ?? null,
+      error: outcome.error ?? null,
+      at: now(),
+    });
+    return changes === 1;
+  }
+
+  /** The playbook output a task keeps as its log (tasks of one batch share their run's). */
+  setLog(ids: string[], log: CappedText): void {
+    this.db.transaction(() => {
+      for (const id of ids) this.stmt.setLog.run({ id, ...log });
+    })();
   }
 
   /** running → queued. `refund` gives back the attempt when the run was stopped on purpose. */
   requeue(ids: string[], refund: boolean): void {
+    let changed = 0;
     this.db.transaction(() => {
-      for (const id of ids) this.stmt.requeue.run({ id, refund: refund ? 1 : 0 });
+      for (const id of ids) changed += this.stmt.requeue.run({ id, refund: refund ? 1 : 0 }).changes;
     })();
+    this.waitingCount += changed;
   }
 
   /** queued → canceled; false when it was not queued any more. */
   cancelQueued(id: string): boolean {
-    return this.stmt.cancelQueued.run({ id, at: now() }).changes === 1;
+    const canceled = this.stmt.cancelQueued.run({ id, at: now() }).changes === 1;
+    if (canceled) this.waitingCount--;
+    return canceled;
   }
 
-  /** Marks a running task to be canceled; false when it is not running. */
+  /** Records that a running task is to be canceled (the one place cancel state lives); false when it is not running. */
   requestCancel(id: string): boolean {
     return this.stmt.requestCancel.run(id).changes === 1;
+  }
+
+  isCancelRequested(id: string): boolean {
+    return (this.stmt.cancelRequested.get(id) as { cancel_requested: number } | undefined)?.cancel_requested === 1;
   }
 
   /** Newest first, with the filters of GET /tasks. */
@@ -221,8 +307,6 @@ export class TaskStore {
     // Few distinct shapes (2^6): the statement cache keeps this cheap.
     return (this.cached(sql).all(params) as TaskRow[]).map(toTask);
   }
-
-  private readonly statements = new Map<string, ReturnType<Db['prepare']>>();
 
   private cached(sql: string) {
     let statement = this.statements.get(sql);

@@ -8,13 +8,13 @@ import path from 'node:path';
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import http from 'node:http';
 import net from 'node:net';
-import type { FastifyInstance } from 'fastify';
+import type { FastifyBaseLogger } from 'fastify';
 import { buildApp } from '../../src/app.js';
 import { startEmulator, type Emulator } from '../../src/ansible/emulator.js';
 import { loadConfig, projectRoot, type Config } from '../../src/config.js';
-import { startRuntime, type Runtime } from '../../src/runtime.js';
-import type { Logger, TaskService } from '../../src/tasks/service.js';
-import { TERMINAL, type Task } from '../../src/tasks/types.js';
+import type { Db } from '../../src/tasks/db.js';
+import { TERMINAL, type Task } from '../../src/tasks/model.js';
+import type { TaskService } from '../../src/tasks/service.js';
 
 for (const name of Object.keys(process.env)) {
   if (/^AWS_/.test(name)) delete process.env[name];
@@ -28,8 +28,6 @@ Object.assign(process.env, {
   AWS_EC2_METADATA_DISABLED: 'true',
 });
 
-export const silentLog: Logger = { info() {}, warn() {}, error() {} };
-
 export function tempDir(prefix = 'ec2-api-test-'): string {
   return fs.mkdtempSync(path.join(os.tmpdir(), prefix));
 }
@@ -40,30 +38,36 @@ export async function startMoto(): Promise<Emulator> {
 
 export interface TestService {
   config: Config;
-  runtime: Runtime;
-  app: FastifyInstance;
-  close(graceSeconds?: number): Promise<void>;
+  app: ReturnType<typeof buildApp>;
+  /** The app's task engine, to look at tasks the way its routes do. */
+  tasks: TaskService;
+  db: Db;
+  /** app.close(): the shutdown hooks, with EC2_API_SHUTDOWN_GRACE from the env given (0 unless set). */
+  close(): Promise<void>;
 }
 
 /** The real service on `endpoint`, with its own database unless one is given. */
-export async function startService(endpoint: string, env: Record<string, string> = {}): Promise<TestService> {
+export async function startService(
+  endpoint: string,
+  env: Record<string, string> = {},
+  options: { logger?: FastifyBaseLogger; beforeReady?: (app: ReturnType<typeof buildApp>) => void } = {},
+): Promise<TestService> {
   const config = loadConfig({
     EC2_API_DB: path.join(tempDir(), 'ec2-api.db'),
     AWS_ENDPOINT_URL: endpoint,
+    EC2_API_SHUTDOWN_GRACE: '0',
     ...env,
   });
-  const runtime = await startRuntime(config, silentLog);
-  const app = buildApp({ config, service: runtime.service, cloud: runtime.cloud, db: runtime.db });
+  const app = buildApp({ config, logger: options.logger });
+  options.beforeReady?.(app);
   await app.ready();
-  return {
-    config,
-    runtime,
-    app,
-    async close(graceSeconds = 0) {
-      await app.close();
-      await runtime.close(graceSeconds);
-    },
-  };
+  return { config, app, tasks: app.engine.tasks, db: app.engine.db, close: () => app.close() };
+}
+
+/** A task's parameters as the database holds them (a create keeps the password's hash there). */
+export function storedParams(db: Db, id: string): Record<string, string> {
+  const row = db.prepare('SELECT params FROM tasks WHERE id = ?').get(id) as { params: string } | undefined;
+  return row ? (JSON.parse(row.params) as Record<string, string>) : {};
 }
 
 export interface Ec2Instance {

@@ -5,38 +5,37 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { Registry } from 'prom-client';
 import type { Cloud } from '../../ansible/cloud.js';
-import type { Readiness as ReadinessCheck } from '../../observability/readiness.js';
-import { MetricsText, Readiness } from '../../observability/schemas.js';
 import type { TaskService } from '../../tasks/service.js';
+import type { Readiness as ReadinessCheck } from '../readiness.js';
+import { MetricsText, Readiness } from '../resource-schemas.js';
 import { Health } from '../schemas.js';
 
 export interface HealthOptions {
-  service: TaskService;
+  tasks: TaskService;
   cloud: Pick<Cloud, 'kind' | 'endpointUrl' | 'region' | 'description'>;
   paused: boolean;
-  /** Serves /readyz when given. */
-  readiness?: ReadinessCheck;
-  /** Serves /metrics when given. */
-  metrics?: Registry;
+  readiness: ReadinessCheck;
+  metrics: Registry;
 }
 
-const healthRoutes: FastifyPluginAsyncTypebox<HealthOptions> = async (app, { service, cloud, paused, readiness, metrics }) => {
+const healthRoutes: FastifyPluginAsyncTypebox<HealthOptions> = async (app, { tasks, cloud, paused, readiness, metrics }) => {
   app.get(
     '/healthz',
     {
       config: { public: true },
       schema: {
+        operationId: 'health',
         summary: 'Liveness and cloud in use',
         description: 'Cheap (no I/O): the process answers. Says which EC2 is in use and how busy the service is. Never needs a token.',
         response: { 200: Health },
       },
     },
     async () => {
-      const { queued, runningPlaybooks } = service.stats;
+      const { queued, runningPlaybooks } = tasks.stats;
       return {
         status: 'ok' as const,
         cloud: { kind: cloud.kind, endpoint: cloud.endpointUrl, region: cloud.region, description: cloud.description },
-        accepting: service.isAccepting,
+        accepting: tasks.isAccepting,
         paused,
         queued,
         running_playbooks: runningPlaybooks,
@@ -44,44 +43,42 @@ const healthRoutes: FastifyPluginAsyncTypebox<HealthOptions> = async (app, { ser
     },
   );
 
-  if (readiness) {
-    app.get(
-      '/readyz',
-      {
-        schema: {
-          summary: 'Readiness: database, ansible-playbook and EC2 endpoint',
-          description:
-            'Runs `SELECT 1` on the database, `ansible-playbook --version` (at most once a minute, then cached) and an ' +
-            'HTTP GET of the EC2 endpoint (2 s timeout; any HTTP answer counts). 503 names the failing checks.',
-          response: { 200: Readiness, 503: Readiness },
-        },
+  app.get(
+    '/readyz',
+    {
+      schema: {
+        operationId: 'readiness',
+        summary: 'Readiness: database, ansible-playbook and EC2 endpoint',
+        description:
+          'Runs `SELECT 1` on the database, `ansible-playbook --version` (at most once a minute, then cached) and an ' +
+          'HTTP GET of the EC2 endpoint (2 s timeout; any HTTP answer counts). 503 names the failing checks.',
+        response: { 200: Readiness, 503: Readiness },
       },
-      async (_request, reply) => {
-        const { ready, checks } = await readiness.check();
-        if (ready) return reply.code(200).send({ status: 'ready' as const, checks });
-        const failing = Object.entries(checks)
-          .filter(([, check]) => !check.ok)
-          .map(([name]) => name);
-        return reply.code(503).send({ status: 'not_ready' as const, error: `not ready: ${failing.join(', ')}`, checks });
-      },
-    );
-  }
+    },
+    async (_request, reply) => {
+      const { ready, checks } = await readiness.check();
+      if (ready) return reply.code(200).send({ status: 'ready' as const, checks });
+      const failing = Object.entries(checks)
+        .filter(([, check]) => !check.ok)
+        .map(([name]) => name);
+      return reply.code(503).send({ status: 'not_ready' as const, error: `not ready: ${failing.join(', ')}`, checks });
+    },
+  );
 
-  if (metrics) {
-    app.get(
-      '/metrics',
-      {
-        schema: {
-          summary: 'Prometheus metrics',
-          description:
-            'Task counts by action and status, queue depth, running playbooks, playbook and HTTP request duration ' +
-            'histograms, and the process metrics; every name starts with `ec2_api_`.',
-          response: { 200: MetricsText },
-        },
+  app.get(
+    '/metrics',
+    {
+      schema: {
+        operationId: 'metrics',
+        summary: 'Prometheus metrics',
+        description:
+          'Task counts by action and status, queue depth, running playbooks, playbook and HTTP request duration ' +
+          'histograms, and the process metrics; every name starts with `ec2_api_`.',
+        response: { 200: MetricsText },
       },
-      async (_request, reply) => reply.type(metrics.contentType).send(await metrics.metrics()),
-    );
-  }
+    },
+    async (_request, reply) => reply.type(metrics.contentType).send(await metrics.metrics()),
+  );
 };
 
 export default healthRoutes;

@@ -2,46 +2,47 @@
 // the same tasks underneath, with REST verbs and the task document as answer.
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { FastifyReply } from 'fastify';
-import { listManagedInstances, ListError, type ListOptions } from '../../ansible/instances.js';
+import { ListError, ListStopped } from '../../ansible/instances.js';
+import { taskView } from '../../tasks/model.js';
 import type { Submitted, TaskService } from '../../tasks/service.js';
-import { TERMINAL, type Task } from '../../tasks/types.js';
 import { HttpError } from '../errors.js';
-import type { PasswordHasher } from '../password.js';
 import { InstanceList, WaitQuery } from '../resource-schemas.js';
 import { CreateBody, ErrorBody, IdempotencyHeaders, IpParams, TaskStatus } from '../schemas.js';
-import { statusDocument, submitCreate, submitDelete } from '../tasks-http.js';
+import { waitedStatus, waitForEnd } from '../tasks-http.js';
 
 export interface InstanceRoutesOptions {
-  service: TaskService;
-  hasher: PasswordHasher;
+  tasks: TaskService;
   syncWait: number;
-  list: ListOptions;
 }
 
-const instanceRoutes: FastifyPluginAsyncTypebox<InstanceRoutesOptions> = async (app, { service, hasher, syncWait, list }) => {
-  /** 202 with the task now, or (?wait=true) the task once it has ended. */
-  const answer = async (reply: FastifyReply, submitted: Submitted, wait: boolean, done: (task: Task) => number) => {
+const instanceRoutes: FastifyPluginAsyncTypebox<InstanceRoutesOptions> = async (app, { tasks, syncWait }) => {
+  /** 202 with the task now, or (?wait=true) the task once it has ended, with the code of how it ended. */
+  const answer = async (reply: FastifyReply, submitted: Submitted, wait: boolean, success: number) => {
     reply.header('Location', `/tasks/${submitted.task.id}`);
     if (submitted.replayed) reply.header('Idempotent-Replayed', 'true');
-    if (!wait) return reply.code(202).send(statusDocument(submitted.task));
-    const task = (await service.waitFor(submitted.task.id, syncWait * 1000)) ?? submitted.task;
-    return reply.code(TERMINAL.has(task.status) ? done(task) : 504).send(statusDocument(task));
+    if (!wait) return reply.code(202).send(taskView(submitted.task));
+    const task = await waitForEnd(tasks, submitted, syncWait);
+    return reply.code(waitedStatus(task, success)).send(taskView(task));
   };
 
   app.get(
     '/instances',
     {
       schema: {
+        operationId: 'listInstances',
         summary: 'The instances this service manages, read from EC2',
-        description: 'Every non-terminated instance tagged ManagedBy: ec2-api, with the task that created it.',
-        response: { 200: InstanceList, 502: ErrorBody },
+        description:
+          'Every non-terminated instance tagged ManagedBy: ec2-api, with the task that created it. Read through a playbook ' +
+          '(about 1.5 s); callers at the same time share one read, and a read up to 3 s old is reused.',
+        response: { 200: InstanceList, 502: ErrorBody, 503: ErrorBody },
       },
     },
     async () => {
       try {
-        return { instances: await listManagedInstances(list) };
+        return { instances: await tasks.instances() };
       } catch (error) {
         if (error instanceof ListError) throw new HttpError(502, error.message);
+        if (error instanceof ListStopped) throw new HttpError(503, 'the service is shutting down; retry in a few seconds', {}, { 'Retry-After': '5' });
         throw error;
       }
     },
@@ -51,6 +52,7 @@ const instanceRoutes: FastifyPluginAsyncTypebox<InstanceRoutesOptions> = async (
     '/instances',
     {
       schema: {
+        operationId: 'createInstance',
         summary: 'Launch an instance (queue a create task)',
         description: '202 with the task; with `?wait=true`, 201 once it runs, 502 if it failed, 504 if still going after EC2_API_SYNC_WAIT.',
         headers: IdempotencyHeaders,
@@ -60,15 +62,14 @@ const instanceRoutes: FastifyPluginAsyncTypebox<InstanceRoutesOptions> = async (
       },
     },
     async (request, reply) =>
-      answer(reply, await submitCreate(service, hasher, request.body, request.headers['idempotency-key']), request.query.wait === 'true', (task) =>
-        task.status === 'succeeded' ? 201 : 502,
-      ),
+      answer(reply, await tasks.createTask(request.body, request.headers['idempotency-key']), request.query.wait === 'true', 201),
   );
 
   app.delete(
     '/instances/:ip',
     {
       schema: {
+        operationId: 'deleteInstance',
         summary: 'Terminate the managed instance with this public IP (queue a delete task)',
         description: '202 with the task; with `?wait=true`, 200 once terminated, 404 when no managed instance has that IP, 502, or 504.',
         params: IpParams,
@@ -76,10 +77,7 @@ const instanceRoutes: FastifyPluginAsyncTypebox<InstanceRoutesOptions> = async (
         response: { 200: TaskStatus, 202: TaskStatus, 400: ErrorBody, 404: TaskStatus, 502: TaskStatus, 503: ErrorBody, 504: TaskStatus },
       },
     },
-    async (request, reply) =>
-      answer(reply, await submitDelete(service, request.params.ip), request.query.wait === 'true', (task) =>
-        task.status === 'succeeded' ? 200 : task.instance_state === 'not_found' ? 404 : 502,
-      ),
+    async (request, reply) => answer(reply, await tasks.deleteTask(request.params.ip), request.query.wait === 'true', 200),
   );
 };
 

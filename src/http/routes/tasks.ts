@@ -1,17 +1,17 @@
 // Seeing and steering tasks: list, one task, its log, its live events
 // (Server-Sent Events), and cancel.
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import { EMPTY_OUTPUT, outputFrom } from '../../ansible/output.js';
 import type { TaskEvent } from '../../tasks/events.js';
+import { TERMINAL, taskView } from '../../tasks/model.js';
 import type { TaskService } from '../../tasks/service.js';
-import { TERMINAL } from '../../tasks/types.js';
 import { HttpError } from '../errors.js';
 import { EventsHeaders, FeedQuery, LogQuery, TaskList, TaskListQuery } from '../resource-schemas.js';
 import type { EventStreams } from '../sse.js';
 import { ErrorBody, TaskIdParams, TaskStatus } from '../schemas.js';
-import { statusDocument, toHttpError } from '../tasks-http.js';
 
 export interface TaskRoutesOptions {
-  service: TaskService;
+  tasks: TaskService;
   streams: EventStreams;
   /** How long POST /tasks/<id>/cancel waits for a running task to stop and be cleaned up. */
   cancelWait: number;
@@ -20,7 +20,7 @@ export interface TaskRoutesOptions {
 /** Events read from the database at a time when a client catches up. */
 const REPLAY_PAGE = 500;
 
-const taskRoutes: FastifyPluginAsyncTypebox<TaskRoutesOptions> = async (app, { service, streams, cancelWait }) => {
+const taskRoutes: FastifyPluginAsyncTypebox<TaskRoutesOptions> = async (app, { tasks: service, streams, cancelWait }) => {
   const find = (id: string) => {
     const task = service.get(id.toLowerCase());
     if (!task) throw new HttpError(404, 'task not found');
@@ -31,6 +31,7 @@ const taskRoutes: FastifyPluginAsyncTypebox<TaskRoutesOptions> = async (app, { s
     '/tasks',
     {
       schema: {
+        operationId: 'listTasks',
         summary: 'List tasks, newest first',
         description: 'Filters combine; pages of `limit` tasks, the next one via `?cursor=<next_cursor>`.',
         querystring: TaskListQuery,
@@ -41,7 +42,7 @@ const taskRoutes: FastifyPluginAsyncTypebox<TaskRoutesOptions> = async (app, { s
       const { limit: rawLimit, cursor, created_after, created_before, ...filters } = request.query;
       const limit = rawLimit === undefined ? 50 : Number(rawLimit);
       if (limit < 1 || limit > 500) throw new HttpError(400, 'limit must be from 1 to 500', { field: 'limit' });
-      const tasks = service.list({
+      const found = service.list({
         ...filters,
         // Stored times are ISO-8601 UTC with milliseconds: compare like with like.
         created_after: created_after && new Date(created_after).toISOString(),
@@ -50,8 +51,8 @@ const taskRoutes: FastifyPluginAsyncTypebox<TaskRoutesOptions> = async (app, { s
         limit,
       });
       return {
-        tasks: tasks.map(statusDocument),
-        next_cursor: tasks.length === limit ? tasks.at(-1)!.id : null,
+        tasks: found.map(taskView),
+        next_cursor: found.length === limit ? found.at(-1)!.id : null,
         // Read in the same turn as the list: following /events after it misses no change.
         last_event_id: service.lastEventId(),
       };
@@ -60,18 +61,27 @@ const taskRoutes: FastifyPluginAsyncTypebox<TaskRoutesOptions> = async (app, { s
 
   app.get(
     '/tasks/:id',
-    { schema: { summary: 'One task (the same document as /status/<id>)', params: TaskIdParams, response: { 200: TaskStatus, 400: ErrorBody, 404: ErrorBody } } },
-    async (request) => statusDocument(find(request.params.id)),
+    {
+      schema: {
+        operationId: 'getTask',
+        summary: 'One task (the same document as /status/<id>)',
+        params: TaskIdParams,
+        response: { 200: TaskStatus, 400: ErrorBody, 404: ErrorBody },
+      },
+    },
+    async (request) => taskView(find(request.params.id)),
   );
 
   app.get(
     '/tasks/:id/log',
     {
       schema: {
+        operationId: 'getTaskLog',
         summary: "The task's playbook output as text",
         description:
-          'Live while the task runs. `X-Log-Length` is the length so far; `?offset=<that>` returns only what came after. ' +
-          '`X-Log-Complete: true` once the task has ended. A batch of tasks shares one playbook run, and so its output.',
+          'Live while the task runs. `X-Log-Length` is how much the playbook has written so far; `?offset=<that>` returns ' +
+          'only what came after. `X-Log-Complete: true` once the task has ended. A batch of tasks shares one playbook run, ' +
+          'and so its output. The first 64 KiB and the last 1 MiB are kept; a line in between says how much was left out.',
         params: TaskIdParams,
         querystring: LogQuery,
         response: { 200: { content: { 'text/plain': { schema: { type: 'string' } } } }, 400: ErrorBody, 404: ErrorBody },
@@ -79,13 +89,13 @@ const taskRoutes: FastifyPluginAsyncTypebox<TaskRoutesOptions> = async (app, { s
     },
     async (request, reply) => {
       const task = find(request.params.id);
-      const log = service.getLog(task.id) ?? '';
-      const offset = Math.min(Number(request.query.offset ?? 0), log.length);
+      const log = service.output(task.id) ?? EMPTY_OUTPUT;
+      const offset = Math.min(Number(request.query.offset ?? 0), log.size);
       return reply
         .type('text/plain; charset=utf-8')
-        .header('X-Log-Length', String(log.length))
+        .header('X-Log-Length', String(log.size))
         .header('X-Log-Complete', String(TERMINAL.has(task.status)))
-        .send(log.slice(offset));
+        .send(outputFrom(log, offset));
     },
   );
 
@@ -96,6 +106,7 @@ const taskRoutes: FastifyPluginAsyncTypebox<TaskRoutesOptions> = async (app, { s
     '/tasks/:id/events',
     {
       schema: {
+        operationId: 'watchTask',
         summary: 'Live events of one task (Server-Sent Events)',
         description:
           'Without `Last-Event-ID`, the task\'s history first (it starts with a `status` event holding the task), then live ' +
@@ -117,7 +128,7 @@ const taskRoutes: FastifyPluginAsyncTypebox<TaskRoutesOptions> = async (app, { s
 
       const end = () => {
         const final = service.get(task.id);
-        if (final) stream.send({ event: 'end', data: statusDocument(final) });
+        if (final) stream.send({ event: 'end', data: taskView(final) });
         stream.end();
       };
       const write = (event: TaskEvent) => {
@@ -131,7 +142,7 @@ const taskRoutes: FastifyPluginAsyncTypebox<TaskRoutesOptions> = async (app, { s
       const history = service.eventsSince(task.id, sent);
       if (lastSeen === undefined && !history.some((event) => event.type === 'status')) {
         // A task from before status events were recorded: say where it stands.
-        stream.send({ event: 'status', data: { ...statusDocument(task), at: new Date().toISOString() } });
+        stream.send({ event: 'status', data: { ...taskView(task), at: new Date().toISOString() } });
       }
       for (const event of history) write(event);
       if (!stream.closed && TERMINAL.has(service.get(task.id)!.status)) end();
@@ -142,6 +153,7 @@ const taskRoutes: FastifyPluginAsyncTypebox<TaskRoutesOptions> = async (app, { s
     '/events',
     {
       schema: {
+        operationId: 'watchAllTasks',
         summary: 'Live events of every task (Server-Sent Events)',
         description:
           'The same events as /tasks/<id>/events, for all tasks, each with its `task_id`: `status` (the whole task document ' +
@@ -184,6 +196,7 @@ const taskRoutes: FastifyPluginAsyncTypebox<TaskRoutesOptions> = async (app, { s
     '/tasks/:id/cancel',
     {
       schema: {
+        operationId: 'cancelTask',
         summary: 'Cancel a task',
         description:
           'A queued task becomes `canceled` and never runs. A running one has its playbook stopped; a create then has the ' +
@@ -194,13 +207,8 @@ const taskRoutes: FastifyPluginAsyncTypebox<TaskRoutesOptions> = async (app, { s
       },
     },
     async (request, reply) => {
-      let task;
-      try {
-        task = await service.cancel(request.params.id.toLowerCase(), cancelWait * 1000);
-      } catch (error) {
-        throw toHttpError(error);
-      }
-      return reply.code(TERMINAL.has(task.status) ? 200 : 202).send(statusDocument(task));
+      const task = await service.cancel(request.params.id.toLowerCase(), cancelWait * 1000);
+      return reply.code(TERMINAL.has(task.status) ? 200 : 202).send(taskView(task));
     },
   );
 };

@@ -79,32 +79,3 @@ export function verifySha512Crypt(password: string, hash: string): boolean {
   const stored = Buffer.from(hash);
   return again.length === stored.length && timingSafeEqual(again, stored);
 }
-
-/**
- * Hashes request passwords, reusing the hash of an identical
- * (username, password) pair seen recently. A SHA-512-crypt costs ~8 ms of
- * CPU and must happen before the 202 (the plaintext may not be stored), so
- * clients that launch many instances with one login would otherwise pay it
- * on every request. Entries are keyed by an HMAC under a random per-process
- * key and never leave memory; a different username never shares a salt.
- */
-export class PasswordHasher {
-  private readonly key = randomBytes(32);
-  private readonly recent = new Map<string, string>();
-
-  constructor(private readonly capacity = 1024) {}
-
-  hash(username: string, password: string): string {
-    const id = createHmac('sha256', this.key).update(username).update('\0').update(password).digest('base64');
-    const known = this.recent.get(id);
-    if (known) {
-      this.recent.delete(id); // most recently used goes last
-      this.recent.set(id, known);
-      return known;
-    }
-    const hash = sha512Crypt(password);
-    this.recent.set(id, hash);
-    if (this.recent.size > this.capacity) this.recent.delete(this.recent.keys().next().value!);
-    return hash;
-  }
-}

@@ -5,9 +5,7 @@
 import { execFile } from 'node:child_process';
 import http from 'node:http';
 import https from 'node:https';
-import type { Db } from '../tasks/db.js';
 import type { TaskService } from '../tasks/service.js';
-import { pingDatabase } from './task-counts.js';
 
 export interface CheckResult {
   ok: boolean;
@@ -24,9 +22,8 @@ export interface ReadinessReport {
 }
 
 export interface ReadinessOptions {
-  service: TaskService;
-  /** For `SELECT 1`; without it the check reads through the task store instead. */
-  db?: Db;
+  /** Its database answers `SELECT 1`. */
+  tasks: TaskService;
   /** The ansible-playbook to run `--version` on. */
   ansiblePlaybook: string;
   /** What to GET: the configured endpoint, or https://ec2.<region>.amazonaws.com/ for AWS. */
@@ -44,8 +41,6 @@ export function ec2ProbeUrl(cloud: { endpointUrl: string | null; region: string 
   return cloud.endpointUrl ?? `https://ec2.${cloud.region}.amazonaws.com/`;
 }
 
-const NIL_UUID = '00000000-0000-0000-0000-000000000000';
-
 export class Readiness {
   private ansible: { at: number; result: Promise<ReadinessReport['checks']['ansible']> } | undefined;
   private readonly failing = new Map<string, boolean>();
@@ -59,8 +54,7 @@ export class Readiness {
 
   private async database(): Promise<CheckResult> {
     try {
-      if (this.options.db) pingDatabase(this.options.db);
-      else this.options.service.get(NIL_UUID);
+      this.options.tasks.ping();
       this.report('database', null);
       return { ok: true };
     } catch (err) {

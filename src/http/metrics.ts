@@ -1,89 +1,74 @@
 // Prometheus metrics on a registry of the app's own (never prom-client's
 // global one: tests build several apps in one process). Task counts are read
 // from the database at scrape time, so they are right after a restart too;
-// durations come from the service's 'run' events and from every response.
+// durations come from every playbook run (task batches, cleanups and
+// instance listings alike) and from every response.
 import type { FastifyInstance } from 'fastify';
 import { collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
-import type { Db } from '../tasks/db.js';
-import type { RunReport } from '../tasks/executor.js';
+import { TASK_ACTIONS, TASK_STATUSES } from '../tasks/model.js';
 import type { TaskService } from '../tasks/service.js';
-import { taskCounter } from './task-counts.js';
 
 export const METRIC_PREFIX = 'ec2_api_';
 
-const ACTIONS = ['create', 'delete'];
-const STATUSES = ['queued', 'running', 'succeeded', 'failed', 'canceled'];
 
 /** A playbook run takes seconds against the emulator and minutes on AWS; the task timeout is 15 min by default. */
 const PLAYBOOK_BUCKETS = [1, 2, 5, 10, 20, 30, 45, 60, 90, 120, 180, 300, 450, 600, 900];
 /** Most requests take milliseconds; a sync /create or /delete waits for its playbook. */
 const HTTP_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 900];
 
-export interface MetricsDeps {
-  service: TaskService;
-  /** Without it there is no ec2_api_tasks gauge. */
-  db?: Db;
-}
-
 /**
  * Creates the registry and the metrics, feeds them from the service and from
  * every response of `app`, and stops listening to the service when `app`
  * closes. Call before the routes are registered.
  */
-export function registerMetrics(app: FastifyInstance, { service, db }: MetricsDeps): Registry {
+export function registerMetrics(app: FastifyInstance, tasks: TaskService): Registry {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry, prefix: METRIC_PREFIX });
 
-  if (db) {
-    const countTasks = taskCounter(db);
-    new Gauge({
-      name: `${METRIC_PREFIX}tasks`,
-      help: 'Tasks in the database by action and status',
-      labelNames: ['action', 'status'] as const,
-      registers: [registry],
-      collect() {
-        // Every pair is reported, 0 included: a series does not vanish when its last task moves on.
-        this.reset();
-        for (const action of ACTIONS) for (const status of STATUSES) this.set({ action, status }, 0);
-        try {
-          for (const row of countTasks()) this.set({ action: row.action, status: row.status }, row.count);
-        } catch (err) {
-          app.log.warn({ err }, 'metrics: cannot count the tasks');
-        }
-      },
-    });
-  }
+  new Gauge({
+    name: `${METRIC_PREFIX}tasks`,
+    help: 'Tasks in the database by action and status',
+    labelNames: ['action', 'status'] as const,
+    registers: [registry],
+    collect() {
+      // Every pair is reported, 0 included: a series does not vanish when its last task moves on.
+      this.reset();
+      for (const action of TASK_ACTIONS) for (const status of TASK_STATUSES) this.set({ action, status }, 0);
+      try {
+        for (const row of tasks.countByStatus()) this.set({ action: row.action, status: row.status }, row.count);
+      } catch (err) {
+        app.log.warn({ err }, 'metrics: cannot count the tasks');
+      }
+    },
+  });
 
   new Gauge({
     name: `${METRIC_PREFIX}queue_depth`,
     help: 'Tasks waiting for a playbook run',
     registers: [registry],
     collect() {
-      this.set(service.stats.queued);
+      this.set(tasks.stats.queued);
     },
   });
 
   new Gauge({
     name: `${METRIC_PREFIX}running_playbooks`,
-    help: 'ansible-playbook processes running now',
+    help: 'ansible-playbook processes running now (task batches, cleanups and instance listings)',
     registers: [registry],
     collect() {
-      this.set(service.stats.runningPlaybooks);
+      this.set(tasks.stats.runningPlaybooks);
     },
   });
 
   const playbookDuration = new Histogram({
     name: `${METRIC_PREFIX}playbook_duration_seconds`,
-    help: 'Duration of ansible-playbook runs, by action and outcome (ok, failed, timed_out, stopped)',
+    help: 'Duration of ansible-playbook runs, by playbook (create, delete, cancel, list) and outcome (ok, failed, timed_out, stopped)',
     labelNames: ['action', 'outcome'] as const,
     buckets: PLAYBOOK_BUCKETS,
     registers: [registry],
   });
-  const onRun = (report: RunReport) => playbookDuration.observe({ action: report.action, outcome: report.outcome }, report.seconds);
-  service.runs.on('run', onRun);
-  app.addHook('onClose', async () => {
-    service.runs.off('run', onRun);
-  });
+  const stop = tasks.onRun((report) => playbookDuration.observe({ action: report.playbook, outcome: report.outcome }, report.seconds));
+  app.addHook('onClose', async () => stop());
 
   const httpDuration = new Histogram({
     name: `${METRIC_PREFIX}http_request_duration_seconds`,

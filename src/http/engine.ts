@@ -1,0 +1,76 @@
+// The engine's resources, opened when the app starts and closed when it
+// stops: the database (claimed for this process), the EC2 in use (the
+// bundled emulator is started here), the password workers, and the task
+// service on top of them. Each adds its onClose hook as it opens; Fastify
+// runs them last-added first, so the task service stops before the workers,
+// the emulator and the database it uses.
+import fp from 'fastify-plugin';
+import type { FastifyInstance } from 'fastify';
+import { resolveCloud, type Cloud } from '../ansible/cloud.js';
+import type { Config } from '../config.js';
+import { loadSystemAccounts } from '../login/accounts.js';
+import { PasswordHasher } from '../login/hasher.js';
+import { openDatabase, type Db } from '../tasks/db.js';
+import { claimDatabase, releaseDatabase } from '../tasks/ownership.js';
+import { TaskService } from '../tasks/service.js';
+
+export interface Engine {
+  db: Db;
+  cloud: Cloud;
+  tasks: TaskService;
+}
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    engine: Engine;
+  }
+}
+
+async function engine(app: FastifyInstance, { config, cloud: given }: { config: Config; cloud?: Cloud }): Promise<void> {
+  const systemAccounts = loadSystemAccounts(config.projectDir);
+  const db = openDatabase(config.dbPath, config.dbSync);
+  app.addHook('onClose', async () => {
+    if (!db.open) return;
+    releaseDatabase(db);
+    db.close();
+  });
+  try {
+    claimDatabase(db, config.dbPath);
+  } catch (error) {
+    db.close();
+    throw error;
+  }
+
+  const cloud = given ?? (await resolveCloud(config));
+  if (!given) app.addHook('onClose', async () => cloud.stop());
+
+  const hasher = new PasswordHasher();
+  app.addHook('onClose', async () => hasher.close());
+
+  const tasks = new TaskService(
+    db,
+    hasher,
+    {
+      playbookDir: config.playbookDir,
+      projectDir: config.projectDir,
+      ansiblePlaybook: config.ansiblePlaybook,
+      taskTimeout: config.taskTimeout,
+      env: cloud.env,
+      concurrency: config.concurrency,
+      batchSize: config.batchSize,
+      batchDelayMs: config.batchDelayMs,
+      maxQueued: config.maxQueued,
+      maxAttempts: config.maxAttempts,
+      idempotencyTtl: config.idempotencyTtl,
+      paused: config.paused,
+      systemAccounts,
+    },
+    app.log,
+  );
+  app.addHook('onClose', async () => tasks.close());
+  await tasks.start();
+
+  app.decorate('engine', { db, cloud, tasks });
+}
+
+export default fp(engine, { name: 'ec2-api-engine' });

@@ -1,0 +1,113 @@
+// The task vocabulary, written once: statuses, actions, what each action
+// keeps as parameters, and the view clients get. Persisted parameters are
+// `unknown` until `decodeParams` has checked them against these schemas.
+import { Type, type Static } from '@sinclair/typebox';
+import { Value } from '@sinclair/typebox/value';
+import { USERNAME_PATTERN } from '../login/accounts.js';
+
+export const TASK_STATUSES = ['queued', 'running', 'succeeded', 'failed', 'canceled'] as const;
+export type TaskStatus = (typeof TASK_STATUSES)[number];
+export const TERMINAL: ReadonlySet<TaskStatus> = new Set(['succeeded', 'failed', 'canceled']);
+
+export const TASK_ACTIONS = ['create', 'delete'] as const;
+export type TaskAction = (typeof TASK_ACTIONS)[number];
+
+export const INSTANCE_STATES = ['pending', 'running', 'terminated', 'not_found'] as const;
+export type InstanceState = (typeof INSTANCE_STATES)[number];
+
+export const asInstanceState = (state: string | null | undefined): InstanceState | null =>
+  INSTANCE_STATES.includes(state as InstanceState) ? (state as InstanceState) : null;
+
+/** Dotted-quad IPv4, each part 0–255 without leading zeros: what a delete targets. */
+export const IPV4_PATTERN =
+  '^(?:(?:25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])\\.){3}(?:25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])$';
+
+/** What a create keeps: the login to make, with the password only as its SHA-512-crypt hash. */
+export const CreateParams = Type.Object(
+  { username: Type.String({ pattern: USERNAME_PATTERN }), password_hash: Type.String({ pattern: '^\\$6\\$' }) },
+  { additionalProperties: false },
+);
+export type CreateParams = Static<typeof CreateParams>;
+
+/** What a delete keeps: the public IP of the instance to terminate. */
+export const DeleteParams = Type.Object({ ip: Type.String({ pattern: IPV4_PATTERN }) }, { additionalProperties: false });
+export type DeleteParams = Static<typeof DeleteParams>;
+
+export type ActionParams = { action: 'create'; params: CreateParams } | { action: 'delete'; params: DeleteParams };
+
+/** Parameters read back from the database, checked; null when the row does not hold what its action needs. */
+export function decodeParams(action: string, raw: unknown): ActionParams | null {
+  if (action === 'create' && Value.Check(CreateParams, raw)) return { action, params: raw };
+  if (action === 'delete' && Value.Check(DeleteParams, raw)) return { action, params: raw };
+  return null;
+}
+
+export interface Progress {
+  step: number;
+  of: number;
+  name: string;
+}
+
+/** A task as the store reads it. Its parameters are not here: they are read, and checked, only to run it. */
+export interface Task {
+  id: string;
+  action: TaskAction;
+  status: TaskStatus;
+  ip: string | null;
+  instance_id: string | null;
+  instance_state: InstanceState | null;
+  error: string | null;
+  progress: Progress | null;
+  attempts: number;
+  /** A cancel was asked for while it ran; a restart cleans up instead of running it again. */
+  cancel_requested: boolean;
+  /** The ansible-playbook process running it (pid and kernel start time), while it runs. */
+  runner_pid: number | null;
+  runner_start: string | null;
+  created_at: string;
+  started_at: string | null;
+  finished_at: string | null;
+}
+
+/** A task claimed to run, with its parameters checked. */
+export type RunnableTask = Task & ActionParams;
+
+/** How a run ended for one task. */
+export interface Outcome {
+  status: 'succeeded' | 'failed' | 'canceled';
+  ip?: string | null;
+  instance_id?: string | null;
+  instance_state?: InstanceState | null;
+  error?: string | null;
+}
+
+/** Filters of GET /tasks; every one optional. */
+export interface TaskFilter {
+  status?: TaskStatus;
+  action?: TaskAction;
+  ip?: string;
+  created_after?: string;
+  created_before?: string;
+  /** The last id of the previous page: ids are UUIDv7, so they sort by creation time. */
+  before_id?: string;
+  limit: number;
+}
+
+/** A task as clients see it: /status/<id>, /tasks, and the data of every `status` event. */
+export function taskView(task: Task) {
+  return {
+    task_id: task.id,
+    action: task.action,
+    status: task.status,
+    ip: task.ip,
+    instance_id: task.instance_id,
+    instance_state: task.instance_state,
+    error: task.error,
+    created_at: task.created_at,
+    started_at: task.started_at,
+    finished_at: task.finished_at,
+    progress: task.progress,
+    attempts: task.attempts,
+  };
+}
+export type TaskView = ReturnType<typeof taskView>;

@@ -1,0 +1,43 @@
+// Start-up repair after any kind of stop (docs/task-lifecycle.md). The tasks
+// table is the only queue, so there is nothing to reconcile: tasks left
+// `running` by the last process go back to `queued` (their next run adopts
+// what the last one launched), after the playbook that process left behind,
+// if any, is killed — it could otherwise race the new run into a second
+// instance.
+import { isSameProcessAlive, killGroupAndWait } from '../ansible/process.js';
+import type { TaskEvents } from './events.js';
+import type { Logger } from './execution.js';
+import type { TaskStore } from './store.js';
+
+export async function recover(store: TaskStore, events: TaskEvents, maxAttempts: number, log: Logger): Promise<void> {
+  const interrupted = store.unfinished().filter((task) => task.status === 'running');
+  const orphans = new Map<number, string>();
+  for (const task of interrupted) if (task.runner_pid && task.runner_start) orphans.set(task.runner_pid, task.runner_start);
+  for (const [pid, start] of orphans) {
+    if (!isSameProcessAlive(pid, start)) continue;
+    log.warn({ pid }, 'a playbook from the previous process is still running; killing it before its tasks run again');
+    if (!(await killGroupAndWait(pid))) {
+      throw new Error(`could not stop the orphaned ansible-playbook (pid ${pid}); stop it by hand, then start again`);
+    }
+  }
+
+  const ended = [];
+  const requeue = [];
+  for (const task of interrupted) {
+    if (task.attempts >= maxAttempts) {
+      const error = `abandoned after ${task.attempts} interrupted attempts (EC2_API_MAX_ATTEMPTS); the service stopped during each run`;
+      if (store.finish(task.id, { status: 'failed', error })) ended.push(task.id);
+    } else if (task.cancel_requested && task.action === 'delete') {
+      // Nothing to clean up after a delete: it ends canceled now.
+      if (store.finish(task.id, { status: 'canceled', ip: task.ip, error: 'canceled by request' })) ended.push(task.id);
+    } else {
+      // A create with its cancel recorded goes back too, and is cleaned up instead of run.
+      requeue.push(task.id);
+    }
+  }
+  store.requeue(requeue, false);
+  events.recordStatus([...ended, ...requeue].flatMap((id) => store.get(id) ?? []));
+  if (interrupted.length) {
+    log.warn({ requeued: requeue.length, ended: ended.length }, 'recovered tasks interrupted by the last stop');
+  }
+}

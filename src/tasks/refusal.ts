@@ -1,0 +1,28 @@
+// Why the engine refused a request. The HTTP layer maps each kind to a status
+// code in one place (src/http/refusals.ts); the message is a sentence for the user.
+
+export type RefusalKind =
+  /** The request names something the service will not do (a system account). */
+  | 'invalid'
+  /** The service is shutting down. */
+  | 'unavailable'
+  /** EC2_API_MAX_QUEUED tasks are waiting. */
+  | 'queue_full'
+  /** An Idempotency-Key reused with another request. */
+  | 'key_conflict'
+  | 'not_found'
+  /** The task has already ended. */
+  | 'finished';
+
+export class Refusal extends Error {
+  override name = 'Refusal';
+
+  constructor(
+    readonly kind: RefusalKind,
+    message: string,
+    /** The input at fault, for `invalid` and `key_conflict`. */
+    readonly field?: string,
+  ) {
+    super(message);
+  }
+}

@@ -1,0 +1,44 @@
+// Callers waiting for a task to end (sync routes, cancel): each gets the task
+// once it is terminal, or its state when its time is up or the service stops.
+import { EventEmitter } from 'node:events';
+import type { Task } from './model.js';
+
+const STOPPING = Symbol('stopping');
+
+export class Waiters {
+  private readonly emitter = new EventEmitter();
+  private stopped = false;
+
+  constructor(private readonly read: (id: string) => Task | undefined) {
+    // Every sync request waits on one listener; thousands may wait at once.
+    this.emitter.setMaxListeners(0);
+  }
+
+  /** The task once it is terminal; its current state when `ms` passes first, or when the service stops. */
+  waitFor(id: string, ms: number, isDone: (task: Task) => boolean): Promise<Task | undefined> {
+    const current = this.read(id);
+    if (!current || isDone(current) || this.stopped) return Promise.resolve(current);
+    return new Promise((resolve) => {
+      const done = () => {
+        clearTimeout(timer);
+        this.emitter.off(id, done);
+        this.emitter.off(STOPPING, done);
+        resolve(this.read(id));
+      };
+      const timer = setTimeout(done, ms);
+      this.emitter.on(id, done);
+      this.emitter.on(STOPPING, done);
+    });
+  }
+
+  /** A task has ended. */
+  ended(id: string): void {
+    this.emitter.emit(id);
+  }
+
+  /** The service stops: everyone waiting answers now, with the task as it stands. */
+  releaseAll(): void {
+    this.stopped = true;
+    this.emitter.emit(STOPPING);
+  }
+}
