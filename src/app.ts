@@ -9,7 +9,7 @@ import type { Cloud } from './ansible/cloud.js';
 import type { Config } from './config.js';
 import { registerAuth } from './http/auth.js';
 import engine from './http/engine.js';
-import { clientErrorHandler, registerErrorHandling } from './http/errors.js';
+import { clientErrorHandler, frameworkErrors, registerErrorHandling } from './http/errors.js';
 import { registerMetrics } from './http/metrics.js';
 import { registerOpenApi } from './http/openapi.js';
 import { Readiness, ec2ProbeUrl } from './http/readiness.js';
@@ -46,8 +46,9 @@ export function fastifyOptions(logger?: FastifyBaseLogger): FastifyServerOptions
     // During shutdown the routes answer for themselves: /healthz says
     // "not accepting", new tasks get a 503 that says to retry.
     return503OnClosing: false,
-    // Errors of Node's HTTP parser (431, 414, 400) in the API's error shape.
+    // Errors of Node's HTTP parser (431, 400) and of Fastify's router (414, 400) in the API's error shape.
     clientErrorHandler,
+    frameworkErrors,
     ajv: {
       customOptions: {
         removeAdditional: false, // unknown fields are refused, not silently dropped

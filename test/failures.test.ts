@@ -76,3 +76,21 @@ t.test('a hanging playbook is killed at EC2_API_TASK_TIMEOUT with its whole tree
   t.ok(elapsed >= 4 && elapsed < 20, `killed after ${elapsed.toFixed(1)} s`);
   t.same(processGroup(pgid), [], 'no process of the run is left: ansible-playbook, its forks, sleep');
 });
+
+t.test('a long log keeps its beginning and its end: the recap and the final error survive', async (t) => {
+  const service = await startService(moto.url, { EC2_API_PLAYBOOK_DIR: path.join(projectRoot, 'test', 'fixtures', 'noisy-playbooks') });
+  t.teardown(() => service.close());
+  const res = await service.app.inject({ method: 'POST', url: '/create', payload: VALID });
+  t.equal(res.statusCode, 502, 'the playbook failed');
+  const id = res.json().task_id;
+  const log = await service.app.inject({ url: `/tasks/${id}/log` });
+  t.equal(log.headers['x-log-complete'], 'true');
+  const size = Number(log.headers['x-log-length']);
+  t.ok(size > 1_572_864, `X-Log-Length is all the playbook wrote (${size})`);
+  t.ok(log.body.length < 64 * 1024 + 1024 * 1024 + 200, `what is kept is capped (${log.body.length})`);
+  t.match(log.body, /START-OF-OUTPUT/, 'the beginning is kept');
+  t.match(log.body, /characters of output left out here/, 'a line says what was left out');
+  t.match(log.body, /THE-FINAL-ERROR[\s\S]*PLAY RECAP/, 'the final error and the recap, at the end, are kept');
+  const tail = await service.app.inject({ url: `/tasks/${id}/log?offset=${size - 200}` });
+  t.equal(tail.body, log.body.slice(-200), '?offset= counts the whole output');
+});

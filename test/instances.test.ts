@@ -1,7 +1,10 @@
 // The resource routes: GET /instances reads EC2 through list.yml; POST
 // /instances and DELETE /instances/<ip> are the same tasks as the
 // compatibility routes, answered with the task document.
+import Database from 'better-sqlite3';
+import path from 'node:path';
 import t from 'tap';
+import { projectRoot } from '../src/config.js';
 import { VALID, ec2Proxy, eventually, instances, launchUntagged, startMoto, startService } from './helpers/harness.js';
 
 const moto = await startMoto();
@@ -62,4 +65,47 @@ t.test('GET /instances answers 502 when EC2 cannot be read', async (t) => {
   const res = await broken.app.inject({ url: '/instances' });
   t.equal(res.statusCode, 502);
   t.match(res.json(), { error: /could not list the instances.*AuthFailure/ });
+});
+
+t.test('GET /instances: callers at once share one playbook run, a fresh result is reused, the run counts', async (t) => {
+  const runs: string[] = [];
+  t.teardown(service.tasks.onRun((report) => report.playbook === 'list' && runs.push(report.playbook)));
+  await new Promise((resolve) => setTimeout(resolve, 3_100)); // older than any listing of the tests before
+
+  let peak = 0;
+  const sampling = setInterval(() => (peak = Math.max(peak, service.tasks.stats.runningPlaybooks)), 20);
+  const answers = await Promise.all(Array.from({ length: 24 }, () => inject({ url: '/instances' })));
+  clearInterval(sampling);
+  t.same([...new Set(answers.map((a) => a.statusCode))], [200]);
+  t.equal(new Set(answers.map((a) => a.body)).size, 1, 'every caller got the same listing');
+  t.same(runs, ['list'], '24 concurrent calls, one ansible-playbook');
+  t.equal(peak, 1, 'counted in running_playbooks while it ran');
+  t.equal((await inject({ url: '/instances' })).statusCode, 200);
+  t.same(runs, ['list'], 'a listing less than 3 s old is reused');
+  const metrics = (await inject({ url: '/metrics' })).body;
+  t.match(metrics, /ec2_api_playbook_duration_seconds_count\{action="list",outcome="ok"\} [1-9]/, 'and in /metrics');
+});
+
+t.test('GET /instances waits for a free playbook slot, and is stopped at shutdown', async (t) => {
+  const hanging = await startService(moto.url, {
+    EC2_API_CONCURRENCY: '1',
+    EC2_API_PLAYBOOK_DIR: path.join(projectRoot, 'test', 'fixtures', 'hanging-playbooks'),
+  });
+  const task = (await hanging.app.inject({ method: 'POST', url: '/create-async', payload: VALID })).json().task_id;
+  await eventually(() => hanging.tasks.stats.runningPlaybooks === 1, 30_000, 'the hanging playbook');
+  let answered = false;
+  const listing = hanging.app.inject({ url: '/instances' }).then((res) => {
+    answered = true;
+    return res;
+  });
+  await new Promise((resolve) => setTimeout(resolve, 3_000));
+  t.notOk(answered, 'EC2_API_CONCURRENCY=1 is taken: the listing waits');
+  t.equal(hanging.tasks.stats.runningPlaybooks, 1, 'no second playbook started');
+  await hanging.close(); // EC2_API_SHUTDOWN_GRACE=0: every playbook, waiting or running, is stopped
+  const res = await listing;
+  t.equal(res.statusCode, 503, 'the waiting listing is stopped by the shutdown');
+  t.match(res.json(), { error: /shutting down/ });
+  const db = new Database(hanging.config.dbPath, { readonly: true });
+  t.teardown(() => db.close());
+  t.match(db.prepare('SELECT status FROM tasks WHERE id = ?').get(task), { status: 'queued' }, 'the hanging task waits for the next start');
 });

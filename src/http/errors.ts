@@ -107,6 +107,17 @@ function split(described: { error: string; field?: string }): [string, Record<st
   return [error, extra];
 }
 
+/** Fastify's router refused the URL before any route ran (FastifyServerOptions.frameworkErrors). */
+export function frameworkErrors(error: FastifyError, _request: unknown, reply: FastifyReply): void {
+  if (error.code === 'FST_ERR_MAX_PARAM_LENGTH') {
+    void sendError(reply, 414, 'a part of the URL is too long (a task id has 36 characters, an IP address at most 15); check the URL');
+  } else if (error.code === 'FST_ERR_BAD_URL') {
+    void sendError(reply, 400, 'the URL is not valid (a malformed %-escape); check the URL');
+  } else {
+    void sendError(reply, 400, clientMessage(error));
+  }
+}
+
 /** Node's HTTP parser refused the request before Fastify saw it. */
 const PARSER_ERRORS: Record<string, { status: number; error: string }> = {
   HPE_HEADER_OVERFLOW: {

@@ -32,7 +32,7 @@ const STATUS_TEXT: Record<string, string> = {
   201: 'Created',
   202: 'Accepted',
   204: 'No content',
-  400: 'Invalid request: `error` says what is wrong, `field` which input',
+  400: 'Invalid request (input the schema refuses, or a malformed URL): `error` says what is wrong, `field` which input',
   401: 'No valid bearer token (only when the server is configured with API_TOKENS)',
   404: 'Not found',
   409: 'Conflict',
@@ -77,15 +77,15 @@ export function packageVersion(): string {
 type Responses = Record<string, unknown>;
 
 /**
- * The document's view of a route, never the route itself: the 400 every
- * validated route can answer, the 401 of a protected route when tokens are
- * on, who needs a token, and a description for every status.
+ * The document's view of a route, never the route itself: the 400 any route
+ * answers to a request it cannot read (a malformed URL, or input its schema
+ * refuses), the 401 of a protected route when tokens are on, who needs a
+ * token, and a description for every status.
  */
 function documentRoute(schema: FastifySchema | undefined, url: string, open: boolean, tokens: boolean): FastifySchema | undefined {
   if (!schema || schema.hide) return schema;
   const response: Responses = { ...((schema.response as Responses | undefined) ?? {}) };
-  const validated = Boolean(schema.body || schema.params || schema.querystring || schema.headers);
-  if (validated && !('400' in response)) response['400'] = ErrorBody;
+  if (!('400' in response)) response['400'] = ErrorBody;
   if (tokens && !open && !('401' in response)) response['401'] = ErrorBody;
   for (const [code, answer] of Object.entries(response)) {
     if (!answer || typeof answer !== 'object' || 'content' in answer) continue;
@@ -127,20 +127,29 @@ export function registerOpenApi(app: FastifyInstance, { tokens }: OpenApiOptions
           'Launches and terminates AWS EC2 instances by running Ansible playbooks, while you wait or as durable ' +
           'background tasks. The five `compat` routes keep the paths and fields of the original Flask service.\n\n' +
           'Every error is JSON with at least `error` (a sentence a person can act on) and, for validation ' +
-          'errors, `field`. When the server is configured with `API_TOKENS`, every route but `/healthz` needs ' +
+          'errors, `field`. When the server is configured with `API_TOKENS`, every route but `/healthz` (and the ' +
+          "console's page) needs " +
           '`Authorization: Bearer <token>`.',
+        license: { name: 'MIT', identifier: 'MIT' },
       },
       tags: TAGS,
-      components: {
-        securitySchemes: {
-          bearerAuth: {
-            type: 'http',
-            scheme: 'bearer',
-            description: 'One of the tokens in API_TOKENS. Needed only when the server is configured with tokens; /healthz never needs one.',
-          },
-        },
-      },
-      ...(tokens ? { security: [{ bearerAuth: [] }] } : {}),
+      // The bearer scheme exists when the server was started with API_TOKENS, and then applies to every route but the open ones.
+      ...(tokens
+        ? {
+            components: {
+              securitySchemes: {
+                bearerAuth: {
+                  type: 'http',
+                  scheme: 'bearer',
+                  description: 'One of the tokens in API_TOKENS. /healthz and the console\'s page never need one.',
+                },
+              },
+            },
+          }
+        : {}),
+      servers: [{ url: '/', description: 'This server' }],
+      // With API_TOKENS every route but the open ones needs the bearer token; without, none does (`{}`: no scheme).
+      security: tokens ? [{ bearerAuth: [] }] : [{}],
     },
     transform: ({ schema, url, route }) => ({
       schema: documentRoute(schema, url, route.config?.public === true, tokens) as FastifySchema,
@@ -164,6 +173,7 @@ export function registerOpenApi(app: FastifyInstance, { tokens }: OpenApiOptions
       '/openapi.json',
       {
         schema: {
+          operationId: 'openapiDocument',
           summary: 'This API as an OpenAPI 3.1 document',
           description: 'Generated from the route schemas; /docs renders it.',
           tags: ['ops'],
