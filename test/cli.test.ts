@@ -101,22 +101,16 @@ t.test('a failing launch exits 1 with the task\'s error', async (t) => {
   const refusing = await ec2Proxy(moto.url, { refuseAll: true });
   t.teardown(() => refusing.close());
   const failing = await serve(refusing.url);
-  const result = await runCli(['create', '--username', 'suitepad', '--password-stdin', '--wait'], {
+  const result = await runCli(['create', '--username', 'suitepad', '--password-stdin', '--wait', '--json'], {
     env: { EC2_API_URL: failing.url, EC2_API_TOKEN: TOKEN },
     input: PASSWORD,
   });
   t.equal(result.code, 1, result.stderr);
-  t.equal(result.stdout, '', 'no IP');
+  t.match(json(result), { status: 'failed', error: /AuthFailure/ }, '--json prints the final task, failed');
   const last = result.stderr.trim().split('\n').at(-1)!;
   t.match(last, /^ec2-api: create task [0-9a-f-]{36} failed: .*AuthFailure.*\(playbook log: `ec2-api logs [0-9a-f-]{36}`\)$/, 'one line: the error, and where to read more');
+  t.match(result.stderr, /step \d+ failed: .*AuthFailure/, 'the progress says which step failed');
   clean(t, result, 'failing create');
-
-  const asJson = await runCli(['create', '--username', 'suitepad', '--password-stdin', '--wait', '--json'], {
-    env: { EC2_API_URL: failing.url, EC2_API_TOKEN: TOKEN },
-    input: PASSWORD,
-  });
-  t.equal(asJson.code, 1);
-  t.match(json(asJson), { status: 'failed', error: /AuthFailure/ }, '--json still prints the final task');
 });
 
 t.test('a refused or missing token and an unreachable server exit 3 with what to do', async (t) => {
@@ -216,7 +210,8 @@ t.test('logs prints the playbook output; logs --follow follows a running task an
 });
 
 t.test('cancel; Ctrl-C while waiting stops following, not the task, and says how to cancel', async (t) => {
-  const paused = await serve('http://127.0.0.1:9', { EC2_API_PAUSED: '1' }); // never contacted: no playbook starts
+  // Never contacted: no playbook starts. One waiting task fills its queue.
+  const paused = await serve('http://127.0.0.1:9', { EC2_API_PAUSED: '1', EC2_API_MAX_QUEUED: '1' });
   const penv = { EC2_API_URL: paused.url, EC2_API_TOKEN: TOKEN };
 
   const run = startCli(['create', '--username', 'suitepad', '--password-stdin', '--wait'], { env: penv, input: PASSWORD });
@@ -230,6 +225,10 @@ t.test('cancel; Ctrl-C while waiting stops following, not the task, and says how
     new RegExp(`ec2-api: stopped following; task ${id} goes on\\. Cancel it with \`ec2-api cancel ${id}\``),
   );
   t.equal(paused.service.runtime.service.get(id)!.status, 'queued', 'the task was not canceled');
+
+  const full = await runCli(['create', '--username', 'suitepad', '--password-stdin'], { env: penv, input: PASSWORD });
+  t.equal(full.code, 3, 'a full queue (503): the service cannot take it now');
+  t.match(full.stderr, /^ec2-api: 1 tasks are waiting \(EC2_API_MAX_QUEUED\); retry later \(Retry-After: 30 s\)\n$/, 'with Retry-After');
 
   const canceled = await runCli(['cancel', id], { env: penv });
   t.equal(canceled.code, 0, canceled.stderr);

@@ -121,7 +121,7 @@ export function refusal(conn: Connection, response: Response, body: unknown, wor
   if (status === 400) return new CliError(message, EXIT.usage);
   if (status === 503) {
     const after = retryAfterSeconds(response.headers.get('retry-after'));
-    return new CliError(`${message}${after === undefined ? '; retry in a while' : `; retry in ${after} s`}`, EXIT.unreachable);
+    return new CliError(after === undefined ? message : `${message} (Retry-After: ${after} s)`, EXIT.unreachable);
   }
   return new CliError(message, EXIT.failed);
 }
