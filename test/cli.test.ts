@@ -58,7 +58,7 @@ t.test('create --wait --password-stdin prints the IP and exits 0; the password i
   clean(t, result, 'create --wait');
   t.match(result.stderr, /step \d+\/\d+: Launch one instance per task/, 'piped, the progress is plain lines');
   const id = taskIdIn(result.stderr)!;
-  const task = main.service.runtime.service.get(id)!;
+  const task = main.service.tasks.get(id)!;
   t.equal(task.status, 'succeeded');
   t.equal(`${task.ip}\n`, result.stdout, 'the IP of the instance the task launched');
   t.same(await liveInstanceIds(moto.url, id), [task.instance_id], 'one instance, running');
@@ -150,7 +150,7 @@ t.test('usage errors exit 2 with one line that says what to do; --help works on 
     [['tasks', '--limit', '0'], /--limit takes a number from 1 to 500/],
     [['create', '--username', 'suitepad', `--password=${PASSWORD}`], /the password is never an argument .*--password-stdin/],
     [['create', '--username', 'suitepad'], /no terminal to ask for the password on: pipe it in with --password-stdin/],
-    [['create', '--username', 'root', '--password-stdin'], /username "root" is a system account; choose another name/, PASSWORD],
+    [['create', '--username', 'root', '--password-stdin'], /username "root" is a system account on the instance; choose another name/, PASSWORD],
     [['create', '--username', 'suitepad', '--password-stdin'], /password is not valid/, 'short'],
     [['create', '--username', 'suitepad', '--password-stdin'], /--password-stdin read an empty password/, ''],
     [['tasks', '--url', 'not a url'], /"not a url" is not a URL: pass --url/],
@@ -203,7 +203,7 @@ t.test('logs prints the playbook output; logs --follow follows a running task an
   const follow = await cli(['logs', id, '--follow']);
   t.equal(follow.code, 0, follow.stderr);
   t.match(follow.stdout, /TASK \[Launch one instance per task\][\s\S]*PLAY RECAP/, 'the whole run, to its end');
-  t.equal(main.service.runtime.service.get(id)!.status, 'succeeded', 'it ended when the task did');
+  t.equal(main.service.tasks.get(id)!.status, 'succeeded', 'it ended when the task did');
   const whole = await cli(['logs', id]);
   t.equal(whole.stdout, follow.stdout, 'followed piece by piece, the same text as read at once');
   clean(t, follow, 'logs --follow');
@@ -224,7 +224,7 @@ t.test('cancel; Ctrl-C while waiting stops following, not the task, and says how
     interrupted.stderr,
     new RegExp(`ec2-api: stopped following; task ${id} goes on\\. Cancel it with \`ec2-api cancel ${id}\``),
   );
-  t.equal(paused.service.runtime.service.get(id)!.status, 'queued', 'the task was not canceled');
+  t.equal(paused.service.tasks.get(id)!.status, 'queued', 'the task was not canceled');
 
   const full = await runCli(['create', '--username', 'suitepad', '--password-stdin'], { env: penv, input: PASSWORD });
   t.equal(full.code, 3, 'a full queue (503): the service cannot take it now');
@@ -233,7 +233,7 @@ t.test('cancel; Ctrl-C while waiting stops following, not the task, and says how
   const canceled = await runCli(['cancel', id], { env: penv });
   t.equal(canceled.code, 0, canceled.stderr);
   t.match(canceled.stdout, new RegExp(`^canceled create task ${id}; it had not started\\n$`));
-  t.equal(paused.service.runtime.service.get(id)!.status, 'canceled');
+  t.equal(paused.service.tasks.get(id)!.status, 'canceled');
   const again = await runCli(['cancel', id], { env: penv });
   t.equal(again.code, 1, 'canceling an ended task');
   t.match(again.stderr, /^ec2-api: the task has already been canceled; nothing to cancel\n$/);

@@ -17,50 +17,7 @@ export interface paths {
          * This API as an OpenAPI 3.1 document
          * @description Generated from the route schemas; /docs renders it.
          */
-        get: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path?: never;
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                /** @description The OpenAPI document */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            [key: string]: unknown;
-                        };
-                    };
-                };
-                /** @description No valid bearer token (only when the server is configured with API_TOKENS) */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        /**
-                         * @example {
-                         *       "error": "username is not valid: it must be 1–32 characters: lowercase letters, digits, \"_\" or \"-\", starting with a letter or \"_\"",
-                         *       "field": "username"
-                         *     }
-                         */
-                        "application/json": {
-                            /** @description What went wrong, as a sentence a person can act on */
-                            error: string;
-                            /** @description The input at fault, for validation errors */
-                            field?: string;
-                        } & {
-                            [key: string]: unknown;
-                        };
-                    };
-                };
-            };
-        };
+        get: operations["openapiDocument"];
         put?: never;
         post?: never;
         delete?: never;
@@ -80,55 +37,7 @@ export interface paths {
          * Liveness and cloud in use
          * @description Cheap (no I/O): the process answers. Says which EC2 is in use and how busy the service is. Never needs a token.
          */
-        get: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path?: never;
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                /** @description The process is alive; which EC2 it uses and how busy it is */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        /**
-                         * @example {
-                         *       "status": "ok",
-                         *       "cloud": {
-                         *         "kind": "local-emulator",
-                         *         "endpoint": "http://127.0.0.1:44699",
-                         *         "region": "us-east-1",
-                         *         "description": "the LOCAL EC2 EMULATOR (moto) at http://127.0.0.1:44699: no real instances are launched"
-                         *       },
-                         *       "accepting": true,
-                         *       "paused": false,
-                         *       "queued": 0,
-                         *       "running_playbooks": 0
-                         *     }
-                         */
-                        "application/json": {
-                            /** @enum {string} */
-                            status: "ok";
-                            cloud: {
-                                kind: string;
-                                endpoint: string | null;
-                                region: string;
-                                description: string;
-                            };
-                            accepting: boolean;
-                            paused: boolean;
-                            /** @description Tasks waiting for a playbook run */
-                            queued: number;
-                            running_playbooks: number;
-                        };
-                    };
-                };
-            };
-        };
+        get: operations["health"];
         put?: never;
         post?: never;
         delete?: never;
@@ -148,113 +57,7 @@ export interface paths {
          * Readiness: database, ansible-playbook and EC2 endpoint
          * @description Runs `SELECT 1` on the database, `ansible-playbook --version` (at most once a minute, then cached) and an HTTP GET of the EC2 endpoint (2 s timeout; any HTTP answer counts). 503 names the failing checks.
          */
-        get: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path?: never;
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                /** @description Ready: every check passed */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            status: "ready" | "not_ready";
-                            /** @description Which checks failed, when not ready */
-                            error?: string;
-                            checks: {
-                                /** @description The SQLite database answers `SELECT 1` */
-                                database: {
-                                    ok: boolean;
-                                    /** @description Why the check failed */
-                                    error?: string;
-                                };
-                                /** @description `ansible-playbook --version` runs (checked at most once a minute) */
-                                ansible: {
-                                    ok: boolean;
-                                    /** @description What `ansible-playbook --version` reports */
-                                    version?: string;
-                                    /** @description Why the check failed */
-                                    error?: string;
-                                };
-                                /** @description The EC2 endpoint answers HTTP within 2 s (any status counts) */
-                                ec2: {
-                                    ok: boolean;
-                                    /** @description The URL probed: AWS_ENDPOINT_URL, the emulator, or https://ec2.<region>.amazonaws.com/ */
-                                    endpoint: string;
-                                    /** @description Why the check failed */
-                                    error?: string;
-                                };
-                            };
-                        };
-                    };
-                };
-                /** @description No valid bearer token (only when the server is configured with API_TOKENS) */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        /**
-                         * @example {
-                         *       "error": "username is not valid: it must be 1–32 characters: lowercase letters, digits, \"_\" or \"-\", starting with a letter or \"_\"",
-                         *       "field": "username"
-                         *     }
-                         */
-                        "application/json": {
-                            /** @description What went wrong, as a sentence a person can act on */
-                            error: string;
-                            /** @description The input at fault, for validation errors */
-                            field?: string;
-                        } & {
-                            [key: string]: unknown;
-                        };
-                    };
-                };
-                /** @description Not ready: the failing checks carry an `error` */
-                503: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            status: "ready" | "not_ready";
-                            /** @description Which checks failed, when not ready */
-                            error?: string;
-                            checks: {
-                                /** @description The SQLite database answers `SELECT 1` */
-                                database: {
-                                    ok: boolean;
-                                    /** @description Why the check failed */
-                                    error?: string;
-                                };
-                                /** @description `ansible-playbook --version` runs (checked at most once a minute) */
-                                ansible: {
-                                    ok: boolean;
-                                    /** @description What `ansible-playbook --version` reports */
-                                    version?: string;
-                                    /** @description Why the check failed */
-                                    error?: string;
-                                };
-                                /** @description The EC2 endpoint answers HTTP within 2 s (any status counts) */
-                                ec2: {
-                                    ok: boolean;
-                                    /** @description The URL probed: AWS_ENDPOINT_URL, the emulator, or https://ec2.<region>.amazonaws.com/ */
-                                    endpoint: string;
-                                    /** @description Why the check failed */
-                                    error?: string;
-                                };
-                            };
-                        };
-                    };
-                };
-            };
-        };
+        get: operations["readiness"];
         put?: never;
         post?: never;
         delete?: never;
@@ -274,48 +77,7 @@ export interface paths {
          * Prometheus metrics
          * @description Task counts by action and status, queue depth, running playbooks, playbook and HTTP request duration histograms, and the process metrics; every name starts with `ec2_api_`.
          */
-        get: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path?: never;
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                /** @description Prometheus text exposition format 0.0.4 */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "text/plain; version=0.0.4": string;
-                    };
-                };
-                /** @description No valid bearer token (only when the server is configured with API_TOKENS) */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        /**
-                         * @example {
-                         *       "error": "username is not valid: it must be 1–32 characters: lowercase letters, digits, \"_\" or \"-\", starting with a letter or \"_\"",
-                         *       "field": "username"
-                         *     }
-                         */
-                        "application/json": {
-                            /** @description What went wrong, as a sentence a person can act on */
-                            error: string;
-                            /** @description The input at fault, for validation errors */
-                            field?: string;
-                        } & {
-                            [key: string]: unknown;
-                        };
-                    };
-                };
-            };
-        };
+        get: operations["metrics"];
         put?: never;
         post?: never;
         delete?: never;
@@ -334,184 +96,7 @@ export interface paths {
         get?: never;
         put?: never;
         /** Launch one instance and wait for it */
-        post: {
-            parameters: {
-                query?: never;
-                header?: {
-                    /**
-                     * @description 1–255 printable ASCII characters: the same key with the same body returns the same task, never a second one; with another body, 409
-                     * @example deploy-42
-                     */
-                    "idempotency-key"?: string;
-                };
-                path?: never;
-                cookie?: never;
-            };
-            /** @description The login account to create on the new instance (cloud-init user-data, SSH password login on) */
-            requestBody: {
-                content: {
-                    /**
-                     * @example {
-                     *       "username": "suitepad",
-                     *       "password": "suitepad"
-                     *     }
-                     */
-                    "application/json": {
-                        /**
-                         * @description 1–32 characters: lowercase letters, digits, "_" or "-", starting with a letter or "_"
-                         * @example suitepad
-                         */
-                        username: string;
-                        /**
-                         * @description 8–128 printable characters (no control characters); never stored or echoed, only its SHA-512-crypt hash
-                         * @example suitepad
-                         */
-                        password: string;
-                    };
-                };
-            };
-            responses: {
-                /** @description Launched and running */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            ip: string | null;
-                            /** @description running or terminated on success; not_found, failed, queued or running otherwise */
-                            status: string;
-                            /** @description The task that did the work; /status/<task_id> has the detail */
-                            task_id: string;
-                            instance_id?: string | null;
-                            error?: string | null;
-                        };
-                    };
-                };
-                /** @description Invalid request: `error` says what is wrong, `field` which input */
-                400: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        /**
-                         * @example {
-                         *       "error": "username is not valid: it must be 1–32 characters: lowercase letters, digits, \"_\" or \"-\", starting with a letter or \"_\"",
-                         *       "field": "username"
-                         *     }
-                         */
-                        "application/json": {
-                            /** @description What went wrong, as a sentence a person can act on */
-                            error: string;
-                            /** @description The input at fault, for validation errors */
-                            field?: string;
-                        } & {
-                            [key: string]: unknown;
-                        };
-                    };
-                };
-                /** @description No valid bearer token (only when the server is configured with API_TOKENS) */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        /**
-                         * @example {
-                         *       "error": "username is not valid: it must be 1–32 characters: lowercase letters, digits, \"_\" or \"-\", starting with a letter or \"_\"",
-                         *       "field": "username"
-                         *     }
-                         */
-                        "application/json": {
-                            /** @description What went wrong, as a sentence a person can act on */
-                            error: string;
-                            /** @description The input at fault, for validation errors */
-                            field?: string;
-                        } & {
-                            [key: string]: unknown;
-                        };
-                    };
-                };
-                /** @description Conflict: this Idempotency-Key was used with a different request body */
-                409: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        /**
-                         * @example {
-                         *       "error": "username is not valid: it must be 1–32 characters: lowercase letters, digits, \"_\" or \"-\", starting with a letter or \"_\"",
-                         *       "field": "username"
-                         *     }
-                         */
-                        "application/json": {
-                            /** @description What went wrong, as a sentence a person can act on */
-                            error: string;
-                            /** @description The input at fault, for validation errors */
-                            field?: string;
-                        } & {
-                            [key: string]: unknown;
-                        };
-                    };
-                };
-                /** @description The playbook failed: `error` says why, /status/<task_id> keeps the detail */
-                502: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            ip: string | null;
-                            /** @description running or terminated on success; not_found, failed, queued or running otherwise */
-                            status: string;
-                            /** @description The task that did the work; /status/<task_id> has the detail */
-                            task_id: string;
-                            instance_id?: string | null;
-                            error?: string | null;
-                        };
-                    };
-                };
-                /** @description Unavailable: shutting down, or the queue is full (see Retry-After) */
-                503: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        /**
-                         * @example {
-                         *       "error": "username is not valid: it must be 1–32 characters: lowercase letters, digits, \"_\" or \"-\", starting with a letter or \"_\"",
-                         *       "field": "username"
-                         *     }
-                         */
-                        "application/json": {
-                            /** @description What went wrong, as a sentence a person can act on */
-                            error: string;
-                            /** @description The input at fault, for validation errors */
-                            field?: string;
-                        } & {
-                            [key: string]: unknown;
-                        };
-                    };
-                };
-                /** @description Still running after EC2_API_SYNC_WAIT: the task goes on; follow /status/<task_id> */
-                504: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            ip: string | null;
-                            /** @description running or terminated on success; not_found, failed, queued or running otherwise */
-                            status: string;
-                            /** @description The task that did the work; /status/<task_id> has the detail */
-                            task_id: string;
-                            instance_id?: string | null;
-                            error?: string | null;
-                        };
-                    };
-                };
-            };
-        };
+        post: operations["createAndWait"];
         delete?: never;
         options?: never;
         head?: never;
@@ -528,153 +113,7 @@ export interface paths {
         get?: never;
         put?: never;
         /** Queue one launch */
-        post: {
-            parameters: {
-                query?: never;
-                header?: {
-                    /**
-                     * @description 1–255 printable ASCII characters: the same key with the same body returns the same task, never a second one; with another body, 409
-                     * @example deploy-42
-                     */
-                    "idempotency-key"?: string;
-                };
-                path?: never;
-                cookie?: never;
-            };
-            /** @description The login account to create on the new instance (cloud-init user-data, SSH password login on) */
-            requestBody: {
-                content: {
-                    /**
-                     * @example {
-                     *       "username": "suitepad",
-                     *       "password": "suitepad"
-                     *     }
-                     */
-                    "application/json": {
-                        /**
-                         * @description 1–32 characters: lowercase letters, digits, "_" or "-", starting with a letter or "_"
-                         * @example suitepad
-                         */
-                        username: string;
-                        /**
-                         * @description 8–128 printable characters (no control characters); never stored or echoed, only its SHA-512-crypt hash
-                         * @example suitepad
-                         */
-                        password: string;
-                    };
-                };
-            };
-            responses: {
-                /** @description Accepted: the task is stored and queued; the Location header names its /status URL */
-                202: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        /**
-                         * @example {
-                         *       "task_id": "01a21c5a-6dbb-7575-a344-8105e40c2f30",
-                         *       "message": "create task queued"
-                         *     }
-                         */
-                        "application/json": {
-                            /** @description The task id; follow it at /status/<task_id> */
-                            task_id: string;
-                            /** @description "create task queued" or "delete task queued" */
-                            message: string;
-                        };
-                    };
-                };
-                /** @description Invalid request: `error` says what is wrong, `field` which input */
-                400: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        /**
-                         * @example {
-                         *       "error": "username is not valid: it must be 1–32 characters: lowercase letters, digits, \"_\" or \"-\", starting with a letter or \"_\"",
-                         *       "field": "username"
-                         *     }
-                         */
-                        "application/json": {
-                            /** @description What went wrong, as a sentence a person can act on */
-                            error: string;
-                            /** @description The input at fault, for validation errors */
-                            field?: string;
-                        } & {
-                            [key: string]: unknown;
-                        };
-                    };
-                };
-                /** @description No valid bearer token (only when the server is configured with API_TOKENS) */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        /**
-                         * @example {
-                         *       "error": "username is not valid: it must be 1–32 characters: lowercase letters, digits, \"_\" or \"-\", starting with a letter or \"_\"",
-                         *       "field": "username"
-                         *     }
-                         */
-                        "application/json": {
-                            /** @description What went wrong, as a sentence a person can act on */
-                            error: string;
-                            /** @description The input at fault, for validation errors */
-                            field?: string;
-                        } & {
-                            [key: string]: unknown;
-                        };
-                    };
-                };
-                /** @description Conflict: this Idempotency-Key was used with a different request body */
-                409: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        /**
-                         * @example {
-                         *       "error": "username is not valid: it must be 1–32 characters: lowercase letters, digits, \"_\" or \"-\", starting with a letter or \"_\"",
-                         *       "field": "username"
-                         *     }
-                         */
-                        "application/json": {
-                            /** @description What went wrong, as a sentence a person can act on */
-                            error: string;
-                            /** @description The input at fault, for validation errors */
-                            field?: string;
-                        } & {
-                            [key: string]: unknown;
-                        };
-                    };
-                };
-                /** @description Unavailable: shutting down, or the queue is full (see Retry-After) */
-                503: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        /**
-                         * @example {
-                         *       "error": "username is not valid: it must be 1–32 characters: lowercase letters, digits, \"_\" or \"-\", starting with a letter or \"_\"",
-                         *       "field": "username"
-                         *     }
-                         */
-                        "application/json": {
-                            /** @description What went wrong, as a sentence a person can act on */
-                            error: string;
-                            /** @description The input at fault, for validation errors */
-                            field?: string;
-                        } & {
-                            [key: string]: unknown;
-                        };
-                    };
-                };
-            };
-        };
+        post: operations["createAsync"];
         delete?: never;
         options?: never;
         head?: never;
@@ -689,137 +128,7 @@ export interface paths {
             cookie?: never;
         };
         /** One task */
-        get: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path: {
-                    /**
-                     * @description a task id (UUID) as returned by /create-async
-                     * @example 01a21c5a-6dbb-7575-a344-8105e40c2f30
-                     */
-                    id: string;
-                };
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                /** @description The task */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        /**
-                         * @example {
-                         *       "task_id": "01a21c5a-6dbb-7575-a344-8105e40c2f30",
-                         *       "action": "create",
-                         *       "status": "running",
-                         *       "ip": null,
-                         *       "instance_id": null,
-                         *       "instance_state": null,
-                         *       "error": null,
-                         *       "created_at": "2026-11-27T09:33:38.107Z",
-                         *       "started_at": "2026-11-27T09:33:38.111Z",
-                         *       "finished_at": null,
-                         *       "progress": {
-                         *         "step": 6,
-                         *         "of": 9,
-                         *         "name": "Launch one instance per task"
-                         *       },
-                         *       "attempts": 1
-                         *     }
-                         */
-                        "application/json": {
-                            task_id: string;
-                            action: "create" | "delete";
-                            status: "queued" | "running" | "succeeded" | "failed" | "canceled";
-                            ip: string | null;
-                            instance_id: string | null;
-                            instance_state: string | null;
-                            error: string | null;
-                            created_at: string;
-                            started_at: string | null;
-                            finished_at: string | null;
-                            progress: {
-                                step: number;
-                                of: number;
-                                /** @description The playbook task running now */
-                                name: string;
-                            } | null;
-                            /** @description Runs so far: more than 1 after a crash recovery */
-                            attempts: number;
-                        };
-                    };
-                };
-                /** @description Invalid request: `error` says what is wrong, `field` which input */
-                400: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        /**
-                         * @example {
-                         *       "error": "username is not valid: it must be 1–32 characters: lowercase letters, digits, \"_\" or \"-\", starting with a letter or \"_\"",
-                         *       "field": "username"
-                         *     }
-                         */
-                        "application/json": {
-                            /** @description What went wrong, as a sentence a person can act on */
-                            error: string;
-                            /** @description The input at fault, for validation errors */
-                            field?: string;
-                        } & {
-                            [key: string]: unknown;
-                        };
-                    };
-                };
-                /** @description No valid bearer token (only when the server is configured with API_TOKENS) */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        /**
-                         * @example {
-                         *       "error": "username is not valid: it must be 1–32 characters: lowercase letters, digits, \"_\" or \"-\", starting with a letter or \"_\"",
-                         *       "field": "username"
-                         *     }
-                         */
-                        "application/json": {
-                            /** @description What went wrong, as a sentence a person can act on */
-                            error: string;
-                            /** @description The input at fault, for validation errors */
-                            field?: string;
-                        } & {
-                            [key: string]: unknown;
-                        };
-                    };
-                };
-                /** @description No task has that id */
-                404: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        /**
-                         * @example {
-                         *       "error": "username is not valid: it must be 1–32 characters: lowercase letters, digits, \"_\" or \"-\", starting with a letter or \"_\"",
-                         *       "field": "username"
-                         *     }
-                         */
-                        "application/json": {
-                            /** @description What went wrong, as a sentence a person can act on */
-                            error: string;
-                            /** @description The input at fault, for validation errors */
-                            field?: string;
-                        } & {
-                            [key: string]: unknown;
-                        };
-                    };
-                };
-            };
-        };
+        get: operations["getStatus"];
         put?: never;
         post?: never;
         delete?: never;
@@ -836,157 +145,7 @@ export interface paths {
             cookie?: never;
         };
         /** Terminate the managed instance with this public IP, and wait */
-        get: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path: {
-                    /**
-                     * @description The instance's public IP: a dotted-quad IPv4 address such as 54.1.2.3
-                     * @example 54.214.104.69
-                     */
-                    ip: string;
-                };
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                /** @description Terminated */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            ip: string | null;
-                            /** @description running or terminated on success; not_found, failed, queued or running otherwise */
-                            status: string;
-                            /** @description The task that did the work; /status/<task_id> has the detail */
-                            task_id: string;
-                            instance_id?: string | null;
-                            error?: string | null;
-                        };
-                    };
-                };
-                /** @description Invalid request: `error` says what is wrong, `field` which input */
-                400: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        /**
-                         * @example {
-                         *       "error": "username is not valid: it must be 1–32 characters: lowercase letters, digits, \"_\" or \"-\", starting with a letter or \"_\"",
-                         *       "field": "username"
-                         *     }
-                         */
-                        "application/json": {
-                            /** @description What went wrong, as a sentence a person can act on */
-                            error: string;
-                            /** @description The input at fault, for validation errors */
-                            field?: string;
-                        } & {
-                            [key: string]: unknown;
-                        };
-                    };
-                };
-                /** @description No valid bearer token (only when the server is configured with API_TOKENS) */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        /**
-                         * @example {
-                         *       "error": "username is not valid: it must be 1–32 characters: lowercase letters, digits, \"_\" or \"-\", starting with a letter or \"_\"",
-                         *       "field": "username"
-                         *     }
-                         */
-                        "application/json": {
-                            /** @description What went wrong, as a sentence a person can act on */
-                            error: string;
-                            /** @description The input at fault, for validation errors */
-                            field?: string;
-                        } & {
-                            [key: string]: unknown;
-                        };
-                    };
-                };
-                /** @description No instance launched by this service has that public IP */
-                404: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            ip: string | null;
-                            /** @description running or terminated on success; not_found, failed, queued or running otherwise */
-                            status: string;
-                            /** @description The task that did the work; /status/<task_id> has the detail */
-                            task_id: string;
-                            instance_id?: string | null;
-                            error?: string | null;
-                        };
-                    };
-                };
-                /** @description The playbook failed: `error` says why, /status/<task_id> keeps the detail */
-                502: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            ip: string | null;
-                            /** @description running or terminated on success; not_found, failed, queued or running otherwise */
-                            status: string;
-                            /** @description The task that did the work; /status/<task_id> has the detail */
-                            task_id: string;
-                            instance_id?: string | null;
-                            error?: string | null;
-                        };
-                    };
-                };
-                /** @description Unavailable: shutting down, or the queue is full (see Retry-After) */
-                503: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        /**
-                         * @example {
-                         *       "error": "username is not valid: it must be 1–32 characters: lowercase letters, digits, \"_\" or \"-\", starting with a letter or \"_\"",
-                         *       "field": "username"
-                         *     }
-                         */
-                        "application/json": {
-                            /** @description What went wrong, as a sentence a person can act on */
-                            error: string;
-                            /** @description The input at fault, for validation errors */
-                            field?: string;
-                        } & {
-                            [key: string]: unknown;
-                        };
-                    };
-                };
-                /** @description Still running after EC2_API_SYNC_WAIT: the task goes on; follow /status/<task_id> */
-                504: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            ip: string | null;
-                            /** @description running or terminated on success; not_found, failed, queued or running otherwise */
-                            status: string;
-                            /** @description The task that did the work; /status/<task_id> has the detail */
-                            task_id: string;
-                            instance_id?: string | null;
-                            error?: string | null;
-                        };
-                    };
-                };
-            };
-        };
+        get: operations["deleteAndWait"];
         put?: never;
         post?: never;
         delete?: never;
@@ -1003,109 +162,7 @@ export interface paths {
             cookie?: never;
         };
         /** Queue a termination */
-        get: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path: {
-                    /**
-                     * @description The instance's public IP: a dotted-quad IPv4 address such as 54.1.2.3
-                     * @example 54.214.104.69
-                     */
-                    ip: string;
-                };
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                /** @description Accepted: the task is stored and queued; the Location header names its /status URL */
-                202: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        /**
-                         * @example {
-                         *       "task_id": "01a21c5a-6dbb-7575-a344-8105e40c2f30",
-                         *       "message": "create task queued"
-                         *     }
-                         */
-                        "application/json": {
-                            /** @description The task id; follow it at /status/<task_id> */
-                            task_id: string;
-                            /** @description "create task queued" or "delete task queued" */
-                            message: string;
-                        };
-                    };
-                };
-                /** @description Invalid request: `error` says what is wrong, `field` which input */
-                400: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        /**
-                         * @example {
-                         *       "error": "username is not valid: it must be 1–32 characters: lowercase letters, digits, \"_\" or \"-\", starting with a letter or \"_\"",
-                         *       "field": "username"
-                         *     }
-                         */
-                        "application/json": {
-                            /** @description What went wrong, as a sentence a person can act on */
-                            error: string;
-                            /** @description The input at fault, for validation errors */
-                            field?: string;
-                        } & {
-                            [key: string]: unknown;
-                        };
-                    };
-                };
-                /** @description No valid bearer token (only when the server is configured with API_TOKENS) */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        /**
-                         * @example {
-                         *       "error": "username is not valid: it must be 1–32 characters: lowercase letters, digits, \"_\" or \"-\", starting with a letter or \"_\"",
-                         *       "field": "username"
-                         *     }
-                         */
-                        "application/json": {
-                            /** @description What went wrong, as a sentence a person can act on */
-                            error: string;
-                            /** @description The input at fault, for validation errors */
-                            field?: string;
-                        } & {
-                            [key: string]: unknown;
-                        };
-                    };
-                };
-                /** @description Unavailable: shutting down, or the queue is full (see Retry-After) */
-                503: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        /**
-                         * @example {
-                         *       "error": "username is not valid: it must be 1–32 characters: lowercase letters, digits, \"_\" or \"-\", starting with a letter or \"_\"",
-                         *       "field": "username"
-                         *     }
-                         */
-                        "application/json": {
-                            /** @description What went wrong, as a sentence a person can act on */
-                            error: string;
-                            /** @description The input at fault, for validation errors */
-                            field?: string;
-                        } & {
-                            [key: string]: unknown;
-                        };
-                    };
-                };
-            };
-        };
+        get: operations["deleteAsync"];
         put?: never;
         post?: never;
         delete?: never;
@@ -1125,108 +182,7 @@ export interface paths {
          * List tasks, newest first
          * @description Filters combine; pages of `limit` tasks, the next one via `?cursor=<next_cursor>`.
          */
-        get: {
-            parameters: {
-                query?: {
-                    status?: "queued" | "running" | "succeeded" | "failed" | "canceled";
-                    action?: "create" | "delete";
-                    /** @description public IP the task launched or deleted */
-                    ip?: string;
-                    /** @description ISO-8601 time, exclusive */
-                    created_after?: string;
-                    /** @description ISO-8601 time, exclusive */
-                    created_before?: string;
-                    /** @description page size, 1–500 (default 50) */
-                    limit?: string;
-                    /** @description next_cursor of the previous page */
-                    cursor?: string;
-                };
-                header?: never;
-                path?: never;
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                /** @description OK */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            tasks: {
-                                task_id: string;
-                                action: "create" | "delete";
-                                status: "queued" | "running" | "succeeded" | "failed" | "canceled";
-                                ip: string | null;
-                                instance_id: string | null;
-                                instance_state: string | null;
-                                error: string | null;
-                                created_at: string;
-                                started_at: string | null;
-                                finished_at: string | null;
-                                progress: {
-                                    step: number;
-                                    of: number;
-                                    /** @description The playbook task running now */
-                                    name: string;
-                                } | null;
-                                /** @description Runs so far: more than 1 after a crash recovery */
-                                attempts: number;
-                            }[];
-                            /** @description pass as ?cursor= for the next (older) page; null on the last */
-                            next_cursor: string | null;
-                            /** @description The newest event when this list was read: follow /events?after=<this> to see every change since */
-                            last_event_id: number;
-                        };
-                    };
-                };
-                /** @description Invalid request: `error` says what is wrong, `field` which input */
-                400: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        /**
-                         * @example {
-                         *       "error": "username is not valid: it must be 1–32 characters: lowercase letters, digits, \"_\" or \"-\", starting with a letter or \"_\"",
-                         *       "field": "username"
-                         *     }
-                         */
-                        "application/json": {
-                            /** @description What went wrong, as a sentence a person can act on */
-                            error: string;
-                            /** @description The input at fault, for validation errors */
-                            field?: string;
-                        } & {
-                            [key: string]: unknown;
-                        };
-                    };
-                };
-                /** @description No valid bearer token (only when the server is configured with API_TOKENS) */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        /**
-                         * @example {
-                         *       "error": "username is not valid: it must be 1–32 characters: lowercase letters, digits, \"_\" or \"-\", starting with a letter or \"_\"",
-                         *       "field": "username"
-                         *     }
-                         */
-                        "application/json": {
-                            /** @description What went wrong, as a sentence a person can act on */
-                            error: string;
-                            /** @description The input at fault, for validation errors */
-                            field?: string;
-                        } & {
-                            [key: string]: unknown;
-                        };
-                    };
-                };
-            };
-        };
+        get: operations["listTasks"];
         put?: never;
         post?: never;
         delete?: never;
@@ -1243,137 +199,7 @@ export interface paths {
             cookie?: never;
         };
         /** One task (the same document as /status/<id>) */
-        get: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path: {
-                    /**
-                     * @description a task id (UUID) as returned by /create-async
-                     * @example 01a21c5a-6dbb-7575-a344-8105e40c2f30
-                     */
-                    id: string;
-                };
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                /** @description OK */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        /**
-                         * @example {
-                         *       "task_id": "01a21c5a-6dbb-7575-a344-8105e40c2f30",
-                         *       "action": "create",
-                         *       "status": "running",
-                         *       "ip": null,
-                         *       "instance_id": null,
-                         *       "instance_state": null,
-                         *       "error": null,
-                         *       "created_at": "2026-11-27T09:33:38.107Z",
-                         *       "started_at": "2026-11-27T09:33:38.111Z",
-                         *       "finished_at": null,
-                         *       "progress": {
-                         *         "step": 6,
-                         *         "of": 9,
-                         *         "name": "Launch one instance per task"
-                         *       },
-                         *       "attempts": 1
-                         *     }
-                         */
-                        "application/json": {
-                            task_id: string;
-                            action: "create" | "delete";
-                            status: "queued" | "running" | "succeeded" | "failed" | "canceled";
-                            ip: string | null;
-                            instance_id: string | null;
-                            instance_state: string | null;
-                            error: string | null;
-                            created_at: string;
-                            started_at: string | null;
-                            finished_at: string | null;
-                            progress: {
-                                step: number;
-                                of: number;
-                                /** @description The playbook task running now */
-                                name: string;
-                            } | null;
-                            /** @description Runs so far: more than 1 after a crash recovery */
-                            attempts: number;
-                        };
-                    };
-                };
-                /** @description Invalid request: `error` says what is wrong, `field` which input */
-                400: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        /**
-                         * @example {
-                         *       "error": "username is not valid: it must be 1–32 characters: lowercase letters, digits, \"_\" or \"-\", starting with a letter or \"_\"",
-                         *       "field": "username"
-                         *     }
-                         */
-                        "application/json": {
-                            /** @description What went wrong, as a sentence a person can act on */
-                            error: string;
-                            /** @description The input at fault, for validation errors */
-                            field?: string;
-                        } & {
-                            [key: string]: unknown;
-                        };
-                    };
-                };
-                /** @description No valid bearer token (only when the server is configured with API_TOKENS) */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        /**
-                         * @example {
-                         *       "error": "username is not valid: it must be 1–32 characters: lowercase letters, digits, \"_\" or \"-\", starting with a letter or \"_\"",
-                         *       "field": "username"
-                         *     }
-                         */
-                        "application/json": {
-                            /** @description What went wrong, as a sentence a person can act on */
-                            error: string;
-                            /** @description The input at fault, for validation errors */
-                            field?: string;
-                        } & {
-                            [key: string]: unknown;
-                        };
-                    };
-                };
-                /** @description Not found */
-                404: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        /**
-                         * @example {
-                         *       "error": "username is not valid: it must be 1–32 characters: lowercase letters, digits, \"_\" or \"-\", starting with a letter or \"_\"",
-                         *       "field": "username"
-                         *     }
-                         */
-                        "application/json": {
-                            /** @description What went wrong, as a sentence a person can act on */
-                            error: string;
-                            /** @description The input at fault, for validation errors */
-                            field?: string;
-                        } & {
-                            [key: string]: unknown;
-                        };
-                    };
-                };
-            };
-        };
+        get: operations["getTask"];
         put?: never;
         post?: never;
         delete?: never;
@@ -1391,103 +217,9 @@ export interface paths {
         };
         /**
          * The task's playbook output as text
-         * @description Live while the task runs. `X-Log-Length` is the length so far; `?offset=<that>` returns only what came after. `X-Log-Complete: true` once the task has ended. A batch of tasks shares one playbook run, and so its output.
+         * @description Live while the task runs. `X-Log-Length` is how much the playbook has written so far; `?offset=<that>` returns only what came after. `X-Log-Complete: true` once the task has ended. A batch of tasks shares one playbook run, and so its output. The first 64 KiB and the last 1 MiB are kept; a line in between says how much was left out.
          */
-        get: {
-            parameters: {
-                query?: {
-                    /** @description characters to skip: read only what is new */
-                    offset?: string;
-                };
-                header?: never;
-                path: {
-                    /**
-                     * @description a task id (UUID) as returned by /create-async
-                     * @example 01a21c5a-6dbb-7575-a344-8105e40c2f30
-                     */
-                    id: string;
-                };
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                /** @description Default Response */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "text/plain": string;
-                    };
-                };
-                /** @description Invalid request: `error` says what is wrong, `field` which input */
-                400: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        /**
-                         * @example {
-                         *       "error": "username is not valid: it must be 1–32 characters: lowercase letters, digits, \"_\" or \"-\", starting with a letter or \"_\"",
-                         *       "field": "username"
-                         *     }
-                         */
-                        "application/json": {
-                            /** @description What went wrong, as a sentence a person can act on */
-                            error: string;
-                            /** @description The input at fault, for validation errors */
-                            field?: string;
-                        } & {
-                            [key: string]: unknown;
-                        };
-                    };
-                };
-                /** @description No valid bearer token (only when the server is configured with API_TOKENS) */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        /**
-                         * @example {
-                         *       "error": "username is not valid: it must be 1–32 characters: lowercase letters, digits, \"_\" or \"-\", starting with a letter or \"_\"",
-                         *       "field": "username"
-                         *     }
-                         */
-                        "application/json": {
-                            /** @description What went wrong, as a sentence a person can act on */
-                            error: string;
-                            /** @description The input at fault, for validation errors */
-                            field?: string;
-                        } & {
-                            [key: string]: unknown;
-                        };
-                    };
-                };
-                /** @description Not found */
-                404: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        /**
-                         * @example {
-                         *       "error": "username is not valid: it must be 1–32 characters: lowercase letters, digits, \"_\" or \"-\", starting with a letter or \"_\"",
-                         *       "field": "username"
-                         *     }
-                         */
-                        "application/json": {
-                            /** @description What went wrong, as a sentence a person can act on */
-                            error: string;
-                            /** @description The input at fault, for validation errors */
-                            field?: string;
-                        } & {
-                            [key: string]: unknown;
-                        };
-                    };
-                };
-            };
-        };
+        get: operations["getTaskLog"];
         put?: never;
         post?: never;
         delete?: never;
@@ -1507,100 +239,7 @@ export interface paths {
          * Live events of one task (Server-Sent Events)
          * @description Without `Last-Event-ID`, the task's history first (it starts with a `status` event holding the task), then live events: `status` (the whole task document, at every status change), `step_start` and `step_end` (playbook steps with ok/changed/failed and timing). Once the task has ended, one `end` event holding the final task document, and the stream closes. With `Last-Event-ID`, only what came after that event. A `stopping` event means the service is shutting down: reconnect with `Last-Event-ID`.
          */
-        get: {
-            parameters: {
-                query?: never;
-                header?: {
-                    "last-event-id"?: string;
-                };
-                path: {
-                    /**
-                     * @description a task id (UUID) as returned by /create-async
-                     * @example 01a21c5a-6dbb-7575-a344-8105e40c2f30
-                     */
-                    id: string;
-                };
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                /** @description Default Response */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "text/event-stream": string;
-                    };
-                };
-                /** @description Invalid request: `error` says what is wrong, `field` which input */
-                400: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        /**
-                         * @example {
-                         *       "error": "username is not valid: it must be 1–32 characters: lowercase letters, digits, \"_\" or \"-\", starting with a letter or \"_\"",
-                         *       "field": "username"
-                         *     }
-                         */
-                        "application/json": {
-                            /** @description What went wrong, as a sentence a person can act on */
-                            error: string;
-                            /** @description The input at fault, for validation errors */
-                            field?: string;
-                        } & {
-                            [key: string]: unknown;
-                        };
-                    };
-                };
-                /** @description No valid bearer token (only when the server is configured with API_TOKENS) */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        /**
-                         * @example {
-                         *       "error": "username is not valid: it must be 1–32 characters: lowercase letters, digits, \"_\" or \"-\", starting with a letter or \"_\"",
-                         *       "field": "username"
-                         *     }
-                         */
-                        "application/json": {
-                            /** @description What went wrong, as a sentence a person can act on */
-                            error: string;
-                            /** @description The input at fault, for validation errors */
-                            field?: string;
-                        } & {
-                            [key: string]: unknown;
-                        };
-                    };
-                };
-                /** @description Not found */
-                404: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        /**
-                         * @example {
-                         *       "error": "username is not valid: it must be 1–32 characters: lowercase letters, digits, \"_\" or \"-\", starting with a letter or \"_\"",
-                         *       "field": "username"
-                         *     }
-                         */
-                        "application/json": {
-                            /** @description What went wrong, as a sentence a person can act on */
-                            error: string;
-                            /** @description The input at fault, for validation errors */
-                            field?: string;
-                        } & {
-                            [key: string]: unknown;
-                        };
-                    };
-                };
-            };
-        };
+        get: operations["watchTask"];
         put?: never;
         post?: never;
         delete?: never;
@@ -1620,75 +259,7 @@ export interface paths {
          * Live events of every task (Server-Sent Events)
          * @description The same events as /tasks/<id>/events, for all tasks, each with its `task_id`: `status` (the whole task document at every status change, `queued` included, so new tasks appear), `step_start`, `step_end`. The stream first sends `ready` with `{"after": N}`: the events that follow are those after event N. Without `Last-Event-ID` (or `?after=`) it starts now; with one, it first replays every event after it. `GET /tasks` answers with `last_event_id`: list first, then follow `/events?after=<last_event_id>` to miss nothing. A client that falls more than 1 MiB behind is disconnected and resumes with `Last-Event-ID`; `stopping` means the service is shutting down.
          */
-        get: {
-            parameters: {
-                query?: {
-                    /** @description replay the events after this id (as Last-Event-ID does) */
-                    after?: string;
-                };
-                header?: {
-                    "last-event-id"?: string;
-                };
-                path?: never;
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                /** @description Default Response */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "text/event-stream": string;
-                    };
-                };
-                /** @description Invalid request: `error` says what is wrong, `field` which input */
-                400: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        /**
-                         * @example {
-                         *       "error": "username is not valid: it must be 1–32 characters: lowercase letters, digits, \"_\" or \"-\", starting with a letter or \"_\"",
-                         *       "field": "username"
-                         *     }
-                         */
-                        "application/json": {
-                            /** @description What went wrong, as a sentence a person can act on */
-                            error: string;
-                            /** @description The input at fault, for validation errors */
-                            field?: string;
-                        } & {
-                            [key: string]: unknown;
-                        };
-                    };
-                };
-                /** @description No valid bearer token (only when the server is configured with API_TOKENS) */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        /**
-                         * @example {
-                         *       "error": "username is not valid: it must be 1–32 characters: lowercase letters, digits, \"_\" or \"-\", starting with a letter or \"_\"",
-                         *       "field": "username"
-                         *     }
-                         */
-                        "application/json": {
-                            /** @description What went wrong, as a sentence a person can act on */
-                            error: string;
-                            /** @description The input at fault, for validation errors */
-                            field?: string;
-                        } & {
-                            [key: string]: unknown;
-                        };
-                    };
-                };
-            };
-        };
+        get: operations["watchAllTasks"];
         put?: never;
         post?: never;
         delete?: never;
@@ -1710,207 +281,7 @@ export interface paths {
          * Cancel a task
          * @description A queued task becomes `canceled` and never runs. A running one has its playbook stopped; a create then has the instance it launched (if any) terminated, so nothing is left running. 200 with the canceled task; 202 when the cleanup is still going (follow /tasks/<id>); 409 for a task that has already ended.
          */
-        post: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path: {
-                    /**
-                     * @description a task id (UUID) as returned by /create-async
-                     * @example 01a21c5a-6dbb-7575-a344-8105e40c2f30
-                     */
-                    id: string;
-                };
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                /** @description OK */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        /**
-                         * @example {
-                         *       "task_id": "01a21c5a-6dbb-7575-a344-8105e40c2f30",
-                         *       "action": "create",
-                         *       "status": "running",
-                         *       "ip": null,
-                         *       "instance_id": null,
-                         *       "instance_state": null,
-                         *       "error": null,
-                         *       "created_at": "2026-11-27T09:33:38.107Z",
-                         *       "started_at": "2026-11-27T09:33:38.111Z",
-                         *       "finished_at": null,
-                         *       "progress": {
-                         *         "step": 6,
-                         *         "of": 9,
-                         *         "name": "Launch one instance per task"
-                         *       },
-                         *       "attempts": 1
-                         *     }
-                         */
-                        "application/json": {
-                            task_id: string;
-                            action: "create" | "delete";
-                            status: "queued" | "running" | "succeeded" | "failed" | "canceled";
-                            ip: string | null;
-                            instance_id: string | null;
-                            instance_state: string | null;
-                            error: string | null;
-                            created_at: string;
-                            started_at: string | null;
-                            finished_at: string | null;
-                            progress: {
-                                step: number;
-                                of: number;
-                                /** @description The playbook task running now */
-                                name: string;
-                            } | null;
-                            /** @description Runs so far: more than 1 after a crash recovery */
-                            attempts: number;
-                        };
-                    };
-                };
-                /** @description Accepted */
-                202: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        /**
-                         * @example {
-                         *       "task_id": "01a21c5a-6dbb-7575-a344-8105e40c2f30",
-                         *       "action": "create",
-                         *       "status": "running",
-                         *       "ip": null,
-                         *       "instance_id": null,
-                         *       "instance_state": null,
-                         *       "error": null,
-                         *       "created_at": "2026-11-27T09:33:38.107Z",
-                         *       "started_at": "2026-11-27T09:33:38.111Z",
-                         *       "finished_at": null,
-                         *       "progress": {
-                         *         "step": 6,
-                         *         "of": 9,
-                         *         "name": "Launch one instance per task"
-                         *       },
-                         *       "attempts": 1
-                         *     }
-                         */
-                        "application/json": {
-                            task_id: string;
-                            action: "create" | "delete";
-                            status: "queued" | "running" | "succeeded" | "failed" | "canceled";
-                            ip: string | null;
-                            instance_id: string | null;
-                            instance_state: string | null;
-                            error: string | null;
-                            created_at: string;
-                            started_at: string | null;
-                            finished_at: string | null;
-                            progress: {
-                                step: number;
-                                of: number;
-                                /** @description The playbook task running now */
-                                name: string;
-                            } | null;
-                            /** @description Runs so far: more than 1 after a crash recovery */
-                            attempts: number;
-                        };
-                    };
-                };
-                /** @description Invalid request: `error` says what is wrong, `field` which input */
-                400: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        /**
-                         * @example {
-                         *       "error": "username is not valid: it must be 1–32 characters: lowercase letters, digits, \"_\" or \"-\", starting with a letter or \"_\"",
-                         *       "field": "username"
-                         *     }
-                         */
-                        "application/json": {
-                            /** @description What went wrong, as a sentence a person can act on */
-                            error: string;
-                            /** @description The input at fault, for validation errors */
-                            field?: string;
-                        } & {
-                            [key: string]: unknown;
-                        };
-                    };
-                };
-                /** @description No valid bearer token (only when the server is configured with API_TOKENS) */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        /**
-                         * @example {
-                         *       "error": "username is not valid: it must be 1–32 characters: lowercase letters, digits, \"_\" or \"-\", starting with a letter or \"_\"",
-                         *       "field": "username"
-                         *     }
-                         */
-                        "application/json": {
-                            /** @description What went wrong, as a sentence a person can act on */
-                            error: string;
-                            /** @description The input at fault, for validation errors */
-                            field?: string;
-                        } & {
-                            [key: string]: unknown;
-                        };
-                    };
-                };
-                /** @description Not found */
-                404: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        /**
-                         * @example {
-                         *       "error": "username is not valid: it must be 1–32 characters: lowercase letters, digits, \"_\" or \"-\", starting with a letter or \"_\"",
-                         *       "field": "username"
-                         *     }
-                         */
-                        "application/json": {
-                            /** @description What went wrong, as a sentence a person can act on */
-                            error: string;
-                            /** @description The input at fault, for validation errors */
-                            field?: string;
-                        } & {
-                            [key: string]: unknown;
-                        };
-                    };
-                };
-                /** @description Conflict */
-                409: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        /**
-                         * @example {
-                         *       "error": "username is not valid: it must be 1–32 characters: lowercase letters, digits, \"_\" or \"-\", starting with a letter or \"_\"",
-                         *       "field": "username"
-                         *     }
-                         */
-                        "application/json": {
-                            /** @description What went wrong, as a sentence a person can act on */
-                            error: string;
-                            /** @description The input at fault, for validation errors */
-                            field?: string;
-                        } & {
-                            [key: string]: unknown;
-                        };
-                    };
-                };
-            };
-        };
+        post: operations["cancelTask"];
         delete?: never;
         options?: never;
         head?: never;
@@ -1926,409 +297,15 @@ export interface paths {
         };
         /**
          * The instances this service manages, read from EC2
-         * @description Every non-terminated instance tagged ManagedBy: ec2-api, with the task that created it.
+         * @description Every non-terminated instance tagged ManagedBy: ec2-api, with the task that created it. Read through a playbook (about 1.5 s); callers at the same time share one read, and a read up to 3 s old is reused.
          */
-        get: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path?: never;
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                /** @description OK */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            instances: {
-                                instance_id: string;
-                                public_ip: string | null;
-                                state: string;
-                                launch_time: string | null;
-                                /** @description the create task that launched it (its TaskId tag) */
-                                task_id: string | null;
-                                name?: string | null;
-                                instance_type?: string | null;
-                            }[];
-                        };
-                    };
-                };
-                /** @description No valid bearer token (only when the server is configured with API_TOKENS) */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        /**
-                         * @example {
-                         *       "error": "username is not valid: it must be 1–32 characters: lowercase letters, digits, \"_\" or \"-\", starting with a letter or \"_\"",
-                         *       "field": "username"
-                         *     }
-                         */
-                        "application/json": {
-                            /** @description What went wrong, as a sentence a person can act on */
-                            error: string;
-                            /** @description The input at fault, for validation errors */
-                            field?: string;
-                        } & {
-                            [key: string]: unknown;
-                        };
-                    };
-                };
-                /** @description The playbook or EC2 failed: `error` says why */
-                502: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        /**
-                         * @example {
-                         *       "error": "username is not valid: it must be 1–32 characters: lowercase letters, digits, \"_\" or \"-\", starting with a letter or \"_\"",
-                         *       "field": "username"
-                         *     }
-                         */
-                        "application/json": {
-                            /** @description What went wrong, as a sentence a person can act on */
-                            error: string;
-                            /** @description The input at fault, for validation errors */
-                            field?: string;
-                        } & {
-                            [key: string]: unknown;
-                        };
-                    };
-                };
-            };
-        };
+        get: operations["listInstances"];
         put?: never;
         /**
          * Launch an instance (queue a create task)
          * @description 202 with the task; with `?wait=true`, 201 once it runs, 502 if it failed, 504 if still going after EC2_API_SYNC_WAIT.
          */
-        post: {
-            parameters: {
-                query?: {
-                    wait?: "true" | "false";
-                };
-                header?: {
-                    /**
-                     * @description 1–255 printable ASCII characters: the same key with the same body returns the same task, never a second one; with another body, 409
-                     * @example deploy-42
-                     */
-                    "idempotency-key"?: string;
-                };
-                path?: never;
-                cookie?: never;
-            };
-            /** @description The login account to create on the new instance (cloud-init user-data, SSH password login on) */
-            requestBody: {
-                content: {
-                    /**
-                     * @example {
-                     *       "username": "suitepad",
-                     *       "password": "suitepad"
-                     *     }
-                     */
-                    "application/json": {
-                        /**
-                         * @description 1–32 characters: lowercase letters, digits, "_" or "-", starting with a letter or "_"
-                         * @example suitepad
-                         */
-                        username: string;
-                        /**
-                         * @description 8–128 printable characters (no control characters); never stored or echoed, only its SHA-512-crypt hash
-                         * @example suitepad
-                         */
-                        password: string;
-                    };
-                };
-            };
-            responses: {
-                /** @description Created */
-                201: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        /**
-                         * @example {
-                         *       "task_id": "01a21c5a-6dbb-7575-a344-8105e40c2f30",
-                         *       "action": "create",
-                         *       "status": "running",
-                         *       "ip": null,
-                         *       "instance_id": null,
-                         *       "instance_state": null,
-                         *       "error": null,
-                         *       "created_at": "2026-11-27T09:33:38.107Z",
-                         *       "started_at": "2026-11-27T09:33:38.111Z",
-                         *       "finished_at": null,
-                         *       "progress": {
-                         *         "step": 6,
-                         *         "of": 9,
-                         *         "name": "Launch one instance per task"
-                         *       },
-                         *       "attempts": 1
-                         *     }
-                         */
-                        "application/json": {
-                            task_id: string;
-                            action: "create" | "delete";
-                            status: "queued" | "running" | "succeeded" | "failed" | "canceled";
-                            ip: string | null;
-                            instance_id: string | null;
-                            instance_state: string | null;
-                            error: string | null;
-                            created_at: string;
-                            started_at: string | null;
-                            finished_at: string | null;
-                            progress: {
-                                step: number;
-                                of: number;
-                                /** @description The playbook task running now */
-                                name: string;
-                            } | null;
-                            /** @description Runs so far: more than 1 after a crash recovery */
-                            attempts: number;
-                        };
-                    };
-                };
-                /** @description Accepted */
-                202: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        /**
-                         * @example {
-                         *       "task_id": "01a21c5a-6dbb-7575-a344-8105e40c2f30",
-                         *       "action": "create",
-                         *       "status": "running",
-                         *       "ip": null,
-                         *       "instance_id": null,
-                         *       "instance_state": null,
-                         *       "error": null,
-                         *       "created_at": "2026-11-27T09:33:38.107Z",
-                         *       "started_at": "2026-11-27T09:33:38.111Z",
-                         *       "finished_at": null,
-                         *       "progress": {
-                         *         "step": 6,
-                         *         "of": 9,
-                         *         "name": "Launch one instance per task"
-                         *       },
-                         *       "attempts": 1
-                         *     }
-                         */
-                        "application/json": {
-                            task_id: string;
-                            action: "create" | "delete";
-                            status: "queued" | "running" | "succeeded" | "failed" | "canceled";
-                            ip: string | null;
-                            instance_id: string | null;
-                            instance_state: string | null;
-                            error: string | null;
-                            created_at: string;
-                            started_at: string | null;
-                            finished_at: string | null;
-                            progress: {
-                                step: number;
-                                of: number;
-                                /** @description The playbook task running now */
-                                name: string;
-                            } | null;
-                            /** @description Runs so far: more than 1 after a crash recovery */
-                            attempts: number;
-                        };
-                    };
-                };
-                /** @description Invalid request: `error` says what is wrong, `field` which input */
-                400: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        /**
-                         * @example {
-                         *       "error": "username is not valid: it must be 1–32 characters: lowercase letters, digits, \"_\" or \"-\", starting with a letter or \"_\"",
-                         *       "field": "username"
-                         *     }
-                         */
-                        "application/json": {
-                            /** @description What went wrong, as a sentence a person can act on */
-                            error: string;
-                            /** @description The input at fault, for validation errors */
-                            field?: string;
-                        } & {
-                            [key: string]: unknown;
-                        };
-                    };
-                };
-                /** @description No valid bearer token (only when the server is configured with API_TOKENS) */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        /**
-                         * @example {
-                         *       "error": "username is not valid: it must be 1–32 characters: lowercase letters, digits, \"_\" or \"-\", starting with a letter or \"_\"",
-                         *       "field": "username"
-                         *     }
-                         */
-                        "application/json": {
-                            /** @description What went wrong, as a sentence a person can act on */
-                            error: string;
-                            /** @description The input at fault, for validation errors */
-                            field?: string;
-                        } & {
-                            [key: string]: unknown;
-                        };
-                    };
-                };
-                /** @description Conflict */
-                409: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        /**
-                         * @example {
-                         *       "error": "username is not valid: it must be 1–32 characters: lowercase letters, digits, \"_\" or \"-\", starting with a letter or \"_\"",
-                         *       "field": "username"
-                         *     }
-                         */
-                        "application/json": {
-                            /** @description What went wrong, as a sentence a person can act on */
-                            error: string;
-                            /** @description The input at fault, for validation errors */
-                            field?: string;
-                        } & {
-                            [key: string]: unknown;
-                        };
-                    };
-                };
-                /** @description The playbook or EC2 failed: `error` says why */
-                502: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        /**
-                         * @example {
-                         *       "task_id": "01a21c5a-6dbb-7575-a344-8105e40c2f30",
-                         *       "action": "create",
-                         *       "status": "running",
-                         *       "ip": null,
-                         *       "instance_id": null,
-                         *       "instance_state": null,
-                         *       "error": null,
-                         *       "created_at": "2026-11-27T09:33:38.107Z",
-                         *       "started_at": "2026-11-27T09:33:38.111Z",
-                         *       "finished_at": null,
-                         *       "progress": {
-                         *         "step": 6,
-                         *         "of": 9,
-                         *         "name": "Launch one instance per task"
-                         *       },
-                         *       "attempts": 1
-                         *     }
-                         */
-                        "application/json": {
-                            task_id: string;
-                            action: "create" | "delete";
-                            status: "queued" | "running" | "succeeded" | "failed" | "canceled";
-                            ip: string | null;
-                            instance_id: string | null;
-                            instance_state: string | null;
-                            error: string | null;
-                            created_at: string;
-                            started_at: string | null;
-                            finished_at: string | null;
-                            progress: {
-                                step: number;
-                                of: number;
-                                /** @description The playbook task running now */
-                                name: string;
-                            } | null;
-                            /** @description Runs so far: more than 1 after a crash recovery */
-                            attempts: number;
-                        };
-                    };
-                };
-                /** @description Unavailable: shutting down, or the queue is full (see Retry-After) */
-                503: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        /**
-                         * @example {
-                         *       "error": "username is not valid: it must be 1–32 characters: lowercase letters, digits, \"_\" or \"-\", starting with a letter or \"_\"",
-                         *       "field": "username"
-                         *     }
-                         */
-                        "application/json": {
-                            /** @description What went wrong, as a sentence a person can act on */
-                            error: string;
-                            /** @description The input at fault, for validation errors */
-                            field?: string;
-                        } & {
-                            [key: string]: unknown;
-                        };
-                    };
-                };
-                /** @description Still running after the wait limit: the task goes on */
-                504: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        /**
-                         * @example {
-                         *       "task_id": "01a21c5a-6dbb-7575-a344-8105e40c2f30",
-                         *       "action": "create",
-                         *       "status": "running",
-                         *       "ip": null,
-                         *       "instance_id": null,
-                         *       "instance_state": null,
-                         *       "error": null,
-                         *       "created_at": "2026-11-27T09:33:38.107Z",
-                         *       "started_at": "2026-11-27T09:33:38.111Z",
-                         *       "finished_at": null,
-                         *       "progress": {
-                         *         "step": 6,
-                         *         "of": 9,
-                         *         "name": "Launch one instance per task"
-                         *       },
-                         *       "attempts": 1
-                         *     }
-                         */
-                        "application/json": {
-                            task_id: string;
-                            action: "create" | "delete";
-                            status: "queued" | "running" | "succeeded" | "failed" | "canceled";
-                            ip: string | null;
-                            instance_id: string | null;
-                            instance_state: string | null;
-                            error: string | null;
-                            created_at: string;
-                            started_at: string | null;
-                            finished_at: string | null;
-                            progress: {
-                                step: number;
-                                of: number;
-                                /** @description The playbook task running now */
-                                name: string;
-                            } | null;
-                            /** @description Runs so far: more than 1 after a crash recovery */
-                            attempts: number;
-                        };
-                    };
-                };
-            };
-        };
+        post: operations["createInstance"];
         delete?: never;
         options?: never;
         head?: never;
@@ -2349,331 +326,7 @@ export interface paths {
          * Terminate the managed instance with this public IP (queue a delete task)
          * @description 202 with the task; with `?wait=true`, 200 once terminated, 404 when no managed instance has that IP, 502, or 504.
          */
-        delete: {
-            parameters: {
-                query?: {
-                    wait?: "true" | "false";
-                };
-                header?: never;
-                path: {
-                    /**
-                     * @description The instance's public IP: a dotted-quad IPv4 address such as 54.1.2.3
-                     * @example 54.214.104.69
-                     */
-                    ip: string;
-                };
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                /** @description OK */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        /**
-                         * @example {
-                         *       "task_id": "01a21c5a-6dbb-7575-a344-8105e40c2f30",
-                         *       "action": "create",
-                         *       "status": "running",
-                         *       "ip": null,
-                         *       "instance_id": null,
-                         *       "instance_state": null,
-                         *       "error": null,
-                         *       "created_at": "2026-11-27T09:33:38.107Z",
-                         *       "started_at": "2026-11-27T09:33:38.111Z",
-                         *       "finished_at": null,
-                         *       "progress": {
-                         *         "step": 6,
-                         *         "of": 9,
-                         *         "name": "Launch one instance per task"
-                         *       },
-                         *       "attempts": 1
-                         *     }
-                         */
-                        "application/json": {
-                            task_id: string;
-                            action: "create" | "delete";
-                            status: "queued" | "running" | "succeeded" | "failed" | "canceled";
-                            ip: string | null;
-                            instance_id: string | null;
-                            instance_state: string | null;
-                            error: string | null;
-                            created_at: string;
-                            started_at: string | null;
-                            finished_at: string | null;
-                            progress: {
-                                step: number;
-                                of: number;
-                                /** @description The playbook task running now */
-                                name: string;
-                            } | null;
-                            /** @description Runs so far: more than 1 after a crash recovery */
-                            attempts: number;
-                        };
-                    };
-                };
-                /** @description Accepted */
-                202: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        /**
-                         * @example {
-                         *       "task_id": "01a21c5a-6dbb-7575-a344-8105e40c2f30",
-                         *       "action": "create",
-                         *       "status": "running",
-                         *       "ip": null,
-                         *       "instance_id": null,
-                         *       "instance_state": null,
-                         *       "error": null,
-                         *       "created_at": "2026-11-27T09:33:38.107Z",
-                         *       "started_at": "2026-11-27T09:33:38.111Z",
-                         *       "finished_at": null,
-                         *       "progress": {
-                         *         "step": 6,
-                         *         "of": 9,
-                         *         "name": "Launch one instance per task"
-                         *       },
-                         *       "attempts": 1
-                         *     }
-                         */
-                        "application/json": {
-                            task_id: string;
-                            action: "create" | "delete";
-                            status: "queued" | "running" | "succeeded" | "failed" | "canceled";
-                            ip: string | null;
-                            instance_id: string | null;
-                            instance_state: string | null;
-                            error: string | null;
-                            created_at: string;
-                            started_at: string | null;
-                            finished_at: string | null;
-                            progress: {
-                                step: number;
-                                of: number;
-                                /** @description The playbook task running now */
-                                name: string;
-                            } | null;
-                            /** @description Runs so far: more than 1 after a crash recovery */
-                            attempts: number;
-                        };
-                    };
-                };
-                /** @description Invalid request: `error` says what is wrong, `field` which input */
-                400: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        /**
-                         * @example {
-                         *       "error": "username is not valid: it must be 1–32 characters: lowercase letters, digits, \"_\" or \"-\", starting with a letter or \"_\"",
-                         *       "field": "username"
-                         *     }
-                         */
-                        "application/json": {
-                            /** @description What went wrong, as a sentence a person can act on */
-                            error: string;
-                            /** @description The input at fault, for validation errors */
-                            field?: string;
-                        } & {
-                            [key: string]: unknown;
-                        };
-                    };
-                };
-                /** @description No valid bearer token (only when the server is configured with API_TOKENS) */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        /**
-                         * @example {
-                         *       "error": "username is not valid: it must be 1–32 characters: lowercase letters, digits, \"_\" or \"-\", starting with a letter or \"_\"",
-                         *       "field": "username"
-                         *     }
-                         */
-                        "application/json": {
-                            /** @description What went wrong, as a sentence a person can act on */
-                            error: string;
-                            /** @description The input at fault, for validation errors */
-                            field?: string;
-                        } & {
-                            [key: string]: unknown;
-                        };
-                    };
-                };
-                /** @description Not found */
-                404: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        /**
-                         * @example {
-                         *       "task_id": "01a21c5a-6dbb-7575-a344-8105e40c2f30",
-                         *       "action": "create",
-                         *       "status": "running",
-                         *       "ip": null,
-                         *       "instance_id": null,
-                         *       "instance_state": null,
-                         *       "error": null,
-                         *       "created_at": "2026-11-27T09:33:38.107Z",
-                         *       "started_at": "2026-11-27T09:33:38.111Z",
-                         *       "finished_at": null,
-                         *       "progress": {
-                         *         "step": 6,
-                         *         "of": 9,
-                         *         "name": "Launch one instance per task"
-                         *       },
-                         *       "attempts": 1
-                         *     }
-                         */
-                        "application/json": {
-                            task_id: string;
-                            action: "create" | "delete";
-                            status: "queued" | "running" | "succeeded" | "failed" | "canceled";
-                            ip: string | null;
-                            instance_id: string | null;
-                            instance_state: string | null;
-                            error: string | null;
-                            created_at: string;
-                            started_at: string | null;
-                            finished_at: string | null;
-                            progress: {
-                                step: number;
-                                of: number;
-                                /** @description The playbook task running now */
-                                name: string;
-                            } | null;
-                            /** @description Runs so far: more than 1 after a crash recovery */
-                            attempts: number;
-                        };
-                    };
-                };
-                /** @description The playbook or EC2 failed: `error` says why */
-                502: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        /**
-                         * @example {
-                         *       "task_id": "01a21c5a-6dbb-7575-a344-8105e40c2f30",
-                         *       "action": "create",
-                         *       "status": "running",
-                         *       "ip": null,
-                         *       "instance_id": null,
-                         *       "instance_state": null,
-                         *       "error": null,
-                         *       "created_at": "2026-11-27T09:33:38.107Z",
-                         *       "started_at": "2026-11-27T09:33:38.111Z",
-                         *       "finished_at": null,
-                         *       "progress": {
-                         *         "step": 6,
-                         *         "of": 9,
-                         *         "name": "Launch one instance per task"
-                         *       },
-                         *       "attempts": 1
-                         *     }
-                         */
-                        "application/json": {
-                            task_id: string;
-                            action: "create" | "delete";
-                            status: "queued" | "running" | "succeeded" | "failed" | "canceled";
-                            ip: string | null;
-                            instance_id: string | null;
-                            instance_state: string | null;
-                            error: string | null;
-                            created_at: string;
-                            started_at: string | null;
-                            finished_at: string | null;
-                            progress: {
-                                step: number;
-                                of: number;
-                                /** @description The playbook task running now */
-                                name: string;
-                            } | null;
-                            /** @description Runs so far: more than 1 after a crash recovery */
-                            attempts: number;
-                        };
-                    };
-                };
-                /** @description Unavailable: shutting down, or the queue is full (see Retry-After) */
-                503: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        /**
-                         * @example {
-                         *       "error": "username is not valid: it must be 1–32 characters: lowercase letters, digits, \"_\" or \"-\", starting with a letter or \"_\"",
-                         *       "field": "username"
-                         *     }
-                         */
-                        "application/json": {
-                            /** @description What went wrong, as a sentence a person can act on */
-                            error: string;
-                            /** @description The input at fault, for validation errors */
-                            field?: string;
-                        } & {
-                            [key: string]: unknown;
-                        };
-                    };
-                };
-                /** @description Still running after the wait limit: the task goes on */
-                504: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        /**
-                         * @example {
-                         *       "task_id": "01a21c5a-6dbb-7575-a344-8105e40c2f30",
-                         *       "action": "create",
-                         *       "status": "running",
-                         *       "ip": null,
-                         *       "instance_id": null,
-                         *       "instance_state": null,
-                         *       "error": null,
-                         *       "created_at": "2026-11-27T09:33:38.107Z",
-                         *       "started_at": "2026-11-27T09:33:38.111Z",
-                         *       "finished_at": null,
-                         *       "progress": {
-                         *         "step": 6,
-                         *         "of": 9,
-                         *         "name": "Launch one instance per task"
-                         *       },
-                         *       "attempts": 1
-                         *     }
-                         */
-                        "application/json": {
-                            task_id: string;
-                            action: "create" | "delete";
-                            status: "queued" | "running" | "succeeded" | "failed" | "canceled";
-                            ip: string | null;
-                            instance_id: string | null;
-                            instance_state: string | null;
-                            error: string | null;
-                            created_at: string;
-                            started_at: string | null;
-                            finished_at: string | null;
-                            progress: {
-                                step: number;
-                                of: number;
-                                /** @description The playbook task running now */
-                                name: string;
-                            } | null;
-                            /** @description Runs so far: more than 1 after a crash recovery */
-                            attempts: number;
-                        };
-                    };
-                };
-            };
-        };
+        delete: operations["deleteInstance"];
         options?: never;
         head?: never;
         patch?: never;
@@ -2690,4 +343,2502 @@ export interface components {
     pathItems: never;
 }
 export type $defs = Record<string, never>;
-export type operations = Record<string, never>;
+export interface operations {
+    openapiDocument: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The OpenAPI document */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description Invalid request (input the schema refuses, or a malformed URL): `error` says what is wrong, `field` which input */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "error": "username is not valid: it must be 1–32 characters: lowercase letters, digits, \"_\" or \"-\", starting with a letter or \"_\"",
+                     *       "field": "username"
+                     *     }
+                     */
+                    "application/json": {
+                        /** @description What went wrong, as a sentence a person can act on */
+                        error: string;
+                        /** @description The input at fault, for validation errors */
+                        field?: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description No valid bearer token (only when the server is configured with API_TOKENS) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "error": "username is not valid: it must be 1–32 characters: lowercase letters, digits, \"_\" or \"-\", starting with a letter or \"_\"",
+                     *       "field": "username"
+                     *     }
+                     */
+                    "application/json": {
+                        /** @description What went wrong, as a sentence a person can act on */
+                        error: string;
+                        /** @description The input at fault, for validation errors */
+                        field?: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+        };
+    };
+    health: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The process is alive; which EC2 it uses and how busy it is */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "status": "ok",
+                     *       "cloud": {
+                     *         "kind": "local-emulator",
+                     *         "endpoint": "http://127.0.0.1:44699",
+                     *         "region": "us-east-1",
+                     *         "description": "the LOCAL EC2 EMULATOR (moto) at http://127.0.0.1:44699: no real instances are launched"
+                     *       },
+                     *       "accepting": true,
+                     *       "paused": false,
+                     *       "queued": 0,
+                     *       "running_playbooks": 0
+                     *     }
+                     */
+                    "application/json": {
+                        /** @enum {string} */
+                        status: "ok";
+                        cloud: {
+                            kind: string;
+                            endpoint: string | null;
+                            region: string;
+                            description: string;
+                        };
+                        accepting: boolean;
+                        paused: boolean;
+                        /** @description Tasks waiting for a playbook run */
+                        queued: number;
+                        running_playbooks: number;
+                    };
+                };
+            };
+            /** @description Invalid request (input the schema refuses, or a malformed URL): `error` says what is wrong, `field` which input */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "error": "username is not valid: it must be 1–32 characters: lowercase letters, digits, \"_\" or \"-\", starting with a letter or \"_\"",
+                     *       "field": "username"
+                     *     }
+                     */
+                    "application/json": {
+                        /** @description What went wrong, as a sentence a person can act on */
+                        error: string;
+                        /** @description The input at fault, for validation errors */
+                        field?: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+        };
+    };
+    readiness: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Ready: every check passed */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        status: "ready" | "not_ready";
+                        /** @description Which checks failed, when not ready */
+                        error?: string;
+                        checks: {
+                            /** @description The SQLite database answers `SELECT 1` */
+                            database: {
+                                ok: boolean;
+                                /** @description Why the check failed */
+                                error?: string;
+                            };
+                            /** @description `ansible-playbook --version` runs (checked at most once a minute) */
+                            ansible: {
+                                ok: boolean;
+                                /** @description What `ansible-playbook --version` reports */
+                                version?: string;
+                                /** @description Why the check failed */
+                                error?: string;
+                            };
+                            /** @description The EC2 endpoint answers HTTP within 2 s (any status counts) */
+                            ec2: {
+                                ok: boolean;
+                                /** @description The URL probed: AWS_ENDPOINT_URL, the emulator, or https://ec2.<region>.amazonaws.com/ */
+                                endpoint: string;
+                                /** @description Why the check failed */
+                                error?: string;
+                            };
+                        };
+                    };
+                };
+            };
+            /** @description Invalid request (input the schema refuses, or a malformed URL): `error` says what is wrong, `field` which input */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "error": "username is not valid: it must be 1–32 characters: lowercase letters, digits, \"_\" or \"-\", starting with a letter or \"_\"",
+                     *       "field": "username"
+                     *     }
+                     */
+                    "application/json": {
+                        /** @description What went wrong, as a sentence a person can act on */
+                        error: string;
+                        /** @description The input at fault, for validation errors */
+                        field?: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description No valid bearer token (only when the server is configured with API_TOKENS) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "error": "username is not valid: it must be 1–32 characters: lowercase letters, digits, \"_\" or \"-\", starting with a letter or \"_\"",
+                     *       "field": "username"
+                     *     }
+                     */
+                    "application/json": {
+                        /** @description What went wrong, as a sentence a person can act on */
+                        error: string;
+                        /** @description The input at fault, for validation errors */
+                        field?: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description Not ready: the failing checks carry an `error` */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        status: "ready" | "not_ready";
+                        /** @description Which checks failed, when not ready */
+                        error?: string;
+                        checks: {
+                            /** @description The SQLite database answers `SELECT 1` */
+                            database: {
+                                ok: boolean;
+                                /** @description Why the check failed */
+                                error?: string;
+                            };
+                            /** @description `ansible-playbook --version` runs (checked at most once a minute) */
+                            ansible: {
+                                ok: boolean;
+                                /** @description What `ansible-playbook --version` reports */
+                                version?: string;
+                                /** @description Why the check failed */
+                                error?: string;
+                            };
+                            /** @description The EC2 endpoint answers HTTP within 2 s (any status counts) */
+                            ec2: {
+                                ok: boolean;
+                                /** @description The URL probed: AWS_ENDPOINT_URL, the emulator, or https://ec2.<region>.amazonaws.com/ */
+                                endpoint: string;
+                                /** @description Why the check failed */
+                                error?: string;
+                            };
+                        };
+                    };
+                };
+            };
+        };
+    };
+    metrics: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Prometheus text exposition format 0.0.4 */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain; version=0.0.4": string;
+                };
+            };
+            /** @description Invalid request (input the schema refuses, or a malformed URL): `error` says what is wrong, `field` which input */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "error": "username is not valid: it must be 1–32 characters: lowercase letters, digits, \"_\" or \"-\", starting with a letter or \"_\"",
+                     *       "field": "username"
+                     *     }
+                     */
+                    "application/json": {
+                        /** @description What went wrong, as a sentence a person can act on */
+                        error: string;
+                        /** @description The input at fault, for validation errors */
+                        field?: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description No valid bearer token (only when the server is configured with API_TOKENS) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "error": "username is not valid: it must be 1–32 characters: lowercase letters, digits, \"_\" or \"-\", starting with a letter or \"_\"",
+                     *       "field": "username"
+                     *     }
+                     */
+                    "application/json": {
+                        /** @description What went wrong, as a sentence a person can act on */
+                        error: string;
+                        /** @description The input at fault, for validation errors */
+                        field?: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+        };
+    };
+    createAndWait: {
+        parameters: {
+            query?: never;
+            header?: {
+                /**
+                 * @description 1–255 printable ASCII characters: the same key with the same body returns the same task, never a second one; with another body, 409
+                 * @example deploy-42
+                 */
+                "idempotency-key"?: string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        /** @description The login account to create on the new instance (cloud-init user-data, SSH password login on) */
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "username": "suitepad",
+                 *       "password": "suitepad"
+                 *     }
+                 */
+                "application/json": {
+                    /**
+                     * @description 1–32 characters: lowercase letters, digits, "_" or "-", starting with a letter or "_"
+                     * @example suitepad
+                     */
+                    username: string;
+                    /**
+                     * @description 8–128 printable characters (no control characters); never stored or echoed, only its SHA-512-crypt hash
+                     * @example suitepad
+                     */
+                    password: string;
+                };
+            };
+        };
+        responses: {
+            /** @description Launched and running */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        ip: string | null;
+                        /** @description running or terminated on success; not_found, failed, queued or running otherwise */
+                        status: string;
+                        /** @description The task that did the work; /status/<task_id> has the detail */
+                        task_id: string;
+                        instance_id?: string | null;
+                        error?: string | null;
+                    };
+                };
+            };
+            /** @description Invalid request (input the schema refuses, or a malformed URL): `error` says what is wrong, `field` which input */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "error": "username is not valid: it must be 1–32 characters: lowercase letters, digits, \"_\" or \"-\", starting with a letter or \"_\"",
+                     *       "field": "username"
+                     *     }
+                     */
+                    "application/json": {
+                        /** @description What went wrong, as a sentence a person can act on */
+                        error: string;
+                        /** @description The input at fault, for validation errors */
+                        field?: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description No valid bearer token (only when the server is configured with API_TOKENS) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "error": "username is not valid: it must be 1–32 characters: lowercase letters, digits, \"_\" or \"-\", starting with a letter or \"_\"",
+                     *       "field": "username"
+                     *     }
+                     */
+                    "application/json": {
+                        /** @description What went wrong, as a sentence a person can act on */
+                        error: string;
+                        /** @description The input at fault, for validation errors */
+                        field?: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description Conflict: this Idempotency-Key was used with a different request body */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "error": "username is not valid: it must be 1–32 characters: lowercase letters, digits, \"_\" or \"-\", starting with a letter or \"_\"",
+                     *       "field": "username"
+                     *     }
+                     */
+                    "application/json": {
+                        /** @description What went wrong, as a sentence a person can act on */
+                        error: string;
+                        /** @description The input at fault, for validation errors */
+                        field?: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description The playbook failed: `error` says why, /status/<task_id> keeps the detail */
+            502: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        ip: string | null;
+                        /** @description running or terminated on success; not_found, failed, queued or running otherwise */
+                        status: string;
+                        /** @description The task that did the work; /status/<task_id> has the detail */
+                        task_id: string;
+                        instance_id?: string | null;
+                        error?: string | null;
+                    };
+                };
+            };
+            /** @description Unavailable: shutting down, or the queue is full (see Retry-After) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "error": "username is not valid: it must be 1–32 characters: lowercase letters, digits, \"_\" or \"-\", starting with a letter or \"_\"",
+                     *       "field": "username"
+                     *     }
+                     */
+                    "application/json": {
+                        /** @description What went wrong, as a sentence a person can act on */
+                        error: string;
+                        /** @description The input at fault, for validation errors */
+                        field?: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description Still running after EC2_API_SYNC_WAIT: the task goes on; follow /status/<task_id> */
+            504: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        ip: string | null;
+                        /** @description running or terminated on success; not_found, failed, queued or running otherwise */
+                        status: string;
+                        /** @description The task that did the work; /status/<task_id> has the detail */
+                        task_id: string;
+                        instance_id?: string | null;
+                        error?: string | null;
+                    };
+                };
+            };
+        };
+    };
+    createAsync: {
+        parameters: {
+            query?: never;
+            header?: {
+                /**
+                 * @description 1–255 printable ASCII characters: the same key with the same body returns the same task, never a second one; with another body, 409
+                 * @example deploy-42
+                 */
+                "idempotency-key"?: string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        /** @description The login account to create on the new instance (cloud-init user-data, SSH password login on) */
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "username": "suitepad",
+                 *       "password": "suitepad"
+                 *     }
+                 */
+                "application/json": {
+                    /**
+                     * @description 1–32 characters: lowercase letters, digits, "_" or "-", starting with a letter or "_"
+                     * @example suitepad
+                     */
+                    username: string;
+                    /**
+                     * @description 8–128 printable characters (no control characters); never stored or echoed, only its SHA-512-crypt hash
+                     * @example suitepad
+                     */
+                    password: string;
+                };
+            };
+        };
+        responses: {
+            /** @description Accepted: the task is stored and queued; the Location header names its /status URL */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "task_id": "01a21c5a-6dbb-7575-a344-8105e40c2f30",
+                     *       "message": "create task queued"
+                     *     }
+                     */
+                    "application/json": {
+                        /** @description The task id; follow it at /status/<task_id> */
+                        task_id: string;
+                        /** @description "create task queued" or "delete task queued" */
+                        message: string;
+                    };
+                };
+            };
+            /** @description Invalid request (input the schema refuses, or a malformed URL): `error` says what is wrong, `field` which input */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "error": "username is not valid: it must be 1–32 characters: lowercase letters, digits, \"_\" or \"-\", starting with a letter or \"_\"",
+                     *       "field": "username"
+                     *     }
+                     */
+                    "application/json": {
+                        /** @description What went wrong, as a sentence a person can act on */
+                        error: string;
+                        /** @description The input at fault, for validation errors */
+                        field?: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description No valid bearer token (only when the server is configured with API_TOKENS) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "error": "username is not valid: it must be 1–32 characters: lowercase letters, digits, \"_\" or \"-\", starting with a letter or \"_\"",
+                     *       "field": "username"
+                     *     }
+                     */
+                    "application/json": {
+                        /** @description What went wrong, as a sentence a person can act on */
+                        error: string;
+                        /** @description The input at fault, for validation errors */
+                        field?: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description Conflict: this Idempotency-Key was used with a different request body */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "error": "username is not valid: it must be 1–32 characters: lowercase letters, digits, \"_\" or \"-\", starting with a letter or \"_\"",
+                     *       "field": "username"
+                     *     }
+                     */
+                    "application/json": {
+                        /** @description What went wrong, as a sentence a person can act on */
+                        error: string;
+                        /** @description The input at fault, for validation errors */
+                        field?: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description Unavailable: shutting down, or the queue is full (see Retry-After) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "error": "username is not valid: it must be 1–32 characters: lowercase letters, digits, \"_\" or \"-\", starting with a letter or \"_\"",
+                     *       "field": "username"
+                     *     }
+                     */
+                    "application/json": {
+                        /** @description What went wrong, as a sentence a person can act on */
+                        error: string;
+                        /** @description The input at fault, for validation errors */
+                        field?: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+        };
+    };
+    getStatus: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /**
+                 * @description a task id (UUID) as returned by /create-async
+                 * @example 01a21c5a-6dbb-7575-a344-8105e40c2f30
+                 */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The task */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "task_id": "01a21c5a-6dbb-7575-a344-8105e40c2f30",
+                     *       "action": "create",
+                     *       "status": "running",
+                     *       "ip": null,
+                     *       "instance_id": null,
+                     *       "instance_state": null,
+                     *       "error": null,
+                     *       "created_at": "2026-11-27T09:33:38.107Z",
+                     *       "started_at": "2026-11-27T09:33:38.111Z",
+                     *       "finished_at": null,
+                     *       "progress": {
+                     *         "step": 6,
+                     *         "of": 9,
+                     *         "name": "Launch one instance per task"
+                     *       },
+                     *       "attempts": 1
+                     *     }
+                     */
+                    "application/json": {
+                        task_id: string;
+                        action: "create" | "delete";
+                        status: "queued" | "running" | "succeeded" | "failed" | "canceled";
+                        ip: string | null;
+                        instance_id: string | null;
+                        instance_state: ("pending" | "running" | "terminated" | "not_found") | null;
+                        error: string | null;
+                        created_at: string;
+                        started_at: string | null;
+                        finished_at: string | null;
+                        progress: {
+                            step: number;
+                            of: number;
+                            /** @description The playbook task running now */
+                            name: string;
+                        } | null;
+                        /** @description Runs so far: more than 1 after a crash recovery */
+                        attempts: number;
+                    };
+                };
+            };
+            /** @description Invalid request (input the schema refuses, or a malformed URL): `error` says what is wrong, `field` which input */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "error": "username is not valid: it must be 1–32 characters: lowercase letters, digits, \"_\" or \"-\", starting with a letter or \"_\"",
+                     *       "field": "username"
+                     *     }
+                     */
+                    "application/json": {
+                        /** @description What went wrong, as a sentence a person can act on */
+                        error: string;
+                        /** @description The input at fault, for validation errors */
+                        field?: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description No valid bearer token (only when the server is configured with API_TOKENS) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "error": "username is not valid: it must be 1–32 characters: lowercase letters, digits, \"_\" or \"-\", starting with a letter or \"_\"",
+                     *       "field": "username"
+                     *     }
+                     */
+                    "application/json": {
+                        /** @description What went wrong, as a sentence a person can act on */
+                        error: string;
+                        /** @description The input at fault, for validation errors */
+                        field?: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description No task has that id */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "error": "username is not valid: it must be 1–32 characters: lowercase letters, digits, \"_\" or \"-\", starting with a letter or \"_\"",
+                     *       "field": "username"
+                     *     }
+                     */
+                    "application/json": {
+                        /** @description What went wrong, as a sentence a person can act on */
+                        error: string;
+                        /** @description The input at fault, for validation errors */
+                        field?: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+        };
+    };
+    deleteAndWait: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /**
+                 * @description The instance's public IP: a dotted-quad IPv4 address such as 54.1.2.3
+                 * @example 54.214.104.69
+                 */
+                ip: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Terminated */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        ip: string | null;
+                        /** @description running or terminated on success; not_found, failed, queued or running otherwise */
+                        status: string;
+                        /** @description The task that did the work; /status/<task_id> has the detail */
+                        task_id: string;
+                        instance_id?: string | null;
+                        error?: string | null;
+                    };
+                };
+            };
+            /** @description Invalid request (input the schema refuses, or a malformed URL): `error` says what is wrong, `field` which input */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "error": "username is not valid: it must be 1–32 characters: lowercase letters, digits, \"_\" or \"-\", starting with a letter or \"_\"",
+                     *       "field": "username"
+                     *     }
+                     */
+                    "application/json": {
+                        /** @description What went wrong, as a sentence a person can act on */
+                        error: string;
+                        /** @description The input at fault, for validation errors */
+                        field?: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description No valid bearer token (only when the server is configured with API_TOKENS) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "error": "username is not valid: it must be 1–32 characters: lowercase letters, digits, \"_\" or \"-\", starting with a letter or \"_\"",
+                     *       "field": "username"
+                     *     }
+                     */
+                    "application/json": {
+                        /** @description What went wrong, as a sentence a person can act on */
+                        error: string;
+                        /** @description The input at fault, for validation errors */
+                        field?: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description No instance launched by this service has that public IP */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        ip: string | null;
+                        /** @description running or terminated on success; not_found, failed, queued or running otherwise */
+                        status: string;
+                        /** @description The task that did the work; /status/<task_id> has the detail */
+                        task_id: string;
+                        instance_id?: string | null;
+                        error?: string | null;
+                    };
+                };
+            };
+            /** @description The playbook failed: `error` says why, /status/<task_id> keeps the detail */
+            502: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        ip: string | null;
+                        /** @description running or terminated on success; not_found, failed, queued or running otherwise */
+                        status: string;
+                        /** @description The task that did the work; /status/<task_id> has the detail */
+                        task_id: string;
+                        instance_id?: string | null;
+                        error?: string | null;
+                    };
+                };
+            };
+            /** @description Unavailable: shutting down, or the queue is full (see Retry-After) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "error": "username is not valid: it must be 1–32 characters: lowercase letters, digits, \"_\" or \"-\", starting with a letter or \"_\"",
+                     *       "field": "username"
+                     *     }
+                     */
+                    "application/json": {
+                        /** @description What went wrong, as a sentence a person can act on */
+                        error: string;
+                        /** @description The input at fault, for validation errors */
+                        field?: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description Still running after EC2_API_SYNC_WAIT: the task goes on; follow /status/<task_id> */
+            504: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        ip: string | null;
+                        /** @description running or terminated on success; not_found, failed, queued or running otherwise */
+                        status: string;
+                        /** @description The task that did the work; /status/<task_id> has the detail */
+                        task_id: string;
+                        instance_id?: string | null;
+                        error?: string | null;
+                    };
+                };
+            };
+        };
+    };
+    deleteAsync: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /**
+                 * @description The instance's public IP: a dotted-quad IPv4 address such as 54.1.2.3
+                 * @example 54.214.104.69
+                 */
+                ip: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Accepted: the task is stored and queued; the Location header names its /status URL */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "task_id": "01a21c5a-6dbb-7575-a344-8105e40c2f30",
+                     *       "message": "create task queued"
+                     *     }
+                     */
+                    "application/json": {
+                        /** @description The task id; follow it at /status/<task_id> */
+                        task_id: string;
+                        /** @description "create task queued" or "delete task queued" */
+                        message: string;
+                    };
+                };
+            };
+            /** @description Invalid request (input the schema refuses, or a malformed URL): `error` says what is wrong, `field` which input */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "error": "username is not valid: it must be 1–32 characters: lowercase letters, digits, \"_\" or \"-\", starting with a letter or \"_\"",
+                     *       "field": "username"
+                     *     }
+                     */
+                    "application/json": {
+                        /** @description What went wrong, as a sentence a person can act on */
+                        error: string;
+                        /** @description The input at fault, for validation errors */
+                        field?: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description No valid bearer token (only when the server is configured with API_TOKENS) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "error": "username is not valid: it must be 1–32 characters: lowercase letters, digits, \"_\" or \"-\", starting with a letter or \"_\"",
+                     *       "field": "username"
+                     *     }
+                     */
+                    "application/json": {
+                        /** @description What went wrong, as a sentence a person can act on */
+                        error: string;
+                        /** @description The input at fault, for validation errors */
+                        field?: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description Unavailable: shutting down, or the queue is full (see Retry-After) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "error": "username is not valid: it must be 1–32 characters: lowercase letters, digits, \"_\" or \"-\", starting with a letter or \"_\"",
+                     *       "field": "username"
+                     *     }
+                     */
+                    "application/json": {
+                        /** @description What went wrong, as a sentence a person can act on */
+                        error: string;
+                        /** @description The input at fault, for validation errors */
+                        field?: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+        };
+    };
+    listTasks: {
+        parameters: {
+            query?: {
+                status?: "queued" | "running" | "succeeded" | "failed" | "canceled";
+                action?: "create" | "delete";
+                /** @description public IP the task launched or deleted */
+                ip?: string;
+                /** @description ISO-8601 time, exclusive */
+                created_after?: string;
+                /** @description ISO-8601 time, exclusive */
+                created_before?: string;
+                /** @description page size, 1–500 (default 50) */
+                limit?: string;
+                /** @description next_cursor of the previous page */
+                cursor?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        tasks: {
+                            task_id: string;
+                            action: "create" | "delete";
+                            status: "queued" | "running" | "succeeded" | "failed" | "canceled";
+                            ip: string | null;
+                            instance_id: string | null;
+                            instance_state: ("pending" | "running" | "terminated" | "not_found") | null;
+                            error: string | null;
+                            created_at: string;
+                            started_at: string | null;
+                            finished_at: string | null;
+                            progress: {
+                                step: number;
+                                of: number;
+                                /** @description The playbook task running now */
+                                name: string;
+                            } | null;
+                            /** @description Runs so far: more than 1 after a crash recovery */
+                            attempts: number;
+                        }[];
+                        /** @description pass as ?cursor= for the next (older) page; null on the last */
+                        next_cursor: string | null;
+                        /** @description The newest event when this list was read: follow /events?after=<this> to see every change since */
+                        last_event_id: number;
+                    };
+                };
+            };
+            /** @description Invalid request (input the schema refuses, or a malformed URL): `error` says what is wrong, `field` which input */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "error": "username is not valid: it must be 1–32 characters: lowercase letters, digits, \"_\" or \"-\", starting with a letter or \"_\"",
+                     *       "field": "username"
+                     *     }
+                     */
+                    "application/json": {
+                        /** @description What went wrong, as a sentence a person can act on */
+                        error: string;
+                        /** @description The input at fault, for validation errors */
+                        field?: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description No valid bearer token (only when the server is configured with API_TOKENS) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "error": "username is not valid: it must be 1–32 characters: lowercase letters, digits, \"_\" or \"-\", starting with a letter or \"_\"",
+                     *       "field": "username"
+                     *     }
+                     */
+                    "application/json": {
+                        /** @description What went wrong, as a sentence a person can act on */
+                        error: string;
+                        /** @description The input at fault, for validation errors */
+                        field?: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+        };
+    };
+    getTask: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /**
+                 * @description a task id (UUID) as returned by /create-async
+                 * @example 01a21c5a-6dbb-7575-a344-8105e40c2f30
+                 */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "task_id": "01a21c5a-6dbb-7575-a344-8105e40c2f30",
+                     *       "action": "create",
+                     *       "status": "running",
+                     *       "ip": null,
+                     *       "instance_id": null,
+                     *       "instance_state": null,
+                     *       "error": null,
+                     *       "created_at": "2026-11-27T09:33:38.107Z",
+                     *       "started_at": "2026-11-27T09:33:38.111Z",
+                     *       "finished_at": null,
+                     *       "progress": {
+                     *         "step": 6,
+                     *         "of": 9,
+                     *         "name": "Launch one instance per task"
+                     *       },
+                     *       "attempts": 1
+                     *     }
+                     */
+                    "application/json": {
+                        task_id: string;
+                        action: "create" | "delete";
+                        status: "queued" | "running" | "succeeded" | "failed" | "canceled";
+                        ip: string | null;
+                        instance_id: string | null;
+                        instance_state: ("pending" | "running" | "terminated" | "not_found") | null;
+                        error: string | null;
+                        created_at: string;
+                        started_at: string | null;
+                        finished_at: string | null;
+                        progress: {
+                            step: number;
+                            of: number;
+                            /** @description The playbook task running now */
+                            name: string;
+                        } | null;
+                        /** @description Runs so far: more than 1 after a crash recovery */
+                        attempts: number;
+                    };
+                };
+            };
+            /** @description Invalid request (input the schema refuses, or a malformed URL): `error` says what is wrong, `field` which input */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "error": "username is not valid: it must be 1–32 characters: lowercase letters, digits, \"_\" or \"-\", starting with a letter or \"_\"",
+                     *       "field": "username"
+                     *     }
+                     */
+                    "application/json": {
+                        /** @description What went wrong, as a sentence a person can act on */
+                        error: string;
+                        /** @description The input at fault, for validation errors */
+                        field?: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description No valid bearer token (only when the server is configured with API_TOKENS) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "error": "username is not valid: it must be 1–32 characters: lowercase letters, digits, \"_\" or \"-\", starting with a letter or \"_\"",
+                     *       "field": "username"
+                     *     }
+                     */
+                    "application/json": {
+                        /** @description What went wrong, as a sentence a person can act on */
+                        error: string;
+                        /** @description The input at fault, for validation errors */
+                        field?: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description Not found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "error": "username is not valid: it must be 1–32 characters: lowercase letters, digits, \"_\" or \"-\", starting with a letter or \"_\"",
+                     *       "field": "username"
+                     *     }
+                     */
+                    "application/json": {
+                        /** @description What went wrong, as a sentence a person can act on */
+                        error: string;
+                        /** @description The input at fault, for validation errors */
+                        field?: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+        };
+    };
+    getTaskLog: {
+        parameters: {
+            query?: {
+                /** @description characters to skip: read only what is new */
+                offset?: string;
+            };
+            header?: never;
+            path: {
+                /**
+                 * @description a task id (UUID) as returned by /create-async
+                 * @example 01a21c5a-6dbb-7575-a344-8105e40c2f30
+                 */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+            /** @description Invalid request (input the schema refuses, or a malformed URL): `error` says what is wrong, `field` which input */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "error": "username is not valid: it must be 1–32 characters: lowercase letters, digits, \"_\" or \"-\", starting with a letter or \"_\"",
+                     *       "field": "username"
+                     *     }
+                     */
+                    "application/json": {
+                        /** @description What went wrong, as a sentence a person can act on */
+                        error: string;
+                        /** @description The input at fault, for validation errors */
+                        field?: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description No valid bearer token (only when the server is configured with API_TOKENS) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "error": "username is not valid: it must be 1–32 characters: lowercase letters, digits, \"_\" or \"-\", starting with a letter or \"_\"",
+                     *       "field": "username"
+                     *     }
+                     */
+                    "application/json": {
+                        /** @description What went wrong, as a sentence a person can act on */
+                        error: string;
+                        /** @description The input at fault, for validation errors */
+                        field?: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description Not found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "error": "username is not valid: it must be 1–32 characters: lowercase letters, digits, \"_\" or \"-\", starting with a letter or \"_\"",
+                     *       "field": "username"
+                     *     }
+                     */
+                    "application/json": {
+                        /** @description What went wrong, as a sentence a person can act on */
+                        error: string;
+                        /** @description The input at fault, for validation errors */
+                        field?: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+        };
+    };
+    watchTask: {
+        parameters: {
+            query?: never;
+            header?: {
+                "last-event-id"?: string;
+            };
+            path: {
+                /**
+                 * @description a task id (UUID) as returned by /create-async
+                 * @example 01a21c5a-6dbb-7575-a344-8105e40c2f30
+                 */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/event-stream": string;
+                };
+            };
+            /** @description Invalid request (input the schema refuses, or a malformed URL): `error` says what is wrong, `field` which input */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "error": "username is not valid: it must be 1–32 characters: lowercase letters, digits, \"_\" or \"-\", starting with a letter or \"_\"",
+                     *       "field": "username"
+                     *     }
+                     */
+                    "application/json": {
+                        /** @description What went wrong, as a sentence a person can act on */
+                        error: string;
+                        /** @description The input at fault, for validation errors */
+                        field?: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description No valid bearer token (only when the server is configured with API_TOKENS) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "error": "username is not valid: it must be 1–32 characters: lowercase letters, digits, \"_\" or \"-\", starting with a letter or \"_\"",
+                     *       "field": "username"
+                     *     }
+                     */
+                    "application/json": {
+                        /** @description What went wrong, as a sentence a person can act on */
+                        error: string;
+                        /** @description The input at fault, for validation errors */
+                        field?: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description Not found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "error": "username is not valid: it must be 1–32 characters: lowercase letters, digits, \"_\" or \"-\", starting with a letter or \"_\"",
+                     *       "field": "username"
+                     *     }
+                     */
+                    "application/json": {
+                        /** @description What went wrong, as a sentence a person can act on */
+                        error: string;
+                        /** @description The input at fault, for validation errors */
+                        field?: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+        };
+    };
+    watchAllTasks: {
+        parameters: {
+            query?: {
+                /** @description replay the events after this id (as Last-Event-ID does) */
+                after?: string;
+            };
+            header?: {
+                "last-event-id"?: string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/event-stream": string;
+                };
+            };
+            /** @description Invalid request (input the schema refuses, or a malformed URL): `error` says what is wrong, `field` which input */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "error": "username is not valid: it must be 1–32 characters: lowercase letters, digits, \"_\" or \"-\", starting with a letter or \"_\"",
+                     *       "field": "username"
+                     *     }
+                     */
+                    "application/json": {
+                        /** @description What went wrong, as a sentence a person can act on */
+                        error: string;
+                        /** @description The input at fault, for validation errors */
+                        field?: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description No valid bearer token (only when the server is configured with API_TOKENS) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "error": "username is not valid: it must be 1–32 characters: lowercase letters, digits, \"_\" or \"-\", starting with a letter or \"_\"",
+                     *       "field": "username"
+                     *     }
+                     */
+                    "application/json": {
+                        /** @description What went wrong, as a sentence a person can act on */
+                        error: string;
+                        /** @description The input at fault, for validation errors */
+                        field?: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+        };
+    };
+    cancelTask: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /**
+                 * @description a task id (UUID) as returned by /create-async
+                 * @example 01a21c5a-6dbb-7575-a344-8105e40c2f30
+                 */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "task_id": "01a21c5a-6dbb-7575-a344-8105e40c2f30",
+                     *       "action": "create",
+                     *       "status": "running",
+                     *       "ip": null,
+                     *       "instance_id": null,
+                     *       "instance_state": null,
+                     *       "error": null,
+                     *       "created_at": "2026-11-27T09:33:38.107Z",
+                     *       "started_at": "2026-11-27T09:33:38.111Z",
+                     *       "finished_at": null,
+                     *       "progress": {
+                     *         "step": 6,
+                     *         "of": 9,
+                     *         "name": "Launch one instance per task"
+                     *       },
+                     *       "attempts": 1
+                     *     }
+                     */
+                    "application/json": {
+                        task_id: string;
+                        action: "create" | "delete";
+                        status: "queued" | "running" | "succeeded" | "failed" | "canceled";
+                        ip: string | null;
+                        instance_id: string | null;
+                        instance_state: ("pending" | "running" | "terminated" | "not_found") | null;
+                        error: string | null;
+                        created_at: string;
+                        started_at: string | null;
+                        finished_at: string | null;
+                        progress: {
+                            step: number;
+                            of: number;
+                            /** @description The playbook task running now */
+                            name: string;
+                        } | null;
+                        /** @description Runs so far: more than 1 after a crash recovery */
+                        attempts: number;
+                    };
+                };
+            };
+            /** @description Accepted */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "task_id": "01a21c5a-6dbb-7575-a344-8105e40c2f30",
+                     *       "action": "create",
+                     *       "status": "running",
+                     *       "ip": null,
+                     *       "instance_id": null,
+                     *       "instance_state": null,
+                     *       "error": null,
+                     *       "created_at": "2026-11-27T09:33:38.107Z",
+                     *       "started_at": "2026-11-27T09:33:38.111Z",
+                     *       "finished_at": null,
+                     *       "progress": {
+                     *         "step": 6,
+                     *         "of": 9,
+                     *         "name": "Launch one instance per task"
+                     *       },
+                     *       "attempts": 1
+                     *     }
+                     */
+                    "application/json": {
+                        task_id: string;
+                        action: "create" | "delete";
+                        status: "queued" | "running" | "succeeded" | "failed" | "canceled";
+                        ip: string | null;
+                        instance_id: string | null;
+                        instance_state: ("pending" | "running" | "terminated" | "not_found") | null;
+                        error: string | null;
+                        created_at: string;
+                        started_at: string | null;
+                        finished_at: string | null;
+                        progress: {
+                            step: number;
+                            of: number;
+                            /** @description The playbook task running now */
+                            name: string;
+                        } | null;
+                        /** @description Runs so far: more than 1 after a crash recovery */
+                        attempts: number;
+                    };
+                };
+            };
+            /** @description Invalid request (input the schema refuses, or a malformed URL): `error` says what is wrong, `field` which input */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "error": "username is not valid: it must be 1–32 characters: lowercase letters, digits, \"_\" or \"-\", starting with a letter or \"_\"",
+                     *       "field": "username"
+                     *     }
+                     */
+                    "application/json": {
+                        /** @description What went wrong, as a sentence a person can act on */
+                        error: string;
+                        /** @description The input at fault, for validation errors */
+                        field?: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description No valid bearer token (only when the server is configured with API_TOKENS) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "error": "username is not valid: it must be 1–32 characters: lowercase letters, digits, \"_\" or \"-\", starting with a letter or \"_\"",
+                     *       "field": "username"
+                     *     }
+                     */
+                    "application/json": {
+                        /** @description What went wrong, as a sentence a person can act on */
+                        error: string;
+                        /** @description The input at fault, for validation errors */
+                        field?: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description Not found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "error": "username is not valid: it must be 1–32 characters: lowercase letters, digits, \"_\" or \"-\", starting with a letter or \"_\"",
+                     *       "field": "username"
+                     *     }
+                     */
+                    "application/json": {
+                        /** @description What went wrong, as a sentence a person can act on */
+                        error: string;
+                        /** @description The input at fault, for validation errors */
+                        field?: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description Conflict */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "error": "username is not valid: it must be 1–32 characters: lowercase letters, digits, \"_\" or \"-\", starting with a letter or \"_\"",
+                     *       "field": "username"
+                     *     }
+                     */
+                    "application/json": {
+                        /** @description What went wrong, as a sentence a person can act on */
+                        error: string;
+                        /** @description The input at fault, for validation errors */
+                        field?: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+        };
+    };
+    listInstances: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        instances: {
+                            instance_id: string;
+                            public_ip: string | null;
+                            state: string;
+                            launch_time: string | null;
+                            /** @description the create task that launched it (its TaskId tag) */
+                            task_id: string | null;
+                            name?: string | null;
+                            instance_type?: string | null;
+                        }[];
+                    };
+                };
+            };
+            /** @description Invalid request (input the schema refuses, or a malformed URL): `error` says what is wrong, `field` which input */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "error": "username is not valid: it must be 1–32 characters: lowercase letters, digits, \"_\" or \"-\", starting with a letter or \"_\"",
+                     *       "field": "username"
+                     *     }
+                     */
+                    "application/json": {
+                        /** @description What went wrong, as a sentence a person can act on */
+                        error: string;
+                        /** @description The input at fault, for validation errors */
+                        field?: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description No valid bearer token (only when the server is configured with API_TOKENS) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "error": "username is not valid: it must be 1–32 characters: lowercase letters, digits, \"_\" or \"-\", starting with a letter or \"_\"",
+                     *       "field": "username"
+                     *     }
+                     */
+                    "application/json": {
+                        /** @description What went wrong, as a sentence a person can act on */
+                        error: string;
+                        /** @description The input at fault, for validation errors */
+                        field?: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description The playbook or EC2 failed: `error` says why */
+            502: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "error": "username is not valid: it must be 1–32 characters: lowercase letters, digits, \"_\" or \"-\", starting with a letter or \"_\"",
+                     *       "field": "username"
+                     *     }
+                     */
+                    "application/json": {
+                        /** @description What went wrong, as a sentence a person can act on */
+                        error: string;
+                        /** @description The input at fault, for validation errors */
+                        field?: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description Unavailable: shutting down, or the queue is full (see Retry-After) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "error": "username is not valid: it must be 1–32 characters: lowercase letters, digits, \"_\" or \"-\", starting with a letter or \"_\"",
+                     *       "field": "username"
+                     *     }
+                     */
+                    "application/json": {
+                        /** @description What went wrong, as a sentence a person can act on */
+                        error: string;
+                        /** @description The input at fault, for validation errors */
+                        field?: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+        };
+    };
+    createInstance: {
+        parameters: {
+            query?: {
+                wait?: "true" | "false";
+            };
+            header?: {
+                /**
+                 * @description 1–255 printable ASCII characters: the same key with the same body returns the same task, never a second one; with another body, 409
+                 * @example deploy-42
+                 */
+                "idempotency-key"?: string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        /** @description The login account to create on the new instance (cloud-init user-data, SSH password login on) */
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "username": "suitepad",
+                 *       "password": "suitepad"
+                 *     }
+                 */
+                "application/json": {
+                    /**
+                     * @description 1–32 characters: lowercase letters, digits, "_" or "-", starting with a letter or "_"
+                     * @example suitepad
+                     */
+                    username: string;
+                    /**
+                     * @description 8–128 printable characters (no control characters); never stored or echoed, only its SHA-512-crypt hash
+                     * @example suitepad
+                     */
+                    password: string;
+                };
+            };
+        };
+        responses: {
+            /** @description Created */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "task_id": "01a21c5a-6dbb-7575-a344-8105e40c2f30",
+                     *       "action": "create",
+                     *       "status": "running",
+                     *       "ip": null,
+                     *       "instance_id": null,
+                     *       "instance_state": null,
+                     *       "error": null,
+                     *       "created_at": "2026-11-27T09:33:38.107Z",
+                     *       "started_at": "2026-11-27T09:33:38.111Z",
+                     *       "finished_at": null,
+                     *       "progress": {
+                     *         "step": 6,
+                     *         "of": 9,
+                     *         "name": "Launch one instance per task"
+                     *       },
+                     *       "attempts": 1
+                     *     }
+                     */
+                    "application/json": {
+                        task_id: string;
+                        action: "create" | "delete";
+                        status: "queued" | "running" | "succeeded" | "failed" | "canceled";
+                        ip: string | null;
+                        instance_id: string | null;
+                        instance_state: ("pending" | "running" | "terminated" | "not_found") | null;
+                        error: string | null;
+                        created_at: string;
+                        started_at: string | null;
+                        finished_at: string | null;
+                        progress: {
+                            step: number;
+                            of: number;
+                            /** @description The playbook task running now */
+                            name: string;
+                        } | null;
+                        /** @description Runs so far: more than 1 after a crash recovery */
+                        attempts: number;
+                    };
+                };
+            };
+            /** @description Accepted */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "task_id": "01a21c5a-6dbb-7575-a344-8105e40c2f30",
+                     *       "action": "create",
+                     *       "status": "running",
+                     *       "ip": null,
+                     *       "instance_id": null,
+                     *       "instance_state": null,
+                     *       "error": null,
+                     *       "created_at": "2026-11-27T09:33:38.107Z",
+                     *       "started_at": "2026-11-27T09:33:38.111Z",
+                     *       "finished_at": null,
+                     *       "progress": {
+                     *         "step": 6,
+                     *         "of": 9,
+                     *         "name": "Launch one instance per task"
+                     *       },
+                     *       "attempts": 1
+                     *     }
+                     */
+                    "application/json": {
+                        task_id: string;
+                        action: "create" | "delete";
+                        status: "queued" | "running" | "succeeded" | "failed" | "canceled";
+                        ip: string | null;
+                        instance_id: string | null;
+                        instance_state: ("pending" | "running" | "terminated" | "not_found") | null;
+                        error: string | null;
+                        created_at: string;
+                        started_at: string | null;
+                        finished_at: string | null;
+                        progress: {
+                            step: number;
+                            of: number;
+                            /** @description The playbook task running now */
+                            name: string;
+                        } | null;
+                        /** @description Runs so far: more than 1 after a crash recovery */
+                        attempts: number;
+                    };
+                };
+            };
+            /** @description Invalid request (input the schema refuses, or a malformed URL): `error` says what is wrong, `field` which input */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "error": "username is not valid: it must be 1–32 characters: lowercase letters, digits, \"_\" or \"-\", starting with a letter or \"_\"",
+                     *       "field": "username"
+                     *     }
+                     */
+                    "application/json": {
+                        /** @description What went wrong, as a sentence a person can act on */
+                        error: string;
+                        /** @description The input at fault, for validation errors */
+                        field?: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description No valid bearer token (only when the server is configured with API_TOKENS) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "error": "username is not valid: it must be 1–32 characters: lowercase letters, digits, \"_\" or \"-\", starting with a letter or \"_\"",
+                     *       "field": "username"
+                     *     }
+                     */
+                    "application/json": {
+                        /** @description What went wrong, as a sentence a person can act on */
+                        error: string;
+                        /** @description The input at fault, for validation errors */
+                        field?: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description Conflict */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "error": "username is not valid: it must be 1–32 characters: lowercase letters, digits, \"_\" or \"-\", starting with a letter or \"_\"",
+                     *       "field": "username"
+                     *     }
+                     */
+                    "application/json": {
+                        /** @description What went wrong, as a sentence a person can act on */
+                        error: string;
+                        /** @description The input at fault, for validation errors */
+                        field?: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description The playbook or EC2 failed: `error` says why */
+            502: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "task_id": "01a21c5a-6dbb-7575-a344-8105e40c2f30",
+                     *       "action": "create",
+                     *       "status": "running",
+                     *       "ip": null,
+                     *       "instance_id": null,
+                     *       "instance_state": null,
+                     *       "error": null,
+                     *       "created_at": "2026-11-27T09:33:38.107Z",
+                     *       "started_at": "2026-11-27T09:33:38.111Z",
+                     *       "finished_at": null,
+                     *       "progress": {
+                     *         "step": 6,
+                     *         "of": 9,
+                     *         "name": "Launch one instance per task"
+                     *       },
+                     *       "attempts": 1
+                     *     }
+                     */
+                    "application/json": {
+                        task_id: string;
+                        action: "create" | "delete";
+                        status: "queued" | "running" | "succeeded" | "failed" | "canceled";
+                        ip: string | null;
+                        instance_id: string | null;
+                        instance_state: ("pending" | "running" | "terminated" | "not_found") | null;
+                        error: string | null;
+                        created_at: string;
+                        started_at: string | null;
+                        finished_at: string | null;
+                        progress: {
+                            step: number;
+                            of: number;
+                            /** @description The playbook task running now */
+                            name: string;
+                        } | null;
+                        /** @description Runs so far: more than 1 after a crash recovery */
+                        attempts: number;
+                    };
+                };
+            };
+            /** @description Unavailable: shutting down, or the queue is full (see Retry-After) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "error": "username is not valid: it must be 1–32 characters: lowercase letters, digits, \"_\" or \"-\", starting with a letter or \"_\"",
+                     *       "field": "username"
+                     *     }
+                     */
+                    "application/json": {
+                        /** @description What went wrong, as a sentence a person can act on */
+                        error: string;
+                        /** @description The input at fault, for validation errors */
+                        field?: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description Still running after the wait limit: the task goes on */
+            504: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "task_id": "01a21c5a-6dbb-7575-a344-8105e40c2f30",
+                     *       "action": "create",
+                     *       "status": "running",
+                     *       "ip": null,
+                     *       "instance_id": null,
+                     *       "instance_state": null,
+                     *       "error": null,
+                     *       "created_at": "2026-11-27T09:33:38.107Z",
+                     *       "started_at": "2026-11-27T09:33:38.111Z",
+                     *       "finished_at": null,
+                     *       "progress": {
+                     *         "step": 6,
+                     *         "of": 9,
+                     *         "name": "Launch one instance per task"
+                     *       },
+                     *       "attempts": 1
+                     *     }
+                     */
+                    "application/json": {
+                        task_id: string;
+                        action: "create" | "delete";
+                        status: "queued" | "running" | "succeeded" | "failed" | "canceled";
+                        ip: string | null;
+                        instance_id: string | null;
+                        instance_state: ("pending" | "running" | "terminated" | "not_found") | null;
+                        error: string | null;
+                        created_at: string;
+                        started_at: string | null;
+                        finished_at: string | null;
+                        progress: {
+                            step: number;
+                            of: number;
+                            /** @description The playbook task running now */
+                            name: string;
+                        } | null;
+                        /** @description Runs so far: more than 1 after a crash recovery */
+                        attempts: number;
+                    };
+                };
+            };
+        };
+    };
+    deleteInstance: {
+        parameters: {
+            query?: {
+                wait?: "true" | "false";
+            };
+            header?: never;
+            path: {
+                /**
+                 * @description The instance's public IP: a dotted-quad IPv4 address such as 54.1.2.3
+                 * @example 54.214.104.69
+                 */
+                ip: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "task_id": "01a21c5a-6dbb-7575-a344-8105e40c2f30",
+                     *       "action": "create",
+                     *       "status": "running",
+                     *       "ip": null,
+                     *       "instance_id": null,
+                     *       "instance_state": null,
+                     *       "error": null,
+                     *       "created_at": "2026-11-27T09:33:38.107Z",
+                     *       "started_at": "2026-11-27T09:33:38.111Z",
+                     *       "finished_at": null,
+                     *       "progress": {
+                     *         "step": 6,
+                     *         "of": 9,
+                     *         "name": "Launch one instance per task"
+                     *       },
+                     *       "attempts": 1
+                     *     }
+                     */
+                    "application/json": {
+                        task_id: string;
+                        action: "create" | "delete";
+                        status: "queued" | "running" | "succeeded" | "failed" | "canceled";
+                        ip: string | null;
+                        instance_id: string | null;
+                        instance_state: ("pending" | "running" | "terminated" | "not_found") | null;
+                        error: string | null;
+                        created_at: string;
+                        started_at: string | null;
+                        finished_at: string | null;
+                        progress: {
+                            step: number;
+                            of: number;
+                            /** @description The playbook task running now */
+                            name: string;
+                        } | null;
+                        /** @description Runs so far: more than 1 after a crash recovery */
+                        attempts: number;
+                    };
+                };
+            };
+            /** @description Accepted */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "task_id": "01a21c5a-6dbb-7575-a344-8105e40c2f30",
+                     *       "action": "create",
+                     *       "status": "running",
+                     *       "ip": null,
+                     *       "instance_id": null,
+                     *       "instance_state": null,
+                     *       "error": null,
+                     *       "created_at": "2026-11-27T09:33:38.107Z",
+                     *       "started_at": "2026-11-27T09:33:38.111Z",
+                     *       "finished_at": null,
+                     *       "progress": {
+                     *         "step": 6,
+                     *         "of": 9,
+                     *         "name": "Launch one instance per task"
+                     *       },
+                     *       "attempts": 1
+                     *     }
+                     */
+                    "application/json": {
+                        task_id: string;
+                        action: "create" | "delete";
+                        status: "queued" | "running" | "succeeded" | "failed" | "canceled";
+                        ip: string | null;
+                        instance_id: string | null;
+                        instance_state: ("pending" | "running" | "terminated" | "not_found") | null;
+                        error: string | null;
+                        created_at: string;
+                        started_at: string | null;
+                        finished_at: string | null;
+                        progress: {
+                            step: number;
+                            of: number;
+                            /** @description The playbook task running now */
+                            name: string;
+                        } | null;
+                        /** @description Runs so far: more than 1 after a crash recovery */
+                        attempts: number;
+                    };
+                };
+            };
+            /** @description Invalid request (input the schema refuses, or a malformed URL): `error` says what is wrong, `field` which input */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "error": "username is not valid: it must be 1–32 characters: lowercase letters, digits, \"_\" or \"-\", starting with a letter or \"_\"",
+                     *       "field": "username"
+                     *     }
+                     */
+                    "application/json": {
+                        /** @description What went wrong, as a sentence a person can act on */
+                        error: string;
+                        /** @description The input at fault, for validation errors */
+                        field?: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description No valid bearer token (only when the server is configured with API_TOKENS) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "error": "username is not valid: it must be 1–32 characters: lowercase letters, digits, \"_\" or \"-\", starting with a letter or \"_\"",
+                     *       "field": "username"
+                     *     }
+                     */
+                    "application/json": {
+                        /** @description What went wrong, as a sentence a person can act on */
+                        error: string;
+                        /** @description The input at fault, for validation errors */
+                        field?: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description Not found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "task_id": "01a21c5a-6dbb-7575-a344-8105e40c2f30",
+                     *       "action": "create",
+                     *       "status": "running",
+                     *       "ip": null,
+                     *       "instance_id": null,
+                     *       "instance_state": null,
+                     *       "error": null,
+                     *       "created_at": "2026-11-27T09:33:38.107Z",
+                     *       "started_at": "2026-11-27T09:33:38.111Z",
+                     *       "finished_at": null,
+                     *       "progress": {
+                     *         "step": 6,
+                     *         "of": 9,
+                     *         "name": "Launch one instance per task"
+                     *       },
+                     *       "attempts": 1
+                     *     }
+                     */
+                    "application/json": {
+                        task_id: string;
+                        action: "create" | "delete";
+                        status: "queued" | "running" | "succeeded" | "failed" | "canceled";
+                        ip: string | null;
+                        instance_id: string | null;
+                        instance_state: ("pending" | "running" | "terminated" | "not_found") | null;
+                        error: string | null;
+                        created_at: string;
+                        started_at: string | null;
+                        finished_at: string | null;
+                        progress: {
+                            step: number;
+                            of: number;
+                            /** @description The playbook task running now */
+                            name: string;
+                        } | null;
+                        /** @description Runs so far: more than 1 after a crash recovery */
+                        attempts: number;
+                    };
+                };
+            };
+            /** @description The playbook or EC2 failed: `error` says why */
+            502: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "task_id": "01a21c5a-6dbb-7575-a344-8105e40c2f30",
+                     *       "action": "create",
+                     *       "status": "running",
+                     *       "ip": null,
+                     *       "instance_id": null,
+                     *       "instance_state": null,
+                     *       "error": null,
+                     *       "created_at": "2026-11-27T09:33:38.107Z",
+                     *       "started_at": "2026-11-27T09:33:38.111Z",
+                     *       "finished_at": null,
+                     *       "progress": {
+                     *         "step": 6,
+                     *         "of": 9,
+                     *         "name": "Launch one instance per task"
+                     *       },
+                     *       "attempts": 1
+                     *     }
+                     */
+                    "application/json": {
+                        task_id: string;
+                        action: "create" | "delete";
+                        status: "queued" | "running" | "succeeded" | "failed" | "canceled";
+                        ip: string | null;
+                        instance_id: string | null;
+                        instance_state: ("pending" | "running" | "terminated" | "not_found") | null;
+                        error: string | null;
+                        created_at: string;
+                        started_at: string | null;
+                        finished_at: string | null;
+                        progress: {
+                            step: number;
+                            of: number;
+                            /** @description The playbook task running now */
+                            name: string;
+                        } | null;
+                        /** @description Runs so far: more than 1 after a crash recovery */
+                        attempts: number;
+                    };
+                };
+            };
+            /** @description Unavailable: shutting down, or the queue is full (see Retry-After) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "error": "username is not valid: it must be 1–32 characters: lowercase letters, digits, \"_\" or \"-\", starting with a letter or \"_\"",
+                     *       "field": "username"
+                     *     }
+                     */
+                    "application/json": {
+                        /** @description What went wrong, as a sentence a person can act on */
+                        error: string;
+                        /** @description The input at fault, for validation errors */
+                        field?: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description Still running after the wait limit: the task goes on */
+            504: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "task_id": "01a21c5a-6dbb-7575-a344-8105e40c2f30",
+                     *       "action": "create",
+                     *       "status": "running",
+                     *       "ip": null,
+                     *       "instance_id": null,
+                     *       "instance_state": null,
+                     *       "error": null,
+                     *       "created_at": "2026-11-27T09:33:38.107Z",
+                     *       "started_at": "2026-11-27T09:33:38.111Z",
+                     *       "finished_at": null,
+                     *       "progress": {
+                     *         "step": 6,
+                     *         "of": 9,
+                     *         "name": "Launch one instance per task"
+                     *       },
+                     *       "attempts": 1
+                     *     }
+                     */
+                    "application/json": {
+                        task_id: string;
+                        action: "create" | "delete";
+                        status: "queued" | "running" | "succeeded" | "failed" | "canceled";
+                        ip: string | null;
+                        instance_id: string | null;
+                        instance_state: ("pending" | "running" | "terminated" | "not_found") | null;
+                        error: string | null;
+                        created_at: string;
+                        started_at: string | null;
+                        finished_at: string | null;
+                        progress: {
+                            step: number;
+                            of: number;
+                            /** @description The playbook task running now */
+                            name: string;
+                        } | null;
+                        /** @description Runs so far: more than 1 after a crash recovery */
+                        attempts: number;
+                    };
+                };
+            };
+        };
+    };
+}
