@@ -1,4 +1,4 @@
-// The HTTP contract (../shared/API.md) through app.inject on the real service:
+// The HTTP contract (docs/API.md) through app.inject on the real service:
 // real SQLite file, real better-queue, paused so that no playbook starts.
 import { execFileSync } from 'node:child_process';
 import type { LightMyRequestResponse } from 'fastify';

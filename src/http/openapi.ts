@@ -43,7 +43,7 @@ const STATUS_TEXT: Record<string, string> = {
   504: 'Still running after the wait limit: the task goes on',
 };
 
-/** The compatibility routes, as ../shared/API.md describes them. */
+/** The compatibility routes, as docs/API.md describes them. */
 const COMPAT_TEXT: Record<string, string> = {
   202: 'Accepted: the task is stored and queued; the Location header names its /status URL',
   409: 'Conflict: this Idempotency-Key was used with a different request body',

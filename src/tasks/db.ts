@@ -67,6 +67,7 @@ const MIGRATIONS: string[] = [
   );
   CREATE INDEX idempotency_expiry ON idempotency_keys (expires_at);
 
+  -- better-queue's own rows, in the releases before the tasks table became the queue (dropped by migration 3).
   CREATE TABLE queue_items (
     seq       INTEGER PRIMARY KEY AUTOINCREMENT,
     task_id   TEXT NOT NULL,
