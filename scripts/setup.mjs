@@ -44,18 +44,6 @@ function succeeds(command, args) {
   return result.status === 0;
 }
 
-function which(command) {
-  for (const dir of (process.env.PATH ?? '').split(path.delimiter)) {
-    const candidate = path.join(dir, command);
-    try {
-      fs.accessSync(candidate, fs.constants.X_OK);
-      return candidate;
-    } catch {
-      // not here
-    }
-  }
-  return null;
-}
 
 function newestMtime(dir) {
   let newest = 0;
@@ -67,7 +55,6 @@ function newestMtime(dir) {
 }
 
 const isRoot = process.getuid?.() === 0;
-const hasApt = which('apt-get') !== null;
 
 /** The project's own virtualenv, made on first need; false when python3 cannot make one. */
 function ensureVenv() {
@@ -100,6 +87,7 @@ if (!fs.existsSync(distEntry) || newestMtime(path.join(root, 'src')) > fs.statSy
 // Python runs the EC2 modules, is decided by the service's own config
 // (dist/config.js, built above), so setup checks exactly what will run.
 const { loadConfig, ec2Python, onPath } = await import(pathToFileURL(path.join(root, 'dist', 'config.js')).href);
+const hasApt = onPath('apt-get') !== null;
 
 function ansibleReady() {
   const config = loadConfig(process.env);

@@ -52,6 +52,17 @@ function scheduler(t: Teardown, store: TaskStore, options: Partial<{ concurrency
   return { s, batches, releaseAll: () => releases.splice(0).forEach((release) => release()) };
 }
 
+/** Commits `n` tasks one after the other and tells the scheduler of each, as intake does. */
+async function queueSome(store: TaskStore, s: Scheduler, n: number): Promise<string[]> {
+  const ids: string[] = [];
+  for (let i = 0; i < n; i++) {
+    const { task } = await store.add(create(), undefined, () => undefined);
+    ids.push(task.id);
+    s.queued(task.id);
+  }
+  return ids;
+}
+
 t.test('the store interface works on the tasks table itself', async (t) => {
   const { db, store } = fresh(t);
   const adapter = new TaskQueueStore(store, 2);
@@ -82,12 +93,7 @@ t.test('a burst of committed tasks runs as one batch after the debounce', async 
   const { store } = fresh(t);
   const { s, batches, releaseAll } = scheduler(t, store);
   s.start();
-  const ids: string[] = [];
-  for (let i = 0; i < 6; i++) {
-    const { task } = await store.add(create(), undefined, () => undefined);
-    ids.push(task.id);
-    s.queued(task.id);
-  }
+  const ids = await queueSome(store, s, 6);
   await eventually(() => batches.length === 1, 5_000, 'the batch');
   t.same(batches[0], ids, 'all six in one batch, in order');
   await sleep(300);
@@ -99,12 +105,7 @@ t.test('EC2_API_BATCH_SIZE caps a batch; the rest runs when a batch ends', async
   const { store } = fresh(t);
   const { s, batches, releaseAll } = scheduler(t, store, { batchSize: 4, concurrency: 1 });
   s.start();
-  const ids: string[] = [];
-  for (let i = 0; i < 6; i++) {
-    const { task } = await store.add(create(), undefined, () => undefined);
-    ids.push(task.id);
-    s.queued(task.id);
-  }
+  const ids = await queueSome(store, s, 6);
   await eventually(() => batches.length === 1, 5_000, 'the first batch');
   t.same(batches[0], ids.slice(0, 4));
   releaseAll();
