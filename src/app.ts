@@ -92,5 +92,6 @@ export function buildApp({ config, service, cloud, logger, db }: AppDeps): Fasti
       timeoutSeconds: Math.min(config.taskTimeout, 300),
     },
   });
+  void app.register(import('./http/routes/console.js'));
   return app;
 }
