@@ -8,23 +8,25 @@ import path from 'node:path';
 import t, { type Test } from 'tap';
 import type { Locator } from 'playwright-core';
 import { projectRoot } from '../src/config.js';
-import { liveInstanceIds, startMoto, startService, untilTerminal } from './helpers/harness.js';
+import { liveInstanceIds, startService, untilTerminal } from './helpers/harness.js';
 import { docScreenshot, ensureConsoleBuilt, launchBrowser, openConsole, screenshotOnFailure, serve, unexpected, type ConsolePage } from './helpers/browser.js';
 
 const TOKEN = 'console-test-token-0123456789abcdef';
 
 ensureConsoleBuilt();
-const moto = await startMoto();
-const service = await startService(moto.url, {
+// The bundled emulator, as `npm start` runs without credentials.
+const service = await startService('', {
+  AWS_ENDPOINT_URL: '',
+  EC2_API_CLOUD: 'local',
   API_TOKENS: TOKEN,
   EC2_API_PLAYBOOK_DIR: path.join(projectRoot, 'test', 'fixtures', 'console-playbooks'),
 });
+const endpoint = service.runtime.cloud.endpointUrl!;
 const base = await serve(service.app);
 const browser = await launchBrowser();
 t.teardown(async () => {
   await browser.close();
   await service.close();
-  await moto.stop();
 });
 
 const tasks = service.runtime.service;
@@ -63,7 +65,7 @@ t.test('token prompt: a wrong token says so; the right one opens the console, fo
 
   await page.goto('/ui');
   await page.getByRole('heading', { name: 'This service needs an API token' }).waitFor();
-  t.match(await page.locator('#where').textContent(), /EC2 endpoint/, '/healthz needs no token: the banner is there');
+  t.match(await page.locator('#where').textContent(), /Local EC2 emulator/, '/healthz needs no token: the banner is there');
   const field = page.getByLabel('API token', { exact: true });
   t.equal(await field.getAttribute('type'), 'password', 'the token is not shown');
   t.equal(await page.evaluate('document.activeElement.id'), 'token', 'the prompt has the focus');
@@ -112,12 +114,11 @@ t.test('cancel a running create from its page: the instance it launched is termi
   await signedIn(c, `/ui/tasks/${id}`);
   // The fixture launches like the real playbook, then hangs in its second play.
   await until(page.getByTestId('progress-text'), /Wait far longer than the test/, 90_000);
-  const [launched] = await liveInstanceIds(moto.url, id);
+  const [launched] = await liveInstanceIds(endpoint, id);
   t.ok(launched, 'it has launched an instance');
   const card = page.locator('.cancel-card');
   t.match(await card.textContent(), /the instance it launched \(if it got that far\) will be terminated/, 'it says what cancel will do');
   t.match(await page.locator('.waterfall .step-running').textContent(), /running…/, 'the step it hangs in is running, in words');
-  await docScreenshot(page, 'task-running', { fullPage: true });
 
   await card.getByRole('button', { name: 'Cancel this task…' }).click();
   const dialog = page.getByRole('dialog', { name: 'Cancel this task?' });
@@ -130,7 +131,7 @@ t.test('cancel a running create from its page: the instance it launched is termi
   t.equal(task.instance_state, 'terminated');
   await until(page.locator('.instance-card'), 'terminated');
   t.match(await page.locator('.instance-card').textContent(), launched!, 'the page names the terminated instance');
-  t.same(await liveInstanceIds(moto.url, id), [], 'EC2 agrees: nothing is left running');
+  t.same(await liveInstanceIds(endpoint, id), [], 'EC2 agrees: nothing is left running');
   t.match(await page.getByTestId('task-error').textContent(), 'canceled by request');
   t.equal(await card.getByRole('button').count(), 0, 'no Cancel button once it has ended');
   await until(page.getByTestId('log-state'), /complete/);

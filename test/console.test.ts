@@ -4,13 +4,17 @@
 // the live list, terminate from the instances page, the phone layout, and the
 // page's own headers. With UPDATE_SCREENSHOTS=1 it also writes the README's
 // pictures (docs/screenshots/).
+import fs from 'node:fs';
+import path from 'node:path';
 import t, { type Test } from 'tap';
 import type { Locator, Page } from 'playwright-core';
+import { projectRoot } from '../src/config.js';
 import { CONSOLE_CSP } from '../src/http/routes/console.js';
 import { VALID, eventuallyAsync, liveInstanceIds, startService, untilTerminal } from './helpers/harness.js';
 import {
   DESKTOP,
   PHONE,
+  UPDATE_SCREENSHOTS,
   docScreenshot,
   ensureConsoleBuilt,
   launchBrowser,
@@ -74,6 +78,11 @@ t.test('the page, its assets and / are served with a strict CSP; unknown assets 
     t.equal(res.status, 404, bad);
     t.match(await res.json(), { error: String }, `${bad}: the API's error shape`);
   }
+  // Data becomes text nodes only; the CSP's Trusted Types would make these throw anyway.
+  const dist = path.join(projectRoot, 'dist', 'console');
+  for (const file of fs.readdirSync(dist, { recursive: true }).map(String).filter((f) => f.endsWith('.js'))) {
+    t.notMatch(fs.readFileSync(path.join(dist, file), 'utf8'), /innerHTML|outerHTML|insertAdjacentHTML|document\.write|\beval\(|new Function/, `${file}: no HTML sinks`);
+  }
   const docs = (await service.app.inject({ url: '/openapi.json' })).json() as { paths: Record<string, unknown> };
   t.notOk(Object.keys(docs.paths).some((p) => p === '/' || p.startsWith('/ui')), 'the console is not part of the API document');
 });
@@ -131,6 +140,11 @@ t.test('launch from the form, by keyboard; the task page follows it to succeeded
 
   // Live: the progress names steps while it runs, then the end.
   await until(page.getByTestId('progress-text'), /Step \d+ of \d+: |Succeeded/, SLOW);
+  if (UPDATE_SCREENSHOTS) {
+    // For the README: a step in the middle, when this run passes through one in time.
+    const middle = await until(page.getByTestId('progress-text'), /Step ([5-8]) of 10: /, 15_000).then(() => true, () => false);
+    if (middle) await docScreenshot(page, 'task-running', { fullPage: true });
+  }
   await until(page.getByTestId('task-status'), 'succeeded', SLOW);
   const task = await untilTerminal(tasks, id);
   t.equal(task.status, 'succeeded');

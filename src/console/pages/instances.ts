@@ -99,7 +99,7 @@ export const instancesPage: Page = (ctx) => {
         return h(
           'tr',
           { 'data-instance-id': instance.instance_id },
-          cell('Instance', null, h('span', { class: 'mono' }, instance.instance_id), instance.name ? h('span', { class: 'small block muted' }, instance.name) : null),
+          cell('Instance', null, h('span', { class: 'mono' }, instance.instance_id), instance.name && instance.name !== `ec2-api-${instance.task_id}` ? h('span', { class: 'small block muted' }, instance.name) : null),
           cell('Public IP', null, instance.public_ip ? h('span', { class: 'mono' }, instance.public_ip) : h('span', { class: 'muted' }, 'none')),
           cell('State', null, h('span', { class: `state state-${instance.state}` }, busy ? 'terminating…' : instance.state)),
           cell('Launched', null, timeElement(instance.launch_time)),
@@ -113,7 +113,7 @@ export const instancesPage: Page = (ctx) => {
           cell('Type', null, instance.instance_type ?? '—'),
           h(
             'td',
-            { class: 'actions' },
+            { class: 'row-actions' },
             h(
               'button',
               {

@@ -258,7 +258,9 @@ export const taskPage: Page = (ctx) => {
     const ended = task && TERMINAL.has(task.status);
     const finish = task?.finished_at ? Date.parse(task.finished_at) : null;
     const now = ended ? (finish ?? Math.max(...steps.map((s) => s.end ?? s.start))) : serverNow();
-    const t0 = Math.min(...steps.map((s) => s.start));
+    // The axis is the task's run, from its start: ansible-playbook's own start-up shows as the gap before step 1.
+    const started = task?.started_at ? Date.parse(task.started_at) : Number.POSITIVE_INFINITY;
+    const t0 = Math.min(started, ...steps.map((s) => s.start));
     const t1 = Math.max(now, ...steps.map((s) => s.end ?? s.start), t0 + 1);
     const span = t1 - t0;
     const lengths = steps.map((s) => (s.end ?? now) - s.start);
