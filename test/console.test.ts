@@ -107,6 +107,10 @@ t.test('launch from the form, by keyboard; the task page follows it to succeeded
   // Keyboard only: the skip link first, then the main navigation.
   await page.keyboard.press('Tab');
   t.equal(await page.evaluate('document.activeElement.textContent'), 'Skip to the page', 'the first Tab reaches the skip link');
+  await page.keyboard.press('Enter');
+  t.equal(await page.evaluate('document.activeElement.id'), 'main', 'Enter on it moves the focus to the page');
+  t.match(page.url(), /\/ui#main$/, 'the skip link is a plain in-page link');
+  t.equal(await page.evaluate("document.activeElement.tagName + ' ' + document.querySelectorAll('main h1').length"), 'MAIN 1', 'and the page is not redrawn');
   await page.getByRole('link', { name: 'Launch', exact: true }).focus();
   await page.keyboard.press('Enter');
   await page.getByRole('heading', { name: 'Launch an instance' }).waitFor();

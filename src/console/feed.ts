@@ -5,6 +5,7 @@
 // from that id: events it has not seen are replayed from what the feed keeps,
 // so nothing falls between the list and the feed. If the feed cannot tell
 // (the list is older than what it kept), the listener hears `gap` and lists again.
+import { noteServerTime } from './format.js';
 import { follow, type Follower, type StreamState } from './sse.js';
 import type { StepEnd, StepStart, Task } from './types.js';
 
@@ -93,6 +94,7 @@ class Feed {
         if (!Number.isFinite(id) || id <= this.last) return;
         this.last = id;
         const event = { id, type: message.event, data: JSON.parse(message.data) } as FeedEvent;
+        noteServerTime(event.data.at);
         this.kept.push(event);
         if (this.kept.length > KEEP) this.coveredAfter = this.kept.splice(0, this.kept.length - KEEP).at(-1)!.id;
         for (const subscription of [...this.subscriptions]) {

@@ -42,7 +42,11 @@ function title(text: string): void {
   document.title = `${text} · ec2-api console`;
 }
 
+/** The path and query of the page on screen. */
+let rendered = '';
+
 function render(): void {
+  rendered = location.pathname + location.search;
   leave?.();
   leave = undefined;
   prompting = false;
@@ -62,6 +66,10 @@ function render(): void {
       params: Object.fromEntries(Object.entries(params).map(([k, v]) => [k, decodeURIComponent(v)])),
       query: new URLSearchParams(location.search),
       navigate,
+      replaceUrl: (url) => {
+        history.replaceState(null, '', url);
+        rendered = location.pathname + location.search;
+      },
       title,
     };
     leave = route.page(ctx);
@@ -174,11 +182,15 @@ onAuthRequired(promptForToken);
 document.addEventListener('click', (event) => {
   if (event.defaultPrevented || event.button !== 0 || event.metaKey || event.ctrlKey || event.shiftKey || event.altKey) return;
   const a = (event.target as Element).closest?.('a');
-  if (!a || a.target || a.origin !== location.origin || !a.pathname.startsWith('/ui')) return;
+  // Only links to console pages; "#main" (the skip link) and the rest behave as usual.
+  if (!a || a.target || !a.getAttribute('href')?.startsWith('/ui') || a.origin !== location.origin) return;
   event.preventDefault();
   if (a.pathname + a.search !== location.pathname + location.search) navigate(a.pathname + a.search);
 });
-window.addEventListener('popstate', render);
+// Back and Forward; a change of the #fragment alone (the skip link) is not a new page.
+window.addEventListener('popstate', () => {
+  if (location.pathname + location.search !== rendered) render();
+});
 
 startBanner(document.getElementById('where') as HTMLElement, document.getElementById('load') as HTMLElement, document.getElementById('live') as HTMLElement);
 render();

@@ -5,6 +5,8 @@ export interface PageContext {
   params: Record<string, string>;
   query: URLSearchParams;
   navigate(url: string, options?: { replace?: boolean }): void;
+  /** Changes the URL of the page on screen without drawing it again (a filter, say). */
+  replaceUrl(url: string): void;
   /** Sets the document title ("<title> · ec2-api console"). */
   title(text: string): void;
 }

@@ -217,7 +217,7 @@ export const tasksPage: Page = (ctx) => {
     heading.textContent = 'Tasks';
     ctx.title('Tasks');
     clear.hidden = !status && !action;
-    history.replaceState(null, '', url({}));
+    ctx.replaceUrl(url({}));
     newer = 0;
     notice.replaceChildren();
     void load();
