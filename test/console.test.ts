@@ -224,13 +224,26 @@ t.test('the task list is live: new tasks appear, progress moves, filters and pag
   await page.getByRole('button', { name: 'Clear filters' }).click();
   await page.locator(`tr[data-task-id="${missing}"]`).waitFor();
 
-  // Paging on the cursor: a page of 25 would need 25 tasks; ask the API what it would give for limit 2 and follow the link.
-  const total = await page.locator('tbody tr').count();
-  t.ok(total >= 4, `${total} tasks listed`);
-  await page.goto('/ui/tasks?cursor=' + second);
-  await until(page.locator('.list-state'), /Older tasks/);
-  const older = (await page.locator('tbody tr').evaluateAll((rows) => rows.map((r) => r.getAttribute('data-task-id')))) as string[];
-  t.ok(older.length >= 1 && older.every((id) => id < second), 'the next page holds only older tasks');
+  // Paging on the API's cursor, two tasks a page (?limit=2): Older until the end, then back to the newest.
+  const all = ((await service.app.inject({ url: '/tasks?limit=500' })).json().tasks as { task_id: string }[]).map((task) => task.task_id);
+  t.ok(all.length >= 4, `${all.length} tasks in all`);
+  await page.goto('/ui/tasks?limit=2');
+  await until(page.locator('.list-state'), /Newest first/);
+  const rowIds = async () => (await page.locator('tbody tr').evaluateAll((rows) => rows.map((r) => r.getAttribute('data-task-id')))) as string[];
+  const walked = await rowIds();
+  const older = page.getByRole('link', { name: 'Older tasks →' });
+  while (await older.count()) {
+    const first = (await rowIds())[0];
+    await older.click();
+    await page.locator(`tr[data-task-id="${first}"]`).waitFor({ state: 'detached' });
+    await until(page.locator('.list-state'), /Older tasks|No older tasks/);
+    const ids = await rowIds();
+    t.ok(ids.length <= 2, 'pages of two');
+    walked.push(...ids);
+    if (!ids.length) break;
+  }
+  t.same(walked, all, 'the pages walk every task once, newest first');
+  t.match(page.url(), /limit=2/, 'the page size stays in the URL');
   await page.getByRole('link', { name: '← Newest tasks' }).click();
   await page.locator(`tr[data-task-id="${missing}"]`).waitFor();
   clean(t, c);

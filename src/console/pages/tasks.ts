@@ -15,11 +15,14 @@ export const tasksPage: Page = (ctx) => {
   let status = STATUSES.includes(ctx.query.get('status') as Status) ? (ctx.query.get('status') as Status) : null;
   let action = ACTIONS.includes(ctx.query.get('action') as Action) ? (ctx.query.get('action') as Action) : null;
   let cursor = /^[0-9a-f-]{36}$/i.test(ctx.query.get('cursor') ?? '') ? ctx.query.get('cursor') : null;
+  // ?limit= sets the page size, within the API's bounds.
+  const given = Number(ctx.query.get('limit'));
+  const limit = Number.isInteger(given) && given >= 1 && given <= 500 ? given : null;
   ctx.title(cursor ? 'Older tasks' : 'Tasks');
 
   const url = (changes: Record<string, string | null>) => {
     const query = new URLSearchParams();
-    const next = { status, action, cursor, ...changes };
+    const next = { status, action, cursor, limit: limit ? String(limit) : null, ...changes };
     for (const [key, value] of Object.entries(next)) if (value) query.set(key, value);
     const text = query.toString();
     return `/ui/tasks${text ? `?${text}` : ''}`;
@@ -155,7 +158,8 @@ export const tasksPage: Page = (ctx) => {
   const showEmpty = () => {
     table.hidden = rows.size === 0;
     if (rows.size === 0) {
-      fill(state, status || action ? 'No tasks match these filters.' : 'No tasks yet. ', !status && !action ? link('/ui/launch', null, 'Launch an instance') : null);
+      if (cursor) fill(state, status || action ? 'No older tasks match these filters.' : 'No older tasks.');
+      else fill(state, status || action ? 'No tasks match these filters.' : 'No tasks yet. ', !status && !action ? link('/ui/launch', null, 'Launch an instance') : null);
     } else {
       fill(state, cursor ? 'Older tasks, newest first. Rows update live.' : 'Newest first. Rows update live as tasks move.');
     }
@@ -228,7 +232,7 @@ export const tasksPage: Page = (ctx) => {
     const mine = ++loads;
     unsubscribe();
     unsubscribe = () => undefined;
-    const query = new URLSearchParams({ limit: String(PAGE_SIZE) });
+    const query = new URLSearchParams({ limit: String(limit ?? PAGE_SIZE) });
     if (status) query.set('status', status);
     if (action) query.set('action', action);
     if (cursor) query.set('cursor', cursor);
