@@ -73,7 +73,9 @@ class Feed {
 
   private start(after: number | null): void {
     this.follower = follow({
-      url: after === null ? '/events' : `/events?after=${after}`,
+      // Once the feed has said where it stands, every reconnection resumes from the last event
+      // seen (or that position), even when no event came before the drop: nothing is missed.
+      url: () => (this.coveredAfter !== null ? `/events?after=${this.last}` : after === null ? '/events' : `/events?after=${after}`),
       onState: (state, detail) => {
         this.state = state;
         this.stateDetail = detail;

@@ -14,7 +14,8 @@ export interface SseMessage {
 export type StreamState = 'connecting' | 'open' | 'reconnecting' | 'closed';
 
 export interface FollowOptions {
-  url: string;
+  /** Where to connect; a function is asked again at every (re)connection. */
+  url: string | (() => string);
   /** Resume after this event (sent as Last-Event-ID). */
   lastEventId?: string | null;
   onMessage(message: SseMessage): void;
@@ -56,7 +57,8 @@ export function follow(options: FollowOptions): Follower {
         state(failures === 0 ? 'connecting' : 'reconnecting');
         alive();
         const hadToken = Boolean(token.get());
-        const response = await fetch(options.url, {
+        const url = typeof options.url === 'function' ? options.url() : options.url;
+        const response = await fetch(url, {
           headers: { accept: 'text/event-stream', ...authHeaders(), ...(lastEventId ? { 'last-event-id': lastEventId } : {}) },
           signal: controller.signal,
           cache: 'no-store',
