@@ -13,7 +13,8 @@
 //      (apt-get when root on Debian/Ubuntu; else a clear message);
 //   4. moto, the local EC2 emulator, when it is needed (tests always;
 //      start only when no AWS endpoint/credentials are configured):
-//      pip into ./.venv when the system python3 lacks it.
+//      pip into ./.venv when the system python3 lacks it;
+//   5. for tests, Debian's chromium (the console's browser tests).
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -157,4 +158,19 @@ if (needsEmulator()) {
     run(venvPython, ['-m', 'pip', 'install', '--quiet', 'moto[server]']);
   }
 }
+// 5. Chromium, for the console's browser tests (tests only). Debian's package:
+//    Playwright's own browser download needs the internet and is not used.
+if (purpose === 'test') {
+  const chromium = process.env.CHROMIUM_PATH || '/usr/bin/chromium';
+  if (fs.existsSync(chromium)) {
+    say(`chromium: ${chromium}`);
+  } else if (isRoot && hasApt) {
+    say("chromium is missing (the console's browser tests need it): installing Debian's chromium with apt-get");
+    run('apt-get', ['update', '-qq']);
+    run('apt-get', ['install', '-y', '-qq', 'chromium'], { env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' } });
+  } else {
+    say(`chromium is missing at ${chromium}: the console's browser tests will fail. Install it: sudo apt-get install -y chromium (or set CHROMIUM_PATH)`);
+  }
+}
+
 say('ready');

@@ -15,6 +15,7 @@ import { registerOpenApi } from './http/openapi.js';
 import { Readiness, ec2ProbeUrl } from './http/readiness.js';
 import { REQUEST_ID_HEADER, requestIdFor } from './http/request-id.js';
 import compatRoutes from './http/routes/compat.js';
+import consoleRoutes from './http/routes/console.js';
 import healthRoutes from './http/routes/health.js';
 import instanceRoutes from './http/routes/instances.js';
 import taskRoutes from './http/routes/tasks.js';
@@ -92,6 +93,7 @@ async function ec2Api(app: FastifyInstance, { config, cloud }: AppOptions): Prom
   await app.register(compatRoutes, { tasks, syncWait: config.syncWait });
   await app.register(taskRoutes, { tasks, streams, cancelWait: 120 });
   await app.register(instanceRoutes, { tasks, syncWait: config.syncWait });
+  await app.register(consoleRoutes);
 
   // The stop (app.close(), on SIGTERM/SIGINT), while requests are still answered; preClose hooks run in this order:
   // 1. new tasks are refused (503) and no batch starts;
