@@ -45,12 +45,13 @@ function listeningBanner(log: Logger, pretty: boolean, config: Config, url: stri
   const access = config.apiTokens.length
     ? `bearer token required (${config.apiTokens.length} configured; /healthz is open)`
     : 'no API tokens: anyone who can connect may use it';
-  const links = { docs: `${url}/docs`, openapi: `${url}/openapi.json`, metrics: `${url}/metrics`, readiness: `${url}/readyz` };
+  const links = { console: `${url}/ui`, docs: `${url}/docs`, openapi: `${url}/openapi.json`, metrics: `${url}/metrics`, readiness: `${url}/readyz` };
   if (!pretty) {
     log.info({ url, version, ...links, access }, `ec2-api ${version} listening on ${url}`);
     return;
   }
   log.info(`ec2-api ${version} listening on ${url}`);
+  log.info(`  console    ${links.console}`);
   log.info(`  docs       ${links.docs}  (OpenAPI: ${links.openapi})`);
   log.info(`  metrics    ${links.metrics}  (readiness: ${links.readiness})`);
   log.info(`  access     ${access}`);
