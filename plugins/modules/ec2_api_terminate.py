@@ -224,7 +224,7 @@ def valid_requests(module, kind, batch):
     return valid
 
 
-def terminate(module, client, batch, instance_ids):
+def terminate(client, batch, instance_ids):
     """One TerminateInstances for all; returns the ids it changed (not already shutting down)."""
     try:
         response = client.terminate_instances(aws_retry=True, InstanceIds=instance_ids)
@@ -285,7 +285,7 @@ def main():
     else:
         # Instances already shutting down are in the call too: harmless, and
         # then they are waited for like the others.
-        terminated = terminate(module, client, batch, targets) if targets else []
+        terminated = terminate(client, batch, targets) if targets else []
         wait_terminated(client, batch, module.params['wait_timeout'])
     batch.report.close()
 
