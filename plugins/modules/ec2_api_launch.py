@@ -270,6 +270,7 @@ class Batch:
     def __init__(self, module):
         self.results = {}
         self.report = ReportFile(module, module.params['report_file'])
+        self.launched = []  # task ids this run launched an instance for
         self.waiting = {}   # instance id -> task id
         self.last_seen = {}  # instance id -> instance (for the time-out message)
 
@@ -300,6 +301,7 @@ class Batch:
                     if future.exception() is not None:
                         self.finish(task_id, launch_entry(error='RunInstances failed: ' + aws_error(future.exception())))
                     else:
+                        self.launched.append(task_id)
                         self.waiting[future.result()] = task_id
                 for instance_id, instance in poller.look(list(self.waiting)).items():
                     self.follow(self.waiting[instance_id], instance)
@@ -380,17 +382,17 @@ def main():
             for task in to_launch:
                 batch.finish(task['task_id'], launch_entry(error='cannot launch: ' + message))
             to_launch = []
-    launched = [t['task_id'] for t in to_launch]
     if module.check_mode:
-        for task_id in launched:
-            batch.finish(task_id, launch_entry(state=WOULD_LAUNCH))
+        for task in to_launch:
+            batch.launched.append(task['task_id'])
+            batch.finish(task['task_id'], launch_entry(state=WOULD_LAUNCH))
         to_launch = []
     batch.launch_and_wait(module, client, poller, to_launch, spec, render)
     batch.report.close()
 
     # In the order of the input, for people reading the output.
     results = {task_key(t): batch.results[task_key(t)] for t in module.params['tasks']}
-    result = dict(changed=bool(launched), task_results=results, image_id=image_id, launched=launched)
+    result = dict(changed=bool(batch.launched), task_results=results, image_id=image_id, launched=batch.launched)
     summary = failure_summary(results)
     if summary:
         module.fail_json(msg=summary, **result)
