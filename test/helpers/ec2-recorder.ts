@@ -46,15 +46,31 @@ export function tagValue(params: URLSearchParams, key: string): string | undefin
   return undefined;
 }
 
-/** Rewrites the state of one instance in a DescribeInstances response. */
-function withState(xml: string, instanceId: string, state: string): string {
+/** Where the reservation holding this instance is in a DescribeInstances response (moto: one instance each). */
+function reservationOf(xml: string, instanceId: string): [number, number] | null {
   const at = xml.indexOf(`<instanceId>${instanceId}</instanceId>`);
-  if (at < 0) return xml;
-  const start = xml.indexOf('<instanceState>', at);
-  const end = xml.indexOf('</instanceState>', start);
-  if (start < 0 || end < 0) return xml;
-  const replacement = `<instanceState><code>${STATE_CODES[state] ?? 0}</code><name>${state}</name>`;
-  return xml.slice(0, start) + replacement + xml.slice(end);
+  if (at < 0) return null;
+  const start = xml.lastIndexOf('<item><reservationId>', at);
+  const close = '</instancesSet></item>';
+  const end = xml.indexOf(close, at);
+  return start < 0 || end < 0 ? null : [start, end + close.length];
+}
+
+/**
+ * The response as EC2 would give it if the instance were in `state`: with
+ * that state, or without the instance when the call's instance-state-name
+ * filter does not ask for that state.
+ */
+function withState(xml: string, params: URLSearchParams, instanceId: string, state: string): string {
+  const bounds = reservationOf(xml, instanceId);
+  if (!bounds) return xml;
+  const [start, end] = bounds;
+  const wanted = filterValues(params, 'instance-state-name');
+  if (wanted.length && !wanted.includes(state)) return xml.slice(0, start) + xml.slice(end);
+  const reservation = xml
+    .slice(start, end)
+    .replace(/<instanceState>.*?<\/instanceState>/s, `<instanceState><code>${STATE_CODES[state] ?? 0}</code><name>${state}</name></instanceState>`);
+  return xml.slice(0, start) + reservation + xml.slice(end);
 }
 
 export async function ec2Recorder(target: string, options: RecorderOptions = {}) {
@@ -102,7 +118,7 @@ export async function ec2Recorder(target: string, options: RecorderOptions = {})
       if (hold && id) held.set(id, { state: hold.state, until: Date.now() + hold.ms });
     }
     if (action === 'DescribeInstances') {
-      for (const [id, hold] of held) if (Date.now() < hold.until) xml = withState(xml, id, hold.state);
+      for (const [id, hold] of held) if (Date.now() < hold.until) xml = withState(xml, params, id, hold.state);
     }
     reply(upstream.status, xml);
   });
