@@ -16,7 +16,7 @@ const hash = sha512Crypt('module-launch-password');
 t.test('a re-run of the same batch changes nothing and launches no second instance', async (t) => {
   const batch = ['idem-1', 'idem-2', 'idem-3'].map((id) => createTask(id, hash));
   const first = await asService('create.yml', { ec2_api_tasks: batch }, { endpoint: moto.url });
-  t.equal(first.exitCode, 0, first.output);
+  t.equal(first.exitCode, 0, 'exit 0', { output: first.output });
   t.ok(first.recap!.changed > 0, 'the first run launched');
   t.match(first.imageId, /^ami-/, 'the image used is reported for the service to reuse');
   for (const { task_id } of batch) {
@@ -24,7 +24,7 @@ t.test('a re-run of the same batch changes nothing and launches no second instan
   }
 
   const second = await asService('create.yml', { ec2_api_tasks: batch }, { endpoint: moto.url });
-  t.equal(second.exitCode, 0, second.output);
+  t.equal(second.exitCode, 0, 'exit 0', { output: second.output });
   t.equal(second.recap!.changed, 0, 'changed=0');
   t.same(second.results, first.results, 'the same instances, adopted');
   for (const { task_id } of batch) t.equal(liveInstancesOfTask(moto.url, task_id).length, 1, `one instance for ${task_id}`);
@@ -69,7 +69,7 @@ t.test('throttled RunInstances and DescribeInstances are retried', async (t) => 
     endpoint: ec2.url,
     env: { AWS_RETRY_MODE: 'standard', AWS_MAX_ATTEMPTS: '1' },
   });
-  t.equal(run.exitCode, 0, run.output);
+  t.equal(run.exitCode, 0, 'exit 0', { output: run.output });
   for (const { task_id } of batch) t.match(run.results[task_id], { ok: true, state: 'running' });
   t.equal(ec2.calls('RunInstances').length, 3 + 4, 'each throttled launch was tried again');
   const perTask = batch.map(({ task_id }) => ec2.calls('RunInstances').filter((c) => tagValue(c.params, 'TaskId') === task_id).length);
@@ -82,7 +82,7 @@ t.test('RunInstances carries a ClientToken derived from the task id, the same on
   t.teardown(() => ec2.close());
   const batch = ['token-1', 'token-2'].map((id) => createTask(id, hash));
   const first = await asService('create.yml', { ec2_api_tasks: batch }, { endpoint: ec2.url });
-  t.equal(first.exitCode, 0, first.output);
+  t.equal(first.exitCode, 0, 'exit 0', { output: first.output });
   const lookups = ec2.calls('DescribeInstances').filter((c) => filterValues(c.params, 'tag:TaskId').length > 0);
   t.equal(lookups.length, 1, 'one tag look-up for the whole batch');
   t.same(filterValues(lookups[0]!.params, 'tag:TaskId').sort(), ['token-1', 'token-2']);
@@ -93,7 +93,7 @@ t.test('RunInstances carries a ClientToken derived from the task id, the same on
   // EC2 returns the first instance instead of a second one (moto ignores it).
   ec2.missTagLookups(1);
   const again = await asService('create.yml', { ec2_api_tasks: batch, ec2_image_id: first.imageId }, { endpoint: ec2.url });
-  t.equal(again.exitCode, 0, again.output);
+  t.equal(again.exitCode, 0, 'exit 0', { output: again.output });
   t.equal(ec2.calls('DescribeImages').length, 1, 'a given ec2_image_id skips the image look-up');
 
   const launches = ec2.calls('RunInstances');
@@ -140,7 +140,7 @@ t.test('the report file gets each task the moment it is final, not at the end of
   });
   polling = false;
   await poll;
-  t.equal(run.exitCode, 0, run.output);
+  t.equal(run.exitCode, 0, 'exit 0', { output: run.output });
   t.ok(seen.get('slow-1')! - seen.get('fast-1')! >= 2_500, `fast-1 was reported ${seen.get('slow-1')! - seen.get('fast-1')!} ms before slow-1`);
 
   const lines = fs.readFileSync(reportFile, 'utf8').trim().split('\n');
