@@ -212,20 +212,26 @@ t.test('maxQueue: beyond it, hashes are refused at once', async (t) => {
   t.ok(results.some((r) => r.status === 'fulfilled'), 'the first ones are hashed');
 });
 
-t.test('close() rejects what waits and leaves no thread', async (t) => {
+t.test('close() lets what was asked for finish, refuses the rest, and leaves no thread', async (t) => {
   await fs.promises.readFile(new URL(import.meta.url));
   const before = threadCount();
   const hasher = new PasswordHasher({ threads: 2 });
-  const pending = Array.from({ length: 50 }, (_, i) => hasher.hash(`u${i}`, `closing-password-${i}`).then(
-    (hash) => ({ hash }),
-    (error: unknown) => ({ error }),
-  ));
-  await new Promise((resolve) => setTimeout(resolve, 50));
-  await hasher.close();
-  const settled = await Promise.all(pending);
-  t.equal(settled.length, 50, 'every promise settled');
-  for (const result of settled) {
-    if ('error' in result) t.equal((result.error as HashError).code, 'ERR_PASSWORD_HASHER_CLOSED');
-  }
+  const passwords = Array.from({ length: 50 }, (_, i) => `closing-password-${i}`);
+  const pending = passwords.map((password, i) => hasher.hash(`u${i}`, password));
+  const closed = hasher.close();
+  await t.rejects(hasher.hash('late', 'late-password'), { code: 'ERR_PASSWORD_HASHER_CLOSED' }, 'a hash after close() is refused');
+  await closed;
+  const hashes = await Promise.all(pending);
+  t.ok(hashes.every((hash, i) => verifySha512Crypt(passwords[i]!, hash)), 'the 50 asked for before close() are hashed');
   t.ok(threadCount() <= before, 'no thread left');
+});
+
+t.test('close() stops a hash that runs too long rather than wait for ever', async (t) => {
+  const hasher = new PasswordHasher({ timeoutMs: 60_000, workerUrl: fakeWorker(t, 'for (;;) {}') });
+  const stuck = hasher.hash('kim', 'stuck-password').catch((e: unknown) => e);
+  await new Promise((resolve) => setTimeout(resolve, 200));
+  const started = performance.now();
+  await hasher.close();
+  t.ok(performance.now() - started < 15_000, 'close() returned');
+  t.equal(((await stuck) as HashError).code, 'ERR_PASSWORD_HASHER_CLOSED');
 });

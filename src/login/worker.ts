@@ -1,5 +1,5 @@
-// The task function of PasswordHasher's worker threads (piscina). Runs
-// SHA-512-crypt off the event loop. The password arrives as UTF-8 bytes in a
+// The task function of PasswordHasher's worker threads (thread.ts runs it in
+// each thread of pool.ts). Runs SHA-512-crypt off the event loop. The password arrives as UTF-8 bytes in a
 // buffer transferred (moved, not copied) from the main thread, and is wiped
 // here once hashed: the only copy left in this thread is none.
 import { fastestImplementation, sha512Crypt, verifySha512Crypt } from './sha512-crypt.js';

@@ -1,0 +1,203 @@
+// A small fixed pool of worker threads (node:worker_threads) for
+// PasswordHasher. Our own rather than piscina's: measured here
+// (bench/README.md, "hash"), piscina's bookkeeping cost the event loop about
+// twice the CPU per task (0.3 against 0.15 ms), and it drains answers
+// synchronously inside run(), which can keep the event loop from timers and
+// I/O for hundreds of milliseconds when calls chain on answers.
+//
+// What it promises: every run() settles. A task that throws rejects; a worker
+// that dies rejects its task and is replaced; one that overruns `timeoutMs`
+// is terminated and its task rejected; a worker that dies before answering
+// anything (its module does not load) rejects everything waiting, and the
+// next run() tries afresh. Errors are PoolErrors built here, from an error's
+// name and code only (thread.ts sends no more), never from its message.
+import { Worker } from 'node:worker_threads';
+
+export type PoolErrorKind = 'failed' | 'timeout' | 'closed' | 'queue-full';
+
+export class PoolError extends Error {
+  override readonly name = 'PoolError';
+  constructor(
+    readonly kind: PoolErrorKind,
+    /** What failed, from names and codes only: never from an error's message. */
+    readonly reason?: string,
+  ) {
+    super(kind);
+  }
+}
+
+export interface PoolOptions {
+  /** The task module: its default export runs each task, in a worker thread. */
+  module: URL;
+  threads: number;
+  /** A running task taking longer than this is stopped (its thread terminated) and rejected. */
+  timeoutMs: number;
+  /** More tasks than this waiting for a thread: run() rejects at once. */
+  maxQueue: number;
+  /** Called when a worker dies while no task is running on it. */
+  onError: (error: PoolError) => void;
+}
+
+interface Job {
+  id: number;
+  task: unknown;
+  transfer: ArrayBuffer[];
+  resolve: (value: unknown) => void;
+  reject: (error: PoolError) => void;
+  /** When a worker took it: due at started + timeoutMs. */
+  started?: number;
+  timedOut?: boolean;
+}
+
+interface Thread {
+  worker: Worker;
+  job: Job | undefined;
+  /** Answered at least once: a death afterwards is not a failure to start. */
+  answered: boolean;
+  /** Name/code of an uncaught error in the thread, reported with its exit. */
+  crash?: string;
+}
+
+// Running from src/ (tests), the thread script is thread.ts, run through the same loader.
+const THREAD = new URL(import.meta.url.endsWith('.ts') ? './thread.ts' : './thread.js', import.meta.url);
+
+const nameAndCode = (error: unknown) => {
+  const { name, code } = (error ?? {}) as { name?: unknown; code?: unknown };
+  return [name, code].filter((part) => typeof part === 'string' && /^[\w.-]{1,64}$/.test(part)).join(' ') || undefined;
+};
+
+export class WorkerPool {
+  private readonly threads = new Set<Thread>();
+  private readonly queue: Job[] = [];
+  private nextId = 0;
+  private watchdog: NodeJS.Timeout | undefined;
+  private closed = false;
+  private closing: Promise<void> | undefined;
+  private drained: (() => void) | undefined;
+
+  constructor(private readonly options: PoolOptions) {}
+
+  run(task: unknown, transfer: ArrayBuffer[] = []): Promise<unknown> {
+    if (this.closed) return Promise.reject(new PoolError('closed'));
+    if (this.queue.length >= this.options.maxQueue) return Promise.reject(new PoolError('queue-full'));
+    return new Promise((resolve, reject) => {
+      this.queue.push({ id: this.nextId++, task, transfer, resolve, reject });
+      while (this.threads.size < this.options.threads) this.spawn();
+      this.dispatch();
+    });
+  }
+
+  /**
+   * Refuses new tasks, lets running and waiting ones finish (for at most
+   * `graceMs`), then stops every thread; resolves when they are all gone.
+   */
+  close(graceMs = 5000): Promise<void> {
+    this.closed = true;
+    this.closing ??= (async () => {
+      if (this.busy()) {
+        await new Promise<void>((resolve) => {
+          this.drained = resolve;
+          setTimeout(resolve, graceMs).unref();
+        });
+      }
+      for (const job of this.queue.splice(0)) job.reject(new PoolError('closed'));
+      // terminate() rejects what still runs (through 'exit'); wait until every thread is gone.
+      await Promise.all([...this.threads].map((thread) => thread.worker.terminate()));
+      clearInterval(this.watchdog);
+      this.watchdog = undefined;
+    })();
+    return this.closing;
+  }
+
+  private busy() {
+    return this.queue.length > 0 || [...this.threads].some((thread) => thread.job);
+  }
+
+  private spawn(): Thread {
+    const worker = new Worker(THREAD, { workerData: { module: this.options.module.href } });
+    const thread: Thread = { worker, job: undefined, answered: false };
+    this.threads.add(thread);
+    worker.unref(); // an idle pool does not keep the process alive; a running job does (ref below)
+    worker.on('message', (answer: { id: number; ok: boolean; value?: unknown; name?: string; code?: string }) => {
+      const job = thread.job;
+      if (!job || answer.id !== job.id) return; // not ours (cannot happen: one job per thread)
+      thread.job = undefined;
+      thread.answered = true;
+      worker.unref();
+      if (answer.ok) job.resolve(answer.value);
+      else job.reject(new PoolError('failed', [answer.name, answer.code].filter(Boolean).join(' ') || undefined));
+      this.dispatch();
+    });
+    worker.on('error', (error) => {
+      thread.crash = nameAndCode(error) ?? 'uncaught error';
+    });
+    worker.on('exit', (code) => {
+      this.threads.delete(thread);
+      const job = thread.job;
+      thread.job = undefined;
+      const reason = `${thread.crash ? `${thread.crash}, ` : ''}worker exited with code ${code}`;
+      if (job) job.reject(job.timedOut ? new PoolError('timeout') : new PoolError(this.closed ? 'closed' : 'failed', reason));
+      else if (!this.closed) this.options.onError(new PoolError('failed', reason));
+      if (!thread.answered && !job?.timedOut) {
+        // It never answered: most likely it cannot start. What waits would fail the same way.
+        for (const waiting of this.queue.splice(0)) waiting.reject(new PoolError('failed', reason));
+      } else if (!this.closed && this.queue.length > 0) {
+        this.spawn();
+        this.dispatch();
+      }
+      this.settleClose();
+    });
+    return thread;
+  }
+
+  private dispatch() {
+    for (const thread of this.threads) {
+      if (this.queue.length === 0) break;
+      if (thread.job) continue;
+      const job = this.queue.shift()!;
+      thread.job = job;
+      job.started = performance.now();
+      thread.worker.ref();
+      try {
+        thread.worker.postMessage({ id: job.id, task: job.task }, job.transfer);
+      } catch (error) {
+        thread.job = undefined;
+        thread.worker.unref();
+        job.reject(new PoolError('failed', nameAndCode(error)));
+        continue;
+      }
+      this.watch();
+    }
+    this.settleClose();
+  }
+
+  private settleClose() {
+    if (this.drained && !this.busy()) {
+      this.drained();
+      this.drained = undefined;
+    }
+  }
+
+  /** One timer for all running jobs (not one per job), running only while there are any. */
+  private watch() {
+    if (this.watchdog) return;
+    const every = Math.max(10, Math.min(1000, this.options.timeoutMs / 4));
+    this.watchdog = setInterval(() => {
+      const now = performance.now();
+      let running = 0;
+      for (const thread of this.threads) {
+        const job = thread.job;
+        if (!job) continue;
+        running++;
+        if (!job.timedOut && now - job.started! >= this.options.timeoutMs) {
+          job.timedOut = true;
+          void thread.worker.terminate();
+        }
+      }
+      if (running === 0) {
+        clearInterval(this.watchdog);
+        this.watchdog = undefined;
+      }
+    }, every).unref();
+  }
+}
