@@ -124,9 +124,14 @@ export class WorkerPool {
       thread.job = undefined;
       thread.answered = true;
       worker.unref();
-      if (answer.ok) job.resolve(answer.value);
-      else job.reject(new PoolError('failed', [answer.name, answer.code].filter(Boolean).join(' ') || undefined));
-      this.dispatch();
+      this.dispatch(); // the thread's next job first: it works while we go on
+      // Settle in the check phase, not here: Node hands a port's messages over
+      // back to back (up to 1,000 at a time) while they keep coming, and work
+      // chained on each answer would keep timers and I/O waiting all along.
+      setImmediate(() => {
+        if (answer.ok) job.resolve(answer.value);
+        else job.reject(new PoolError('failed', [answer.name, answer.code].filter(Boolean).join(' ') || undefined));
+      });
     });
     worker.on('error', (error) => {
       thread.crash = nameAndCode(error) ?? 'uncaught error';
