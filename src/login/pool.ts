@@ -7,9 +7,9 @@
 //
 // What it promises: every run() settles. A task that throws rejects; a worker
 // that dies rejects its task and is replaced; one that overruns `timeoutMs`
-// is terminated and its task rejected; a worker that dies before answering
-// anything (its module does not load) rejects everything waiting, and the
-// next run() tries afresh. Errors are PoolErrors built here, from an error's
+// is terminated and its task rejected; a worker that dies before its task
+// module has loaded rejects everything waiting, and the next run() tries
+// afresh. Errors are PoolErrors built here, from an error's
 // name and code only (thread.ts sends no more), never from its message.
 import { Worker } from 'node:worker_threads';
 
@@ -52,8 +52,8 @@ interface Job {
 interface Thread {
   worker: Worker;
   job: Job | undefined;
-  /** Answered at least once: a death afterwards is not a failure to start. */
-  answered: boolean;
+  /** Its task module loaded: a death afterwards is not a failure to start. */
+  ready: boolean;
   /** Name/code of an uncaught error in the thread, reported with its exit. */
   crash?: string;
 }
@@ -115,14 +115,17 @@ export class WorkerPool {
 
   private spawn(): Thread {
     const worker = new Worker(THREAD, { workerData: { module: this.options.module.href } });
-    const thread: Thread = { worker, job: undefined, answered: false };
+    const thread: Thread = { worker, job: undefined, ready: false };
     this.threads.add(thread);
     worker.unref(); // an idle pool does not keep the process alive; a running job does (ref below)
-    worker.on('message', (answer: { id: number; ok: boolean; value?: unknown; name?: string; code?: string }) => {
+    worker.on('message', (answer: { ready?: true; id: number; ok: boolean; value?: unknown; name?: string; code?: string }) => {
+      if (answer.ready) {
+        thread.ready = true;
+        return;
+      }
       const job = thread.job;
       if (!job || answer.id !== job.id) return; // not ours (cannot happen: one job per thread)
       thread.job = undefined;
-      thread.answered = true;
       worker.unref();
       this.dispatch(); // the thread's next job first: it works while we go on
       // Settle in the check phase, not here: Node hands a port's messages over
@@ -143,8 +146,8 @@ export class WorkerPool {
       const reason = `${thread.crash ? `${thread.crash}, ` : ''}worker exited with code ${code}`;
       if (job) job.reject(job.timedOut ? new PoolError('timeout') : new PoolError(this.closed ? 'closed' : 'failed', reason));
       else if (!this.closed) this.options.onError(new PoolError('failed', reason));
-      if (!thread.answered && !job?.timedOut) {
-        // It never answered: most likely it cannot start. What waits would fail the same way.
+      if (!thread.ready && !job?.timedOut) {
+        // Its module did not load: what waits would fail the same way. The next run() tries afresh.
         for (const waiting of this.queue.splice(0)) waiting.reject(new PoolError('failed', reason));
       } else if (!this.closed && this.queue.length > 0) {
         this.spawn();

@@ -1,6 +1,7 @@
 // The script each worker thread of WorkerPool (pool.ts) runs: it loads the
 // task module (`workerData.module`, a URL; its default export is the task
-// function) and answers each `{ id, task }` with `{ id, ok, value }`. When the
+// function), says `{ ready: true }`, and answers each `{ id, task }` with
+// `{ id, ok, value }`. When the
 // task function throws, only the error's name and code cross back to the main
 // thread, never its message: a message could quote a password.
 import { parentPort, workerData } from 'node:worker_threads';
@@ -9,6 +10,8 @@ type Run = (task: unknown) => unknown;
 
 const port = parentPort!;
 const { default: run } = (await import((workerData as { module: string }).module)) as { default: Run };
+
+port.postMessage({ ready: true });
 
 const safe = (value: unknown) => (typeof value === 'string' && /^[\w.-]{1,64}$/.test(value) ? value : undefined);
 
