@@ -1,6 +1,7 @@
 // PasswordHasher (src/login/hasher.ts): hashing and verifying on worker
 // threads, off the event loop; sharing only what is in flight; failures
 // rejected, never hung, never carrying the password; close() stopping every thread.
+import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -8,6 +9,12 @@ import { inspect } from 'node:util';
 import t, { type Test } from 'tap';
 import { HashError, PasswordHasher } from '../src/login/hasher.js';
 import { verifySha512Crypt } from '../src/login/sha512-crypt.js';
+import { KERNEL_CANDIDATES } from '../src/login/wasm.js';
+
+// The WebAssembly kernel comes from `npm run build`; run directly with tap on a fresh clone, build it here.
+if (!KERNEL_CANDIDATES.some((url) => fs.existsSync(url))) {
+  execFileSync(process.execPath, [new URL('../src/login/kernel/build.mjs', import.meta.url).pathname], { stdio: 'inherit' });
+}
 
 /** The threads of this process (Linux): worker threads are OS threads. */
 const threadCount = () => fs.readdirSync('/proc/self/task').length;

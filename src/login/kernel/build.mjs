@@ -40,5 +40,6 @@ if (error || !binary) {
   process.exit(1);
 }
 fs.mkdirSync(path.dirname(output), { recursive: true });
-fs.writeFileSync(`${output}.tmp`, binary);
-fs.renameSync(`${output}.tmp`, output);
+const temporary = `${output}.${process.pid}.tmp`; // two builds at once (two test files) must not mix
+fs.writeFileSync(temporary, binary);
+fs.renameSync(temporary, output);
