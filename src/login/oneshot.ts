@@ -1,8 +1,8 @@
 // SHA-512-crypt's digest on Node's one-shot `crypto.hash()` (Node ≥ 20.12),
 // the fastest way to it in JavaScript: the eight layouts a round's input can
 // have are laid out once, so a round is one 64-byte copy and one call.
-// Still ~1.5 µs of call overhead a round (≈ 7 ms a hash here, see
-// bench/hash.mjs): the fallback when the WebAssembly kernel is not built.
+// Still ~1.5 µs of call overhead a round: about 3× the WebAssembly kernel's
+// CPU a hash (bench/hash.mjs). The fallback when the kernel is not built.
 import { hash } from 'node:crypto';
 import type { Digest } from './format.js';
 

@@ -1,7 +1,7 @@
 // The readable reference of SHA-512-crypt's digest (Drepper, "Unix crypt
 // using SHA-256 and SHA-512", steps 1–21), step by step on node:crypto's
-// createHash. Too slow for the service (~8 ms of CPU a hash here): the service
-// runs the WebAssembly kernel (kernel/sha512-crypt.as, wasm.ts). Tests check
+// createHash. Too slow for the service (about 6× the CPU of the WebAssembly
+// kernel it runs: kernel/sha512-crypt.as, wasm.ts; bench/hash.mjs). Tests check
 // that all implementations agree with this one, openssl and the spec.
 import { createHash } from 'node:crypto';
 import type { Digest } from './format.js';
