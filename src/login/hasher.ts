@@ -4,9 +4,10 @@
 // constructor: the threads start with the first call and stop at close().
 //
 // What stays in memory, and for how long:
-// - The password goes to a worker as UTF-8 bytes in a buffer of its own,
-//   transferred (moved, not copied); the worker wipes it, and the kernel
-//   wipes everything it derived from it, before answering.
+// - The password goes to a worker as UTF-8 bytes in a buffer of its own (a
+//   copy, so that a task can be retried on another thread); the worker wipes
+//   its copy, the kernel everything it derived from it, before answering, and
+//   this side wipes its copy once the answer is in.
 // - No hash is reused across requests. Concurrent identical requests (same
 //   username and password while the first is still hashing) share the one
 //   hash in flight: the entry, keyed by an HMAC under a per-process random
@@ -153,14 +154,13 @@ export class PasswordHasher {
   }
 
   private async run(task: HashTask): Promise<unknown> {
-    const password = 'password' in task ? task.password : undefined;
     try {
-      return await this.pool.run(task, password ? [password.buffer as ArrayBuffer] : []);
+      return await this.pool.run(task);
     } catch (error) {
       throw fromPool(error);
     } finally {
-      // Transferred, the buffer is detached here (the worker wipes it); if it never left, wipe it now.
-      if (password && password.byteLength > 0) password.fill(0);
+      // The worker got (and wiped) a copy; this one is wiped once the answer is in.
+      if ('password' in task) task.password.fill(0);
     }
   }
 }

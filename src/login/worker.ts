@@ -1,7 +1,7 @@
 // The task function of PasswordHasher's worker threads (thread.ts runs it in
-// each thread of pool.ts). Runs SHA-512-crypt off the event loop. The password arrives as UTF-8 bytes in a
-// buffer transferred (moved, not copied) from the main thread, and is wiped
-// here once hashed: the only copy left in this thread is none.
+// each thread of pool.ts): SHA-512-crypt off the event loop. The password
+// arrives as UTF-8 bytes (a copy of the main thread's, which wipes its own),
+// and is wiped here once hashed: no copy of it is left in this thread.
 import { fastestImplementation, sha512Crypt, verifySha512Crypt } from './sha512-crypt.js';
 
 export type HashTask =
