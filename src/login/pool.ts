@@ -1,22 +1,23 @@
 // A small fixed pool of worker threads (node:worker_threads) for
-// PasswordHasher. Our own rather than piscina's: measured here
-// (bench/README.md, "hash"), piscina's bookkeeping cost the event loop about
-// twice the CPU per task (0.3 against 0.15 ms), and it drains answers
-// synchronously inside run(), which can keep the event loop from timers and
-// I/O for hundreds of milliseconds when calls chain on answers.
+// PasswordHasher. Our own rather than piscina: measured here with 16 clients
+// on one thread, piscina's bookkeeping cost the event loop 0.23–0.53 ms of
+// CPU per task against 0.12–0.21 for this pool (alternating runs; a bare
+// postMessage pool 0.07–0.21), on a machine where the event loop has one core.
 //
 // Each thread holds two tasks: the one it runs and the next, so that it starts
 // the next one without waiting for the main thread to hear of the first
 // (+14% hashes/s on one thread here). Tasks are cloned to the thread, not
 // transferred, so that the caller keeps its copy (and wipes it when settled)
-// and a task waiting in a thread that dies can go back in the queue.
+// and a task waiting in a thread that dies can go back in the queue. Answers
+// settle in setImmediate (see the 'message' handler).
 //
 // What it promises: every run() settles. A task that throws rejects; a worker
 // that dies rejects the task it was running and is replaced (the task waiting
 // behind it is queued again); one that overruns `timeoutMs` is terminated and
 // its task rejected; a worker that dies before its task module has loaded
-// rejects everything waiting, and the next run() tries afresh. Errors are PoolErrors built here, from an error's
-// name and code only (thread.ts sends no more), never from its message.
+// rejects everything waiting, and the next run() tries afresh. Errors are
+// PoolErrors built here from error names, codes and exit codes (thread.ts
+// sends no more), never from an error's message.
 import { Worker } from 'node:worker_threads';
 
 export type PoolErrorKind = 'failed' | 'timeout' | 'closed' | 'queue-full';
