@@ -63,8 +63,10 @@ const fromPool = (error: unknown) =>
 
 export interface PasswordHasherOptions {
   /**
-   * Worker threads. Default 1: on a small machine the event loop needs a core
-   * of its own (bench/README.md, "hash"). One thread is ~400 hashes/s here.
+   * Worker threads. Default 1: on the 2-core machine the event loop needs a
+   * core of its own. One thread does ~500 hashes/s; in the service under the
+   * accept load (new password per request) 1 thread gave 314–525 req/s with
+   * /status p99 ~28 ms, 2 threads 275–661 req/s with ~80 ms (bench/README.md).
    */
   threads?: number;
   /** A hash or verify running longer than this is stopped (its thread replaced) and rejected. Default 10,000 ms. */
