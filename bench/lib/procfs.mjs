@@ -85,7 +85,10 @@ export const MB = 1024 * 1024;
 /**
  * Samples `pid` and its descendants every `intervalMs`: peak RSS of the
  * process, peak total RSS of its descendants (and how many there were then),
- * and the ansible-playbook runs seen among its direct children.
+ * and the ansible-playbook runs seen among its direct children. A run's CPU
+ * is the jump of the parent's cutime+cstime in the interval it disappeared
+ * (exact when it was the only one to end then; otherwise the runs that ended
+ * together share `cpuShared`).
  */
 export function startSampler(pid, intervalMs = 100) {
   const state = {
@@ -95,8 +98,11 @@ export function startSampler(pid, intervalMs = 100) {
     peakDescendantRss: 0,
     peakDescendantCount: 0,
     peakDescendantProcesses: 0,
-    playbookRuns: new Map(), // pid -> { firstSeen, lastSeen, cpu }
+    // key pid:starttime -> { pid, firstSeen, lastSeen, endedBy, cpu, cpuShared }
+    playbookRuns: new Map(),
   };
+  let alive = new Set();
+  let lastReaped = null;
   const sample = () => {
     const stats = allStats();
     const self = stats.find((s) => s.pid === pid);
@@ -112,21 +118,39 @@ export function startSampler(pid, intervalMs = 100) {
     }
     state.peakDescendantProcesses = Math.max(state.peakDescendantProcesses, desc.length);
     const now = Date.now();
+    const seen = new Set();
     for (const child of desc) {
       if (child.ppid !== pid) continue;
       if (!readCmdline(child.pid).some((arg) => arg.endsWith('ansible-playbook'))) continue;
       const key = `${child.pid}:${child.starttime}`;
-      const run = state.playbookRuns.get(key) ?? { firstSeen: now, lastSeen: now, cpu: 0 };
+      seen.add(key);
+      const run = state.playbookRuns.get(key) ?? { pid: child.pid, firstSeen: now, lastSeen: now, endedBy: null, cpu: null, cpuShared: null };
       run.lastSeen = now;
-      run.cpu = child.utime + child.stime + child.cutime + child.cstime;
       state.playbookRuns.set(key, run);
     }
+    const reaped = self.cutime + self.cstime;
+    const ended = [...alive].filter((key) => !seen.has(key));
+    if (lastReaped !== null && ended.length) {
+      const jump = reaped - lastReaped;
+      for (const key of ended) {
+        const run = state.playbookRuns.get(key);
+        run.endedBy = now;
+        if (ended.length === 1) run.cpu = jump;
+        else run.cpuShared = { cpu: jump, runs: ended.length };
+      }
+    }
+    lastReaped = reaped;
+    alive = seen;
   };
   sample();
   const timer = setInterval(sample, intervalMs);
   return {
     state,
     sampleNow: sample,
+    /** ansible-playbook children alive at the last sample. */
+    get liveRuns() {
+      return alive.size;
+    },
     stop() {
       clearInterval(timer);
       sample();
@@ -161,4 +185,27 @@ export function otherLoad(excludeRoots) {
     else if (/^(\S*\/)?node(\s|$)/.test(cmd)) found.node++;
   }
   return found;
+}
+
+/**
+ * CPU seconds of the whole machine from /proc/stat: busy (everything but idle
+ * and iowait) and steal (time the hypervisor gave to other guests).
+ */
+export function machineCpu() {
+  const line = fs.readFileSync('/proc/stat', 'utf8').split('\n')[0];
+  const [user, nice, system, idle, iowait, irq, softirq, steal] = line.trim().split(/\s+/).slice(1).map(Number);
+  return { busy: (user + nice + system + irq + softirq) / CLK_TCK, idle: (idle + iowait) / CLK_TCK, steal: (steal ?? 0) / CLK_TCK };
+}
+
+/**
+ * CPU seconds used so far by `root` and everything under it: its own time, the
+ * time of the children it reaped, and of every live descendant (with what each
+ * of those reaped). A descendant that ends moves from the live sum into its
+ * parent's reaped time, so differences of this figure are the tree's CPU.
+ */
+export function treeCpu(root, stats = allStats()) {
+  const self = stats.find((s) => s.pid === root);
+  if (!self) return 0;
+  const live = descendants(root, stats).reduce((sum, s) => sum + s.utime + s.stime + s.cutime + s.cstime, 0);
+  return self.utime + self.stime + self.cutime + self.cstime + live;
 }
