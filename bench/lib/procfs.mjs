@@ -110,7 +110,8 @@ export function startSampler(pid, intervalMs = 100) {
     state.samples++;
     state.lastRss = self.rss;
     state.peakRss = Math.max(state.peakRss, self.rss);
-    const desc = descendants(pid, stats).filter((s) => s.state !== 'Z');
+    const all = descendants(pid, stats);
+    const desc = all.filter((s) => s.state !== 'Z');
     const total = desc.reduce((sum, s) => sum + s.rss, 0);
     if (total > state.peakDescendantRss) {
       state.peakDescendantRss = total;
@@ -119,7 +120,8 @@ export function startSampler(pid, intervalMs = 100) {
     state.peakDescendantProcesses = Math.max(state.peakDescendantProcesses, desc.length);
     const now = Date.now();
     const seen = new Set();
-    for (const child of desc) {
+    // A run that has exited but is not reaped yet (a zombie) still counts as alive: its CPU reaches cutime at the reap.
+    for (const child of all) {
       if (child.ppid !== pid) continue;
       if (!readCmdline(child.pid).some((arg) => arg.endsWith('ansible-playbook'))) continue;
       const key = `${child.pid}:${child.starttime}`;
