@@ -164,6 +164,19 @@ function hashCounts(stored) {
   return { rows: stored.size, distinct_hashes: hashes.size };
 }
 
+/** Tasks per batch (the tasks a run took together), in the order the batches started, from a stopped service's database. */
+function batchSizes(dbPath) {
+  const db = new Database(dbPath, { readonly: true, fileMustExist: true });
+  try {
+    return db
+      .prepare('SELECT COUNT(*) AS n FROM tasks WHERE batch_id IS NOT NULL GROUP BY batch_id ORDER BY MIN(started_at)')
+      .pluck()
+      .all();
+  } finally {
+    db.close();
+  }
+}
+
 /** Sum of `ec2_api_playbook_duration_seconds_count` samples from GET /metrics, by label set. */
 async function playbookRunsFromMetrics(url) {
   try {
@@ -447,6 +460,7 @@ async function phaseDrain(opts, n, fixed) {
   const counts = await instancesPerTask(moto.url, ids);
   await service.stop();
   await moto.stop();
+  const batches = batchSizes(service.dbPath);
 
   // Runs in order of start; those started before the first one ended had no image cached (they look it up).
   const runs = [...samples.playbookRuns.values()].sort((a, b) => a.firstSeen - b.firstSeen);
@@ -470,6 +484,7 @@ async function phaseDrain(opts, n, fixed) {
     attempts_over_1: docs.filter((d) => (d.attempts ?? 1) > 1).length,
     instances: counts,
     playbook_runs: runs.length,
+    batch_sizes: batches,
     playbook_runs_metrics: metricsBefore && metricsAfter ? metricsAfter.total - metricsBefore.total : null,
     playbook_runs_cold: coldRuns,
     runs_reaped: reaped,
@@ -479,6 +494,8 @@ async function phaseDrain(opts, n, fixed) {
       cpu_s: r.cpu !== null ? round(r.cpu, 2) : null,
       ...(r.cpuShared ? { cpu_shared_s: round(r.cpuShared.cpu, 2), ended_with: r.cpuShared.runs } : {}),
     })),
+    // Should equal cpu_s.playbooks_total: the part of it the timeline could attribute to runs.
+    runs_cpu_attributed_s: round(runs.reduce((sum, r) => sum + (r.cpu ?? (r.cpuShared ? r.cpuShared.cpu / r.cpuShared.runs : 0)), 0), 2),
     playbook_wall_s_mean: runs.length ? round(runs.reduce((s, r) => s + ((r.endedBy ?? r.lastSeen) - r.firstSeen), 0) / runs.length / 1000, 2) : null,
     cpu_s: {
       service: round(cpuAfter.self - cpuBefore.self, 2),
@@ -678,6 +695,7 @@ function evaluate(results) {
       r.instances.tasksWithOne === Number(n) && r.instances.missing === 0 && r.instances.duplicates === 0,
     );
     add(label, 'playbook runs: seen · /metrics · cold', `${r.playbook_runs} · ${r.playbook_runs_metrics ?? '?'} · ${r.playbook_runs_cold}`);
+    add(label, 'tasks per batch', r.batch_sizes.join(' '));
     add(label, 'ansible CPU s: total · per task', `${r.cpu_s.playbooks_total} · ${r.cpu_s.per_task}`);
     add(
       label,

@@ -103,10 +103,23 @@ export function startSampler(pid, intervalMs = 100) {
   };
   let alive = new Set();
   let lastReaped = null;
+  const reapedNow = () => {
+    const s = readStat(pid);
+    return s ? s.cutime + s.cstime : null;
+  };
   const sample = () => {
-    const stats = allStats();
+    // The scan of /proc is not atomic: a run reaped during it could be seen alive with its CPU
+    // already in the parent's, or the other way round. Scan again until none was reaped meanwhile.
+    let stats;
+    let reaped;
+    for (let attempt = 0; attempt < 5; attempt++) {
+      const before = reapedNow();
+      stats = allStats();
+      reaped = reapedNow();
+      if (before === reaped) break;
+    }
     const self = stats.find((s) => s.pid === pid);
-    if (!self) return;
+    if (!self || reaped === null) return;
     state.samples++;
     state.lastRss = self.rss;
     state.peakRss = Math.max(state.peakRss, self.rss);
@@ -121,16 +134,16 @@ export function startSampler(pid, intervalMs = 100) {
     const now = Date.now();
     const seen = new Set();
     // A run that has exited but is not reaped yet (a zombie) still counts as alive: its CPU reaches cutime at the reap.
+    // (A zombie has no cmdline left: a run is recognised by its command line once, then by pid and start time.)
     for (const child of all) {
       if (child.ppid !== pid) continue;
-      if (!readCmdline(child.pid).some((arg) => arg.endsWith('ansible-playbook'))) continue;
       const key = `${child.pid}:${child.starttime}`;
+      if (!state.playbookRuns.has(key) && !readCmdline(child.pid).some((arg) => arg.endsWith('ansible-playbook'))) continue;
       seen.add(key);
       const run = state.playbookRuns.get(key) ?? { pid: child.pid, firstSeen: now, lastSeen: now, endedBy: null, cpu: null, cpuShared: null };
       run.lastSeen = now;
       state.playbookRuns.set(key, run);
     }
-    const reaped = self.cutime + self.cstime;
     const ended = [...alive].filter((key) => !seen.has(key));
     if (lastReaped !== null && ended.length) {
       const jump = reaped - lastReaped;
