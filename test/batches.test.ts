@@ -6,6 +6,7 @@ import path from 'node:path';
 import t from 'tap';
 import {
   VALID,
+  eventually,
   ec2Proxy,
   eventuallyAsync,
   liveInstanceIds,
@@ -38,6 +39,7 @@ t.test('one batch, one playbook run; a member whose stored row is damaged fails 
   const runs: string[] = [];
   service.tasks.onRun((report) => runs.push(`${report.playbook}:${report.tasks}`));
   const [anna, bert, carl] = await Promise.all(ids.map((id) => terminal(service, id)));
+  await eventually(() => runs.length > 0, 30_000, 'the run to end'); // results come before the run ends
   t.same(runs, ['create:2'], 'the two sound tasks went through one ansible-playbook run');
   t.match(anna, { status: 'succeeded', instance_state: 'running' });
   t.match(carl, { status: 'succeeded', instance_state: 'running' });
@@ -102,6 +104,7 @@ t.test('waiting tasks share one run (up to EC2_API_BATCH_SIZE), the rest the nex
   service.tasks.onRun((report) => sizes.push(report.tasks));
   const tasks = await Promise.all(ids.map((id) => terminal(service, id)));
   t.ok(tasks.every((task) => task.status === 'succeeded'));
+  await eventually(() => sizes.length === 2, 30_000, 'both runs to end');
   t.same(sizes, [5, 2], 'one run of five, oldest first, then the other two');
   t.ok(tasks[0]!.started_at! < tasks[6]!.started_at!, 'the oldest ran first');
 });

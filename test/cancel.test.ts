@@ -67,7 +67,7 @@ t.test('a running create is stopped and the instance it launched is terminated',
   const sync = await waiting;
   t.equal(sync.statusCode, 502);
   t.match(sync.json(), { status: 'canceled', task_id: id, ip: null });
-  t.match(outputText(service.tasks.output(id)!), /cleanup after cancel/);
+  t.match(outputText(service.tasks.output(id)!.log), /cleanup after cancel/);
 });
 
 t.test('canceling one member of a batch requeues the others', async (t) => {

@@ -5,6 +5,7 @@ import path from 'node:path';
 import t from 'tap';
 import {
   VALID,
+  eventually,
   instances,
   launchUntagged,
   liveInstancesOfTask,
@@ -77,7 +78,12 @@ t.test('POST /create-async answers 202 at once; /status follows the task to succ
   const status = (await get(`/status/${task_id}`)).json();
   t.match(status, { status: 'succeeded', ip: /^\d+\./, instance_id: /^i-/, instance_state: 'running' });
   t.equal(liveInstancesOfTask(moto.url, task_id).length, 1);
-  t.ok(outputText(service.tasks.output(task_id)!).includes('PLAY RECAP'), 'the playbook output is kept as the task log');
+  // The task may end before its playbook run does (its result is reported early): the log is complete once the run is.
+  const { log } = await eventually(() => {
+    const output = service.tasks.output(task_id)!;
+    return output.complete && output;
+  }, 30_000, 'the run to end');
+  t.ok(outputText(log).includes('PLAY RECAP'), 'the playbook output is kept as the task log');
 });
 
 t.test('GET /delete/<ip> terminates the managed instance; a second call finds nothing', async (t) => {

@@ -26,6 +26,9 @@ declare module 'fastify' {
   }
 }
 
+/** Passwords waiting for the hashing thread (~2 ms each) before new creates are refused for a moment. */
+const HASH_QUEUE_LIMIT = 2_000;
+
 async function engine(app: FastifyInstance, { config, cloud: given }: { config: Config; cloud?: Cloud }): Promise<void> {
   const systemAccounts = loadSystemAccounts(config.projectDir);
   const db = openDatabase(config.dbPath, config.dbSync);
@@ -44,8 +47,14 @@ async function engine(app: FastifyInstance, { config, cloud: given }: { config: 
   const cloud = given ?? (await resolveCloud(config));
   if (!given) app.addHook('onClose', async () => cloud.stop());
 
-  const hasher = new PasswordHasher();
+  // Hashes wait for the thread at most this deep; beyond, a create gets 503 (retry) rather than waiting unboundedly.
+  const hasher = new PasswordHasher({
+    maxQueue: HASH_QUEUE_LIMIT,
+    onError: (error) => app.log.warn({ err: error }, 'a password-hashing thread failed; it is replaced'),
+  });
   app.addHook('onClose', async () => hasher.close());
+  // Starts the thread now rather than on the first request, and says which kernel it runs.
+  app.log.info({ implementation: await hasher.implementation() }, 'password hashing ready');
 
   const tasks = new TaskService(
     db,

@@ -1,81 +1,86 @@
-// SHA-512-crypt (`$6$`, Drepper's "Unix crypt using SHA-256 and SHA-512"),
-// the hash cloud-init and /etc/shadow take. Our own, on Node's native
-// SHA-512, because the npm package we tried (unixcrypt 3.0.4) hashes
-// passwords of 64 or 128 bytes wrongly (the user could never log in); this
-// one matches `openssl passwd -6` and the spec's test vectors (test/password.test.ts).
-import { createHash, createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
+// SHA-512-crypt (`$6$`, Drepper's "Unix crypt using SHA-256 and SHA-512"), the
+// hash cloud-init and /etc/shadow take, synchronous: for the worker threads of
+// hasher.ts and for tests. On the service's event loop use PasswordHasher
+// (hasher.ts) instead: a hash is ~2 ms of CPU even in WebAssembly.
+//
+// Three implementations of the digest, one output (test/password*.test.ts):
+//   wasm       the WebAssembly kernel (kernel/sha512-crypt.as; `npm run build`), the fastest;
+//   oneshot    node:crypto's one-shot hash(), the fallback when the kernel is not built;
+//   reference  node:crypto's createHash, step by step as the spec reads (reference.ts).
+// bench/hash.mjs measures them against `openssl passwd -6`.
+//
+// Why our own: the npm package we tried (unixcrypt 3.0.4) hashes passwords of
+// 64 or 128 bytes wrongly (the user could never log in).
+import { timingSafeEqual } from 'node:crypto';
+import {
+  DEFAULT_ROUNDS,
+  encodeDigest,
+  normalizeRounds,
+  normalizeSalt,
+  parseSha512Crypt,
+  randomSalt,
+  setting,
+  type Digest,
+} from './format.js';
+import { oneShotDigest } from './oneshot.js';
+import { referenceDigest } from './reference.js';
+import { wasmAvailable, wasmDigest } from './wasm.js';
 
-const ITOA64 = './0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz';
-const DEFAULT_ROUNDS = 5000;
+export { DEFAULT_ROUNDS, MAX_ROUNDS, MIN_ROUNDS, parseSha512Crypt, type ParsedHash } from './format.js';
 
-const sha512 = (...parts: Buffer[]) => {
-  const hash = createHash('sha512');
-  for (const part of parts) hash.update(part);
-  return hash.digest();
-};
+export type Implementation = 'wasm' | 'oneshot' | 'reference';
 
-/** `bytes` repeated to exactly `length` bytes. */
-function stretch(bytes: Buffer, length: number): Buffer {
-  const out = Buffer.alloc(length);
-  for (let i = 0; i < length; i += bytes.length) bytes.copy(out, i, 0, Math.min(bytes.length, length - i));
-  return out;
+const DIGESTS: Record<Implementation, Digest> = { wasm: wasmDigest, oneshot: oneShotDigest, reference: referenceDigest };
+
+/** The implementation sha512Crypt() uses: the WebAssembly kernel when it is built, else the one-shot fallback. */
+export function fastestImplementation(): Implementation {
+  return wasmAvailable() ? 'wasm' : 'oneshot';
 }
 
-function randomSalt(): string {
-  return [...randomBytes(16)].map((byte) => ITOA64[byte & 63]).join('');
+const utf8 = new TextEncoder();
+
+/** The password's UTF-8 bytes in a buffer of their own (not Buffer's shared pool), so they can be wiped. */
+const bytesOf = (password: string | Uint8Array) => (typeof password === 'string' ? utf8.encode(password) : password);
+
+/**
+ * SHA-512-crypt of `password` (a string, hashed as UTF-8, or raw bytes) with
+ * `salt` (up to 16 characters of [./0-9A-Za-z], longer ones cut as the spec
+ * says; random by default) and `rounds` (5,000 by default, clamped to
+ * 1,000–999,999,999 as the spec says). Matches `openssl passwd -6` and glibc.
+ */
+export function sha512Crypt(password: string | Uint8Array, salt?: string, rounds?: number): string {
+  return sha512CryptUsing(fastestImplementation(), password, salt, rounds);
 }
 
-// The spec's byte order for the final base-64 encoding.
-const ORDER = [
-  [0, 21, 42], [22, 43, 1], [44, 2, 23], [3, 24, 45], [25, 46, 4], [47, 5, 26], [6, 27, 48],
-  [28, 49, 7], [50, 8, 29], [9, 30, 51], [31, 52, 10], [53, 11, 32], [12, 33, 54], [34, 55, 13],
-  [56, 14, 35], [15, 36, 57], [37, 58, 16], [59, 17, 38], [18, 39, 60], [40, 61, 19], [62, 20, 41],
-] as const;
-
-function encode(digest: Buffer): string {
-  let out = '';
-  const put = (word: number, chars: number) => {
-    for (let i = 0; i < chars; i++, word >>= 6) out += ITOA64[word & 63];
-  };
-  for (const [a, b, c] of ORDER) put((digest[a]! << 16) | (digest[b]! << 8) | digest[c]!, 4);
-  put(digest[63]!, 2);
-  return out;
-}
-
-export const MIN_ROUNDS = 1000;
-export const MAX_ROUNDS = 999_999_999;
-
-export function sha512Crypt(password: string, salt: string = randomSalt(), rounds = DEFAULT_ROUNDS): string {
-  if (!/^[./0-9A-Za-z]{0,16}$/.test(salt)) throw new Error('salt must be up to 16 characters of [./0-9A-Za-z]');
-  rounds = Math.min(MAX_ROUNDS, Math.max(MIN_ROUNDS, Math.trunc(rounds)));
-  const P = Buffer.from(password, 'utf8');
-  const S = Buffer.from(salt, 'ascii');
-
-  const B = sha512(P, S, P);
-  const a = createHash('sha512').update(P).update(S).update(stretch(B, P.length));
-  for (let n = P.length; n > 0; n >>= 1) a.update(n & 1 ? B : P);
-  let A = a.digest();
-
-  const pBytes = stretch(sha512(...Array<Buffer>(P.length).fill(P)), P.length);
-  const sBytes = stretch(sha512(...Array<Buffer>(16 + A[0]!).fill(S)), S.length);
-
-  for (let i = 0; i < rounds; i++) {
-    const c = createHash('sha512');
-    c.update(i & 1 ? pBytes : A);
-    if (i % 3) c.update(sBytes);
-    if (i % 7) c.update(pBytes);
-    c.update(i & 1 ? A : pBytes);
-    A = c.digest();
+/** sha512Crypt() on a given implementation (tests, bench). */
+export function sha512CryptUsing(
+  implementation: Implementation,
+  password: string | Uint8Array,
+  salt: string = randomSalt(),
+  rounds: number = DEFAULT_ROUNDS,
+): string {
+  salt = normalizeSalt(salt);
+  rounds = normalizeRounds(rounds);
+  const P = bytesOf(password);
+  try {
+    return setting(salt, rounds) + encodeDigest(DIGESTS[implementation](P, Buffer.from(salt, 'latin1'), rounds));
+  } finally {
+    if (P !== password) P.fill(0);
   }
-  const prefix = rounds === DEFAULT_ROUNDS ? '$6$' : `$6$rounds=${rounds}$`;
-  return `${prefix}${salt}$${encode(A)}`;
 }
 
-/** Whether `password` hashes to `hash` (a `$6$` string), compared in constant time. */
-export function verifySha512Crypt(password: string, hash: string): boolean {
-  const match = /^\$6\$(?:rounds=(\d+)\$)?([./0-9A-Za-z]{0,16})\$[./0-9A-Za-z]{86}$/.exec(hash);
-  if (!match) return false;
-  const again = Buffer.from(sha512Crypt(password, match[2], match[1] ? Number(match[1]) : DEFAULT_ROUNDS));
-  const stored = Buffer.from(hash);
-  return again.length === stored.length && timingSafeEqual(again, stored);
+/**
+ * Whether `password` hashes to `hash` (a `$6$` string), compared in constant
+ * time. False, never an exception, for anything that is not a `$6$` hash.
+ */
+export function verifySha512Crypt(password: string | Uint8Array, hash: string): boolean {
+  const parsed = parseSha512Crypt(hash);
+  if (!parsed) return false;
+  const P = bytesOf(password);
+  try {
+    const digest = encodeDigest(DIGESTS[fastestImplementation()](P, Buffer.from(parsed.salt, 'latin1'), parsed.rounds));
+    return timingSafeEqual(Buffer.from(digest, 'latin1'), Buffer.from(parsed.digest, 'latin1'));
+  } finally {
+    if (P !== password) P.fill(0);
+  }
 }

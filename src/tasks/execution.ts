@@ -46,6 +46,8 @@ interface Group {
   tasks: RunnableTask[];
   /** A cancel of one of its tasks stops it (a cleanup run is never stopped by a cancel). */
   cancellable: boolean;
+  /** The playbook step running now, and since when. */
+  step?: { step: number; name: string; startedAt: number };
 }
 
 /** How long a resolved image is reused before create.yml looks up the newest again. */
@@ -131,7 +133,19 @@ export class Execution {
       // A task whose instance is ready ends now, not with the slowest of its batch.
       onResult: (taskId, entry) => {
         const task = byId.get(taskId);
-        if (!task || store.isCancelRequested(taskId)) return;
+        if (!task || store.isCancelRequested(taskId) || store.get(taskId)?.status !== 'running') return;
+        // For this task the step ends here: the rest of the run is its batch-mates'.
+        if (group.step) {
+          const { step, name, startedAt } = group.step;
+          const data = {
+            step,
+            name,
+            status: entry.ok ? 'ok' : 'failed',
+            duration_ms: Date.now() - startedAt,
+            ...(entry.ok ? {} : { msg: String(entry.error ?? 'failed').slice(0, 500) }),
+          };
+          this.deps.events.record([{ taskId, type: 'step_end', data }]);
+        }
         this.finish(task, outcomeOf(task, entry, ''), group.run.currentOutput);
       },
     });
@@ -207,6 +221,7 @@ export class Execution {
         // Members that already ended (their result came early) show no more steps.
         const live = ids.filter((id) => store.get(id)?.status === 'running');
         if (event.event === 'task_start') {
+          group.step = { step: event.step, name: event.name, startedAt: Date.now() };
           const data = { step: event.step, of: event.of, name: event.name };
           store.setProgress(live, data);
           events.record(live.map((taskId) => ({ taskId, type: 'step_start', data })));

@@ -5,7 +5,7 @@
 // plaintext password goes no further than here: only its hash is stored.
 import { createHash } from 'node:crypto';
 import { v7 as uuidv7 } from 'uuid';
-import type { PasswordHasher } from '../login/hasher.js';
+import { HashError, type PasswordHasher } from '../login/hasher.js';
 import { statusEvent, type TaskEvents } from './events.js';
 import { decodeParams, type Task } from './model.js';
 import { Refusal } from './refusal.js';
@@ -103,7 +103,9 @@ export class Intake {
   }
 
   private async newCreate(login: { username: string; password: string }): Promise<NewTask> {
-    const password_hash = await this.hasher.hash(login.username, login.password);
+    const password_hash = await this.hasher.hash(login.username, login.password).catch((error: unknown) => {
+      throw hashRefusal(error);
+    });
     return { id: uuidv7(), action: 'create', params: { username: login.username, password_hash } };
   }
 
@@ -128,10 +130,22 @@ export class Intake {
   private async replayOf(task: Task, storedHash: string, requestHash: string, password: string): Promise<Submitted> {
     const stored = decodeParams(task.action, this.store.paramsOf(task.id));
     const same =
-      storedHash === requestHash && stored?.action === 'create' && (await this.hasher.verify(password, stored.params.password_hash));
+      storedHash === requestHash &&
+      stored?.action === 'create' &&
+      (await this.hasher.verify(password, stored.params.password_hash).catch((error: unknown) => {
+        throw hashRefusal(error);
+      }));
     if (!same) throw new Refusal('key_conflict', KEY_CONFLICT, 'idempotency-key');
     return { task: this.store.get(task.id) ?? task, replayed: true };
   }
+}
+
+/** The hasher's own limits, as the refusals a client can act on; anything else stays an internal error. */
+function hashRefusal(error: unknown): unknown {
+  if (!(error instanceof HashError)) return error;
+  if (error.code === 'ERR_PASSWORD_HASH_QUEUE_FULL') return new Refusal('queue_full', 'too many passwords are waiting to be hashed; retry in a moment');
+  if (error.code === 'ERR_PASSWORD_HASHER_CLOSED') return new Refusal('unavailable', 'the service is shutting down; retry in a few seconds');
+  return error;
 }
 
 function hashRequest(action: string, username: string): string {

@@ -5,7 +5,7 @@
 // tasks table), execution.ts runs them, cancel.ts, recovery.ts, waiters.ts,
 // listing.ts. See docs/task-lifecycle.md.
 import { listManagedInstances, type ManagedInstance } from '../ansible/instances.js';
-import type { CappedText } from '../ansible/output.js';
+import { EMPTY_OUTPUT, type CappedText } from '../ansible/output.js';
 import { PlaybookPool, type RunReport } from '../ansible/pool.js';
 import type { PasswordHasher } from '../login/hasher.js';
 import { Cancellation } from './cancel.js';
@@ -165,9 +165,16 @@ export class TaskService {
     return this.store.list(filter);
   }
 
-  /** The playbook output: live while the task runs, else as stored. */
-  output(id: string): CappedText | undefined {
-    return this.execution.liveLog(id) ?? this.store.getLog(id);
+  /**
+   * The playbook output of a task: live while a run that holds it goes on
+   * (which may be after the task itself has ended, when its result came
+   * early), else as stored; `complete` once nothing more will be added.
+   */
+  output(id: string): { log: CappedText; complete: boolean } | undefined {
+    const task = this.store.get(id);
+    if (!task) return undefined;
+    const live = this.execution.liveLog(id);
+    return { log: live ?? this.store.getLog(id) ?? EMPTY_OUTPUT, complete: !live && TERMINAL.has(task.status) };
   }
 
   eventsSince(id: string, afterId: number): TaskEvent[] {

@@ -89,12 +89,12 @@ const taskRoutes: FastifyPluginAsyncTypebox<TaskRoutesOptions> = async (app, { t
     },
     async (request, reply) => {
       const task = find(request.params.id);
-      const log = service.output(task.id) ?? EMPTY_OUTPUT;
+      const { log, complete } = service.output(task.id) ?? { log: EMPTY_OUTPUT, complete: false };
       const offset = Math.min(Number(request.query.offset ?? 0), log.size);
       return reply
         .type('text/plain; charset=utf-8')
         .header('X-Log-Length', String(log.size))
-        .header('X-Log-Complete', String(TERMINAL.has(task.status)))
+        .header('X-Log-Complete', String(complete))
         .send(outputFrom(log, offset));
     },
   );
