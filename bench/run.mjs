@@ -14,7 +14,7 @@ import Database from 'better-sqlite3';
 import { ensureBuilt, gitRevision } from './lib/build.mjs';
 import { instanceIdsOfTask, instancesPerTask, warmUp } from './lib/ec2.mjs';
 import { distinctCreateRequests, loginSource, probe, verifyHashes } from './lib/load.mjs';
-import { MB, allStats, cpuTimes, descendants, machineCpu, otherLoad, readCmdline, readStat, startSampler, treeCpu } from './lib/procfs.mjs';
+import { MB, allStats, cpuTimes, descendants, machineCpu, otherLoad, readCmdline, readStat, startSampler, threadSplit, threadTimes, treeCpu } from './lib/procfs.mjs';
 import { formatTop, topSelfTime } from './lib/profile.mjs';
 import { fromVenv, killAllNow, projectRoot, runToEnd, safeEnv, sleep, startMoto, startService, stopAll } from './lib/procs.mjs';
 
@@ -231,6 +231,19 @@ async function waitTerminal(url, ids, deadline) {
   return { final, seenAllAt: next === ids.length ? Date.now() : null };
 }
 
+/** Runs `fn` (a load) and says where the service's CPU went meanwhile, by thread, and the bench's own. */
+async function withThreadSplit(pid, fn) {
+  const before = threadTimes(pid);
+  const benchBefore = process.cpuUsage();
+  const t0 = performance.now();
+  const value = await fn();
+  const wall = (performance.now() - t0) / 1000;
+  const bench = process.cpuUsage(benchBefore);
+  const split = threadSplit(pid, before, threadTimes(pid), wall);
+  split.bench_process_cores = round((bench.user + bench.system) / 1e6 / wall, 2);
+  return { value, split };
+}
+
 // Moto for the phases that launch nothing (accept, status, memory): one, shared.
 let sharedMoto = null;
 async function idleMoto() {
@@ -308,13 +321,15 @@ async function phaseAcceptDistinct(opts) {
   const out = {};
   for (const connections of [16, 64]) {
     log(`accept, a new password on every request: ${connections} connections × ${opts.duration} s`);
-    const result = await cannon({
-      url: service.url,
-      connections,
-      duration: opts.duration,
-      requests: distinctCreateRequests(nextLogin, { accepted, sample }),
-    });
-    out[`c${connections}`] = summarizeCannon(result);
+    const { value: result, split } = await withThreadSplit(service.pid, () =>
+      cannon({
+        url: service.url,
+        connections,
+        duration: opts.duration,
+        requests: distinctCreateRequests(nextLogin, { accepted, sample }),
+      }),
+    );
+    out[`c${connections}`] = { ...summarizeCannon(result), service_cpu: split };
   }
   const rssAfter = readStat(service.pid)?.rss ?? 0;
   const stopSignal = opts.profile ? 'SIGTERM' : 'SIGKILL';
@@ -367,6 +382,8 @@ async function phaseStatusLoad(opts) {
   const alone = await probe(url, { ...PROBE, durationMs: Math.min(probeMs, 3000) });
   log(`status-load: the same probe while distinct-password creates arrive (16 connections × ${opts.duration} s)`);
   const accepted = [];
+  const threadsBefore = threadTimes(service.pid);
+  const loadStarted = performance.now();
   const load = cannon({
     url: service.url,
     connections: 16,
@@ -377,9 +394,10 @@ async function phaseStatusLoad(opts) {
   await sleep(Math.min(1000, (opts.duration * 1000 - probeMs) / 2));
   const during = await probe(url, { ...PROBE, durationMs: probeMs });
   const creates = summarizeCannon(await load);
+  const split = threadSplit(service.pid, threadsBefore, threadTimes(service.pid), (performance.now() - loadStarted) / 1000);
   await service.stop();
   log(`  status p50 ${during.latency_ms.p50} ms, p99 ${during.latency_ms.p99} ms, max ${during.latency_ms.max} ms; creates ${creates.req_per_s} req/s`);
-  return { task_id: id, probe_alone: alone, probe_during: during, creates };
+  return { task_id: id, probe_alone: alone, probe_during: during, creates, service_cpu: split };
 }
 
 /**
@@ -632,6 +650,7 @@ function evaluate(results) {
   const add = (phase, metric, value, target = '', pass = null) => rows.push({ phase, metric, value, target, pass });
   const { accept, accept_distinct: distinct, status, status_load: statusLoad, drain, sync, memory } = results;
   const bad = (r) => r.non2xx + r.errors;
+  const cores = (c) => `${c.cores.main_thread} · ${c.cores.busiest_other_thread} · ${c.cores.rest}`;
   const badText = (r) => `${r.non2xx} · ${r.errors}${r.timeouts ? ` (${r.timeouts} timed out)` : ''}`;
 
   if (accept) {
@@ -652,6 +671,7 @@ function evaluate(results) {
     add(label, '16 conn req/s', distinct.c16.req_per_s, `≥ ${TARGETS.acceptDistinct16}`, distinct.c16.req_per_s >= TARGETS.acceptDistinct16);
     add(label, '16 conn p50 · p99', `${distinct.c16.latency_ms.p50} ms · ${distinct.c16.latency_ms.p99} ms`);
     add(label, '16 conn non-2xx · errors', badText(distinct.c16), '0 · 0', bad(distinct.c16) === 0);
+    add(label, '16 conn service CPU, cores: main · hash thread · rest', cores(distinct.c16.service_cpu));
     add(label, '64 conn req/s · p50 · p99', `${distinct.c64.req_per_s} · ${distinct.c64.latency_ms.p50} ms · ${distinct.c64.latency_ms.p99} ms`);
     add(label, '64 conn non-2xx · errors', badText(distinct.c64), '0 · 0', bad(distinct.c64) === 0);
     add(label, `durable 202s (after ${distinct.stopped_with === 'SIGKILL' ? 'kill -9' : 'SIGTERM'})`, `${distinct.durable.found}/${distinct.durable.accepted_202}`, 'all', distinct.durable.all_durable);
@@ -671,6 +691,7 @@ function evaluate(results) {
     add(label, 'with distinct creates: p50 · p99 · max', ms(during.latency_ms), `p99 ≤ ${TARGETS.statusLoadP99} ms`, during.latency_ms.p99 !== null && during.latency_ms.p99 <= TARGETS.statusLoadP99);
     add(label, '  status requests · polls held up · bad', `${during.requests} · ${during.late_slots} · ${during.non2xx + during.errors}`, '0 bad', during.non2xx + during.errors === 0);
     add(label, '  creates meanwhile: req/s · p99 · bad', `${creates.req_per_s} · ${creates.latency_ms.p99} ms · ${bad(creates)}`);
+    add(label, '  service CPU, cores: main · hash thread · rest', cores(statusLoad.service_cpu));
   }
   if (drain?.fixed_cost) {
     const f = drain.fixed_cost;

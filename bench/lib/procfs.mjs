@@ -224,3 +224,48 @@ export function treeCpu(root, stats = allStats()) {
   const live = descendants(root, stats).reduce((sum, s) => sum + s.utime + s.stime + s.cutime + s.cstime, 0);
   return self.utime + self.stime + self.cutime + self.cstime + live;
 }
+
+/** CPU seconds of each thread of `pid` (tid → seconds), from /proc/<pid>/task. */
+export function threadTimes(pid) {
+  const out = new Map();
+  let tids = [];
+  try {
+    tids = fs.readdirSync(`/proc/${pid}/task`);
+  } catch {
+    return out;
+  }
+  for (const tid of tids) {
+    try {
+      const raw = fs.readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
+      const f = raw.slice(raw.lastIndexOf(')') + 2).split(' ');
+      out.set(Number(tid), (Number(f[11]) + Number(f[12])) / CLK_TCK);
+    } catch {
+      // the thread ended meanwhile
+    }
+  }
+  return out;
+}
+
+/**
+ * Where a process's CPU went between two threadTimes() readings: its main
+ * thread, its busiest other thread (in the service: the password-hashing
+ * worker), and all the rest (V8's GC helpers, libuv's pool, …), in seconds and
+ * as a share of `wallSeconds` (1 = one core all the time). Ours: the bench
+ * process's CPU over the same time (autocannon, the probe).
+ */
+export function threadSplit(pid, before, after, wallSeconds) {
+  const delta = [];
+  for (const [tid, t] of after) delta.push({ tid, cpu: t - (before.get(tid) ?? 0) });
+  const main = delta.find((d) => d.tid === pid)?.cpu ?? 0;
+  const others = delta.filter((d) => d.tid !== pid).sort((a, b) => b.cpu - a.cpu);
+  const busiest = others[0]?.cpu ?? 0;
+  const rest = others.slice(1).reduce((sum, d) => sum + d.cpu, 0);
+  const share = (s) => Math.round((s / wallSeconds) * 100) / 100;
+  const r2 = (s) => Math.round(s * 100) / 100;
+  return {
+    main_thread_s: r2(main),
+    busiest_other_thread_s: r2(busiest),
+    rest_s: r2(rest),
+    cores: { main_thread: share(main), busiest_other_thread: share(busiest), rest: share(rest) },
+  };
+}
