@@ -136,6 +136,10 @@ t.test('cancel a running create from its page: the instance it launched is termi
   t.equal(await card.getByRole('button').count(), 0, 'no Cancel button once it has ended');
   await until(page.getByTestId('log-state'), /complete/);
   t.match(await page.getByTestId('log').textContent(), /cleanup after cancel/, 'the log includes the clean-up');
+  // Launch, the hang, and the clean-up's steps: the longest one stands out.
+  t.ok((await page.locator('.waterfall .step').count()) >= 3, 'the waterfall holds the run and the clean-up');
+  t.equal(await page.locator('.waterfall .step.slowest').count(), 1, 'the slowest step stands out');
+  t.match(await page.locator('.waterfall .step.slowest .tag').textContent(), 'slowest', '…in words, not only by colour');
   clean(t, c, [/status of 401/]); // before the token was given
   await c.close();
 });

@@ -70,7 +70,10 @@ t.test('GET /instances answers 502 when EC2 cannot be read', async (t) => {
 t.test('GET /instances: callers at once share one playbook run, a fresh result is reused, the run counts', async (t) => {
   const runs: string[] = [];
   t.teardown(service.tasks.onRun((report) => report.playbook === 'list' && runs.push(report.playbook)));
-  await new Promise((resolve) => setTimeout(resolve, 3_100)); // older than any listing of the tests before
+  // Nothing left running from the tests before (a task ending would rightly make the next listing a fresh read),
+  // and older than any listing they made.
+  await eventually(() => service.tasks.list({ status: 'running', limit: 1 }).length + service.tasks.list({ status: 'queued', limit: 1 }).length === 0, 60_000, 'the earlier tasks to end');
+  await new Promise((resolve) => setTimeout(resolve, 3_100));
 
   let peak = 0;
   const sampling = setInterval(() => (peak = Math.max(peak, service.tasks.stats.runningPlaybooks)), 20);
@@ -82,6 +85,10 @@ t.test('GET /instances: callers at once share one playbook run, a fresh result i
   t.equal(peak, 1, 'counted in running_playbooks while it ran');
   t.equal((await inject({ url: '/instances' })).statusCode, 200);
   t.same(runs, ['list'], 'a listing less than 3 s old is reused');
+  const created = await inject({ method: 'POST', url: '/instances?wait=true', payload: VALID });
+  t.equal(created.statusCode, 201);
+  const after = (await inject({ url: '/instances' })).json().instances as { instance_id: string }[];
+  t.ok(after.some((i) => i.instance_id === created.json().instance_id), 'once a task has changed EC2, the next listing is a fresh read that shows it');
   const metrics = (await inject({ url: '/metrics' })).body;
   t.match(metrics, /ec2_api_playbook_duration_seconds_count\{action="list",outcome="ok"\} [1-9]/, 'and in /metrics');
 });

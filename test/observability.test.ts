@@ -166,7 +166,7 @@ t.test('/openapi.json: a valid OpenAPI 3 document with every route the app regis
   t.same(schemaProblems(doc), [], 'every schema is valid JSON Schema');
   t.match(doc.openapi, /^3\./);
   t.match(doc.info, { title: 'ec2-api', version: VERSION, description: /EC2/ });
-  t.match(doc.components.securitySchemes.bearerAuth, { type: 'http', scheme: 'bearer' });
+  t.notOk(doc.components?.securitySchemes, 'without tokens no security scheme is defined (test/openapi.test.ts has the other case)');
   t.same(
     doc.tags.map((tag: Json) => tag.name),
     ['compat', 'tasks', 'instances', 'ops'],

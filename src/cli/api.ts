@@ -1033,8 +1033,8 @@ export interface operations {
                      *       "started_at": "2026-11-27T09:33:38.111Z",
                      *       "finished_at": null,
                      *       "progress": {
-                     *         "step": 6,
-                     *         "of": 9,
+                     *         "step": 1,
+                     *         "of": 4,
                      *         "name": "Launch one instance per task"
                      *       },
                      *       "attempts": 1
@@ -1520,8 +1520,8 @@ export interface operations {
                      *       "started_at": "2026-11-27T09:33:38.111Z",
                      *       "finished_at": null,
                      *       "progress": {
-                     *         "step": 6,
-                     *         "of": 9,
+                     *         "step": 1,
+                     *         "of": 4,
                      *         "name": "Launch one instance per task"
                      *       },
                      *       "attempts": 1
@@ -1909,8 +1909,8 @@ export interface operations {
                      *       "started_at": "2026-11-27T09:33:38.111Z",
                      *       "finished_at": null,
                      *       "progress": {
-                     *         "step": 6,
-                     *         "of": 9,
+                     *         "step": 1,
+                     *         "of": 4,
                      *         "name": "Launch one instance per task"
                      *       },
                      *       "attempts": 1
@@ -1957,8 +1957,8 @@ export interface operations {
                      *       "started_at": "2026-11-27T09:33:38.111Z",
                      *       "finished_at": null,
                      *       "progress": {
-                     *         "step": 6,
-                     *         "of": 9,
+                     *         "step": 1,
+                     *         "of": 4,
                      *         "name": "Launch one instance per task"
                      *       },
                      *       "attempts": 1
@@ -2253,8 +2253,8 @@ export interface operations {
                      *       "started_at": "2026-11-27T09:33:38.111Z",
                      *       "finished_at": null,
                      *       "progress": {
-                     *         "step": 6,
-                     *         "of": 9,
+                     *         "step": 1,
+                     *         "of": 4,
                      *         "name": "Launch one instance per task"
                      *       },
                      *       "attempts": 1
@@ -2301,8 +2301,8 @@ export interface operations {
                      *       "started_at": "2026-11-27T09:33:38.111Z",
                      *       "finished_at": null,
                      *       "progress": {
-                     *         "step": 6,
-                     *         "of": 9,
+                     *         "step": 1,
+                     *         "of": 4,
                      *         "name": "Launch one instance per task"
                      *       },
                      *       "attempts": 1
@@ -2415,8 +2415,8 @@ export interface operations {
                      *       "started_at": "2026-11-27T09:33:38.111Z",
                      *       "finished_at": null,
                      *       "progress": {
-                     *         "step": 6,
-                     *         "of": 9,
+                     *         "step": 1,
+                     *         "of": 4,
                      *         "name": "Launch one instance per task"
                      *       },
                      *       "attempts": 1
@@ -2485,8 +2485,8 @@ export interface operations {
                      *       "started_at": "2026-11-27T09:33:38.111Z",
                      *       "finished_at": null,
                      *       "progress": {
-                     *         "step": 6,
-                     *         "of": 9,
+                     *         "step": 1,
+                     *         "of": 4,
                      *         "name": "Launch one instance per task"
                      *       },
                      *       "attempts": 1
@@ -2552,8 +2552,8 @@ export interface operations {
                      *       "started_at": "2026-11-27T09:33:38.111Z",
                      *       "finished_at": null,
                      *       "progress": {
-                     *         "step": 6,
-                     *         "of": 9,
+                     *         "step": 1,
+                     *         "of": 4,
                      *         "name": "Launch one instance per task"
                      *       },
                      *       "attempts": 1
@@ -2600,8 +2600,8 @@ export interface operations {
                      *       "started_at": "2026-11-27T09:33:38.111Z",
                      *       "finished_at": null,
                      *       "progress": {
-                     *         "step": 6,
-                     *         "of": 9,
+                     *         "step": 1,
+                     *         "of": 4,
                      *         "name": "Launch one instance per task"
                      *       },
                      *       "attempts": 1
@@ -2692,8 +2692,8 @@ export interface operations {
                      *       "started_at": "2026-11-27T09:33:38.111Z",
                      *       "finished_at": null,
                      *       "progress": {
-                     *         "step": 6,
-                     *         "of": 9,
+                     *         "step": 1,
+                     *         "of": 4,
                      *         "name": "Launch one instance per task"
                      *       },
                      *       "attempts": 1
@@ -2740,8 +2740,8 @@ export interface operations {
                      *       "started_at": "2026-11-27T09:33:38.111Z",
                      *       "finished_at": null,
                      *       "progress": {
-                     *         "step": 6,
-                     *         "of": 9,
+                     *         "step": 1,
+                     *         "of": 4,
                      *         "name": "Launch one instance per task"
                      *       },
                      *       "attempts": 1
@@ -2810,8 +2810,8 @@ export interface operations {
                      *       "started_at": "2026-11-27T09:33:38.111Z",
                      *       "finished_at": null,
                      *       "progress": {
-                     *         "step": 6,
-                     *         "of": 9,
+                     *         "step": 1,
+                     *         "of": 4,
                      *         "name": "Launch one instance per task"
                      *       },
                      *       "attempts": 1

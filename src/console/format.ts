@@ -75,7 +75,7 @@ export function taskTitle(task: Task): string {
   return task.action === 'create' ? 'Create instance' : `Delete ${task.ip ?? 'instance'}`;
 }
 
-/** Progress in words: "Step 6 of 9: Launch one instance per task". */
+/** Progress in words: "Step 1 of 4: Launch one instance per task". */
 export function progressText(task: Task): string {
   const p = task.progress;
   switch (task.status) {

@@ -143,7 +143,7 @@ export const TaskStatus = Type.Object(
         created_at: '2026-11-27T09:33:38.107Z',
         started_at: '2026-11-27T09:33:38.111Z',
         finished_at: null,
-        progress: { step: 6, of: 9, name: 'Launch one instance per task' },
+        progress: { step: 1, of: 4, name: 'Launch one instance per task' },
         attempts: 1,
       },
     ],

@@ -12,7 +12,6 @@ import type { TaskEvents } from './events.js';
 import { decodeParams, type Outcome, type RunnableTask, type Task } from './model.js';
 import { CANCELED, cleanupOutcome, createOutcome, deleteOutcome, entryFor, whyNoResult } from './outcomes.js';
 import type { TaskStore } from './store.js';
-import type { Waiters } from './waiters.js';
 
 export interface ExecutionOptions {
   playbookDir: string;
@@ -34,7 +33,8 @@ export interface ExecutionDeps {
   store: TaskStore;
   events: TaskEvents;
   pool: PlaybookPool;
-  waiters: Waiters;
+  /** A task ran to its end (whoever waits for it is told; what EC2 holds may have changed). */
+  ended(task: Task): void;
   log: Logger;
   /** Tasks went back to `queued` (their run was stopped for another reason than their own cancel). */
   requeued(taskIds: string[]): void;
@@ -281,12 +281,12 @@ export class Execution {
 
   /** running → a terminal state, told to everyone watching or waiting. */
   private finish(task: Task, outcome: Outcome, log?: CappedText): void {
-    const { store, events, waiters } = this.deps;
+    const { store, events } = this.deps;
     if (!store.finish(task.id, outcome)) return;
     if (log) store.setLog([task.id], log);
     const finished = store.get(task.id)!;
     events.recordStatus([finished]);
-    waiters.ended(task.id);
+    this.deps.ended(finished);
     const line = { task_id: task.id, action: task.action, status: finished.status, instance_id: finished.instance_id, ip: finished.ip };
     if (finished.status === 'failed') this.deps.log.warn({ ...line, error: finished.error }, 'task failed');
     else this.deps.log.info(line, `task ${finished.status}`);

@@ -1,6 +1,8 @@
 // GET /instances reads EC2 through a playbook (~1.5 s). Listings asked for
 // while one runs share it (single flight), and a result a few seconds old is
 // reused: a dashboard refreshing in many tabs starts one run, not one each.
+// When a task ends (it launched or terminated something), no read begun
+// before is given to later callers: they get a fresh one.
 import type { ManagedInstance } from '../ansible/instances.js';
 
 /** How long a listing is reused: short next to how fast instances change state. */
@@ -9,6 +11,8 @@ export const LISTING_MAX_AGE_MS = 3_000;
 export class InstanceListing {
   private inFlight: Promise<ManagedInstance[]> | null = null;
   private fresh: { at: number; instances: ManagedInstance[] } | null = null;
+  /** Counts changes to EC2 the service made: a read only serves callers of the generation it began in. */
+  private generation = 0;
 
   constructor(
     private readonly read: () => Promise<ManagedInstance[]>,
@@ -17,18 +21,28 @@ export class InstanceListing {
 
   get(): Promise<ManagedInstance[]> {
     if (this.fresh && Date.now() - this.fresh.at < this.maxAgeMs) return Promise.resolve(this.fresh.instances);
-    this.inFlight ??= this.read().then(
+    if (this.inFlight) return this.inFlight;
+    const generation = this.generation;
+    const reading = this.read().then(
       (instances) => {
-        this.fresh = { at: Date.now(), instances };
-        this.inFlight = null;
+        if (this.inFlight === reading) this.inFlight = null;
+        if (generation === this.generation) this.fresh = { at: Date.now(), instances };
         return instances;
       },
       (error: unknown) => {
         // A failure is not reused: the next caller tries again.
-        this.inFlight = null;
+        if (this.inFlight === reading) this.inFlight = null;
         throw error;
       },
     );
-    return this.inFlight;
+    this.inFlight = reading;
+    return reading;
+  }
+
+  /** The service changed what EC2 holds: what was read before is not handed out again. */
+  changed(): void {
+    this.generation++;
+    this.fresh = null;
+    this.inFlight = null;
   }
 }

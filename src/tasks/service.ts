@@ -67,7 +67,11 @@ export class TaskService {
       store: this.store,
       events: this.events,
       pool: this.pool,
-      waiters: this.waiters,
+      ended: (task) => {
+        this.waiters.ended(task.id);
+        // A launch or termination changed what EC2 holds: no listing read before it is reused.
+        this.listing.changed();
+      },
       log,
       requeued: (ids) => ids.forEach((id) => this.scheduler.queued(id)),
     });

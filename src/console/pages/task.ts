@@ -342,7 +342,7 @@ export const taskPage: Page = (ctx) => {
       }
     }
   };
-  /** While the task runs: after each step (soon) and every 2 s (in case a step is long and chatty). */
+  /** After each step (soon) and every 2 s until the log is complete (in case a step is long and chatty). */
   const logSoon = () => {
     window.clearTimeout(logTimer);
     logTimer = window.setTimeout(() => void fetchLog(), 300);
@@ -415,8 +415,9 @@ export const taskPage: Page = (ctx) => {
       if (took) took.textContent = duration(taskDuration(task));
     }
   }, 500);
+  // Until the log is complete: a task whose result came early has ended while its batch's run goes on.
   const logTicker = window.setInterval(() => {
-    if (task?.status === 'running') void fetchLog();
+    if (task && !logComplete) void fetchLog();
   }, 2_000);
 
   return () => {
