@@ -485,6 +485,13 @@ async function phaseDrain(opts, n, fixed) {
   const firstEnd = runs.length ? Math.min(...runs.map((r) => r.endedBy ?? r.lastSeen)) : null;
   const coldRuns = runs.filter((r) => r.firstSeen <= firstEnd).length;
   const childCpu = cpuAfter.children - cpuBefore.children;
+  // How many runs went side by side: the mean over the time any ran (sum of run times / span), and the most at one time.
+  const spans = runs.map((r) => [r.firstSeen, r.endedBy ?? r.lastSeen]);
+  const span = spans.length ? Math.max(...spans.map((x) => x[1])) - Math.min(...spans.map((x) => x[0])) : 0;
+  const runsAtOnce = {
+    mean: span > 0 ? round(spans.reduce((sum, [a, b]) => sum + (b - a), 0) / span, 2) : null,
+    max: Math.max(0, ...spans.map(([a]) => spans.filter(([c, d]) => c <= a && a < d).length)),
+  };
   const fixedCpu = fixed ? coldRuns * fixed.cpu_s_first + (runs.length - coldRuns) * fixed.cpu_s_later_median : null;
   const out = {
     tasks: n,
@@ -505,6 +512,7 @@ async function phaseDrain(opts, n, fixed) {
     batch_sizes: batches,
     playbook_runs_metrics: metricsBefore && metricsAfter ? metricsAfter.total - metricsBefore.total : null,
     playbook_runs_cold: coldRuns,
+    runs_at_once: runsAtOnce,
     runs_reaped: reaped,
     runs_timeline: runs.map((r) => ({
       start_s: round((r.firstSeen - t0) / 1000, 1),
@@ -717,6 +725,7 @@ function evaluate(results) {
     );
     add(label, 'playbook runs: seen · /metrics · cold', `${r.playbook_runs} · ${r.playbook_runs_metrics ?? '?'} · ${r.playbook_runs_cold}`);
     add(label, 'tasks per batch', r.batch_sizes.join(' '));
+    add(label, 'runs side by side: mean · most', `${r.runs_at_once.mean} · ${r.runs_at_once.max}`);
     add(label, 'ansible CPU s: total · per task', `${r.cpu_s.playbooks_total} · ${r.cpu_s.per_task}`);
     add(
       label,
