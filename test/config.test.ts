@@ -38,7 +38,7 @@ t.test('defaults of the operational settings', async (t) => {
   const config = loadConfig({});
   t.equal(config.allowUnauthenticated, false);
   t.equal(config.concurrency, 2);
-  t.equal(config.batchSize, 25);
+  t.equal(config.batchSize, 100);
   t.equal(config.batchDelayMs, 250);
   t.equal(config.taskTimeout, 900);
   t.equal(config.syncWait, 960, 'sync wait defaults to the task timeout plus 60 s');
@@ -141,7 +141,7 @@ t.test('whole-number settings and their bounds', async (t) => {
   const cases: [name: string, key: keyof ReturnType<typeof loadConfig>, min: number, max: number][] = [
     ['EC2_API_CONCURRENCY', 'concurrency', 1, 64],
     ['EC2_API_TASK_TIMEOUT', 'taskTimeout', 1, 86_400],
-    ['EC2_API_BATCH_SIZE', 'batchSize', 1, 100],
+    ['EC2_API_BATCH_SIZE', 'batchSize', 1, 500],
     ['EC2_API_SYNC_WAIT', 'syncWait', 1, 86_400],
     ['EC2_API_SHUTDOWN_GRACE', 'shutdownGrace', 0, 3_600],
     ['EC2_API_MAX_QUEUED', 'maxQueued', 1, 1_000_000],

@@ -18,9 +18,22 @@ const ids = (xml) => [...new Set([...xml.matchAll(/<instanceId>(i-[0-9a-f]+)<\/i
 
 const LIVE = { 'Filter.2.Name': 'instance-state-name', 'Filter.2.Value.1': 'pending', 'Filter.2.Value.2': 'running' };
 
-/** Ids of live (pending/running) instances tagged ManagedBy=ec2-api. */
+/** Ids of live (pending/running) instances tagged ManagedBy=ec2-api, every page of them. */
 export async function managedInstanceIds(endpoint) {
-  return ids(await ec2Call(endpoint, { Action: 'DescribeInstances', 'Filter.1.Name': 'tag:ManagedBy', 'Filter.1.Value.1': 'ec2-api', ...LIVE }));
+  const found = [];
+  let token;
+  do {
+    const xml = await ec2Call(endpoint, {
+      Action: 'DescribeInstances',
+      'Filter.1.Name': 'tag:ManagedBy',
+      'Filter.1.Value.1': 'ec2-api',
+      ...LIVE,
+      ...(token ? { NextToken: token } : {}),
+    });
+    found.push(...ids(xml));
+    token = /<nextToken>([^<]+)<\/nextToken>/.exec(xml)?.[1];
+  } while (token);
+  return [...new Set(found)];
 }
 
 /** Ids of live instances tagged ManagedBy=ec2-api and TaskId=taskId. */

@@ -125,7 +125,11 @@ export class WorkerPool {
   }
 
   private spawn(): Thread {
-    const worker = new Worker(THREAD, { workerData: { module: this.options.module.href } });
+    const worker = new Worker(THREAD, {
+      workerData: { module: this.options.module.href },
+      // A hashing thread holds a few small buffers: a small young generation keeps the process's memory flat (README, Performance).
+      resourceLimits: { maxYoungGenerationSizeMb: 2 },
+    });
     const thread: Thread = { worker, jobs: [], ready: false };
     this.threads.add(thread);
     worker.unref(); // an idle pool does not keep the process alive; a running job does (ref below)

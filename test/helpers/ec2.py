@@ -17,7 +17,8 @@ ec2 = boto3.client(
 
 if command == "instances":
     out = []
-    for reservation in ec2.describe_instances()["Reservations"]:
+    reservations = [r for page in ec2.get_paginator("describe_instances").paginate() for r in page["Reservations"]]
+    for reservation in reservations:
         for i in reservation["Instances"]:
             out.append({
                 "id": i["InstanceId"],
