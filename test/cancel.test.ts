@@ -1,6 +1,7 @@
 // Cancel: a queued task never runs; a running create is stopped and the
 // instance it already launched is terminated; members of the same batch go
 // back to the queue; a finished task cannot be canceled.
+import Database from 'better-sqlite3';
 import path from 'node:path';
 import t from 'tap';
 import { outputText } from '../src/ansible/output.js';
@@ -14,6 +15,7 @@ import {
   startMoto,
   startService,
   tempDir,
+  untilTerminal,
 } from './helpers/harness.js';
 import { processGroup } from './helpers/processes.js';
 
@@ -93,4 +95,48 @@ t.test('canceling one member of a batch requeues the others', async (t) => {
     t.same(statuses.slice(0, 3), ['queued', 'running', 'queued'], `member ${i} went back to the queue`);
     t.equal(instances(moto.url).find((x) => x.id === launched[i])?.state, 'running', `member ${i} keeps its instance`);
   }
+});
+
+t.test('a create that ran before and went back to the queue is cleaned up when canceled, not just marked', async (t) => {
+  const db = path.join(tempDir(), 'ec2-api.db');
+  // It launches, then the service stops past its grace period: the task goes back to `queued`, its instance runs.
+  const first = await startService(moto.url, { EC2_API_DB: db, EC2_API_PLAYBOOK_DIR: launchThenHang });
+  const id = (await first.app.inject({ method: 'POST', url: '/create-async', payload: VALID })).json().task_id;
+  const [launched] = await eventuallyAsync(async () => {
+    const ids = await liveInstanceIds(moto.url, id);
+    return ids.length ? ids : undefined;
+  }, 60_000, 'the instance to launch');
+  await first.close();
+
+  const paused = await startService(moto.url, { EC2_API_DB: db, EC2_API_PAUSED: '1' });
+  t.match(paused.tasks.get(id), { status: 'queued', attempts: 0 }, 'queued again, after a run');
+  const res = await paused.app.inject({ method: 'POST', url: `/tasks/${id}/cancel` });
+  t.equal(res.statusCode, 202, 'the cancel is recorded; the clean-up is to come');
+  t.match(res.json(), { status: 'queued' });
+  t.same(await liveInstanceIds(moto.url, id), [launched], 'nothing pretends the instance is gone');
+  await paused.close();
+
+  const service = await startService(moto.url, { EC2_API_DB: db });
+  t.teardown(() => service.close());
+  const task = await untilTerminal(service.tasks, id);
+  t.match(task, { status: 'canceled', instance_id: launched, instance_state: 'terminated', error: 'canceled by request' });
+  t.equal(instances(moto.url).find((i) => i.id === launched)?.state, 'terminated', 'nothing is left running and billing');
+});
+
+t.test('a canceled create interrupted too often is still cleaned up at the next start, not abandoned', async (t) => {
+  const db = path.join(tempDir(), 'ec2-api.db');
+  const first = await startService(moto.url, { EC2_API_DB: db });
+  const created = (await first.app.inject({ method: 'POST', url: '/create', payload: VALID })).json();
+  t.equal(created.status, 'running');
+  await first.close();
+  // As crashes would leave it: running, its cancel recorded, EC2_API_MAX_ATTEMPTS runs already interrupted.
+  const conn = new Database(db);
+  conn.prepare(`UPDATE tasks SET status = 'running', attempts = 3, cancel_requested = 1, finished_at = NULL WHERE id = ?`).run(created.task_id);
+  conn.close();
+
+  const service = await startService(moto.url, { EC2_API_DB: db, EC2_API_MAX_ATTEMPTS: '3' });
+  t.teardown(() => service.close());
+  const task = await untilTerminal(service.tasks, created.task_id);
+  t.match(task, { status: 'canceled', instance_state: 'terminated' }, 'canceled, its instance terminated');
+  t.equal(instances(moto.url).find((i) => i.id === created.instance_id)?.state, 'terminated');
 });

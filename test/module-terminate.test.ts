@@ -2,13 +2,11 @@
 // service runs them, against a real moto server behind a recording endpoint:
 // one look-up and one TerminateInstances per batch, only what ec2-api
 // launched, and instances already shutting down are waited for.
-import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import t from 'tap';
-import { projectRoot } from '../src/config.js';
 import { ec2Recorder, filterValues } from './helpers/ec2-recorder.js';
-import { instances, launchUntagged, startMoto, tempDir } from './helpers/harness.js';
+import { instances, launchTagged as launchTaggedOn, launchUntagged, startMoto, tempDir } from './helpers/harness.js';
 import { asService, createTask, sha512Crypt } from './helpers/playbook-run.js';
 
 const moto = await startMoto();
@@ -18,11 +16,7 @@ t.teardown(() => ec2.close());
 const hash = sha512Crypt('module-terminate-password');
 
 /** An instance someone else launched, with these tags only. */
-function launchTagged(tags: Record<string, string>): { id: string; ip: string } {
-  const script = path.join(projectRoot, 'test', 'helpers', 'ec2_tools.py');
-  const args = Object.entries(tags).map(([key, value]) => `${key}=${value}`);
-  return JSON.parse(execFileSync('/usr/bin/python3', [script, moto.url, 'launch', ...args], { encoding: 'utf8' })) as { id: string; ip: string };
-}
+const launchTagged = (tags: Record<string, string>) => launchTaggedOn(moto.url, tags);
 
 const stateOf = (id: string) => instances(moto.url).find((i) => i.id === id)?.state;
 const terminateCalls = () => ec2.calls('TerminateInstances');

@@ -128,6 +128,9 @@ t.test('a second SIGTERM exits at once: the playbook is killed first and its tas
   await eventually(() => processGroup(pgid).length > 2, 30_000, 'the hanging step to run');
   server.child.kill('SIGTERM');
   await eventuallyAsync(async () => !((await (await fetch(`${server.url}/healthz`)).json()) as { accepting: boolean }).accepting, 10_000, 'the shutdown to begin');
+  const late = await fetch(`${server.url}/events`);
+  t.equal(late.status, 503, 'a client reconnecting to the feed while it stops is told to come back later (it would hold the close)');
+  t.ok(late.headers.get('retry-after'));
   const started = Date.now();
   server.child.kill('SIGTERM');
   await server.exited;

@@ -200,7 +200,7 @@ t.test('GET /tasks: filters, newest first, cursor pages', async (t) => {
   } while (cursor);
   t.same(pages, ids, 'paging with the cursor walks every task once, in order');
 
-  for (const bad of ['status=done', 'limit=0', 'limit=501', 'ip=1.2.3', 'created_after=yesterday', 'cursor=abc', 'colour=red']) {
+  for (const bad of ['status=done', 'limit=0', 'limit=501', 'ip=1.2.3', 'created_after=yesterday', 'created_after=2026-12-31T23:59:60Z', 'cursor=abc', 'colour=red']) {
     const res = await inject({ url: `/tasks?${bad}` });
     t.equal(res.statusCode, 400, bad);
     t.match(res.json(), { error: String });

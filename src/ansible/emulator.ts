@@ -64,7 +64,8 @@ export async function startEmulator(python: string, timeoutMs = 30_000): Promise
     url: `http://127.0.0.1:${port}`,
     async stop() {
       child.stdin?.end();
-      const timer = setTimeout(() => child.kill('SIGKILL'), 5_000);
+      // Short: it is one of the last steps of a shutdown that must end within its bound.
+      const timer = setTimeout(() => child.kill('SIGKILL'), 2_000);
       await child;
       clearTimeout(timer);
     },

@@ -73,9 +73,17 @@ export interface RunResult {
   durationMs: number;
 }
 
-/** Secrets must never reach the child's environment (visible in /proc/<pid>/environ). */
+/** Secrets must never reach a child's environment (visible in /proc/<pid>/environ). */
 const WITHHELD_ENV = ['API_TOKENS', 'EC2_API_TOKEN'];
-const KILL_GRACE_MS = 3_000;
+/** Between SIGTERM and SIGKILL of a stopped run: short, so a shutdown stays within its bound. */
+const KILL_GRACE_MS = 2_000;
+
+/** This process's environment without the secrets a child must not see. */
+export function childEnvironment(extra: Record<string, string | undefined> = {}): Record<string, string | undefined> {
+  const env: Record<string, string | undefined> = { ...process.env, ...extra };
+  for (const name of WITHHELD_ENV) delete env[name];
+  return env;
+}
 /** How often the report file is read while the playbook runs. */
 const REPORT_POLL_MS = 100;
 
@@ -149,13 +157,12 @@ export class PlaybookRun {
     fs.writeFileSync(varsFile, JSON.stringify(markUnsafe(this.options.vars)), { mode: 0o600, flag: 'wx' });
     fs.writeFileSync(reportFile, '', { mode: 0o600, flag: 'wx' });
 
-    const env: Record<string, string | undefined> = {
+    const env = childEnvironment({
       // EC2 throttles (RequestLimitExceeded) under bursts: botocore retries
       // throttling with exponential backoff instead of failing the task.
       // An operator's own AWS_RETRY_MODE / AWS_MAX_ATTEMPTS win.
-      AWS_RETRY_MODE: 'standard',
-      AWS_MAX_ATTEMPTS: '10',
-      ...process.env,
+      AWS_RETRY_MODE: process.env.AWS_RETRY_MODE ?? 'standard',
+      AWS_MAX_ATTEMPTS: process.env.AWS_MAX_ATTEMPTS ?? '10',
       ...this.options.env,
       ANSIBLE_CONFIG: path.join(this.options.projectDir, 'ansible.cfg'),
       ANSIBLE_CALLBACKS_ENABLED: 'ec2_api_events',
@@ -169,8 +176,7 @@ export class PlaybookRun {
       ANSIBLE_PIPELINING: '1',
       ANSIBLE_LOCAL_TEMP: path.join(dir, 'local'),
       ANSIBLE_REMOTE_TEMP: path.join(dir, 'remote'),
-    };
-    for (const name of WITHHELD_ENV) delete env[name];
+    });
 
     let results: Record<string, unknown> = {};
     let lastError: string | null = null;
@@ -191,11 +197,16 @@ export class PlaybookRun {
         cleanup: false, // an orphan is found and killed at the next start-up
       });
       this.pid = child.pid;
-      if (this.pid !== undefined) {
-        this.options.onSpawn?.(this.pid, processStartTime(this.pid));
-        if (this.stopReason) signalGroup(this.pid, 'SIGTERM');
-      }
+      // The timeout first: whatever happens next, the run cannot outlive it.
       timeout = setTimeout(() => this.stop('timeout'), this.options.timeoutSeconds * 1000);
+      if (this.pid !== undefined) {
+        if (this.stopReason) signalGroup(this.pid, 'SIGTERM');
+        try {
+          this.options.onSpawn?.(this.pid, processStartTime(this.pid));
+        } catch {
+          // Recording the runner failed (the database is busy): the run goes on; recovery finds no runner to kill.
+        }
+      }
 
       child.all?.setEncoding('utf8');
       child.all?.on('data', (chunk: string) => this.output.append(chunk));

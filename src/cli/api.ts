@@ -1804,6 +1804,28 @@ export interface operations {
                     };
                 };
             };
+            /** @description Too many event streams are open, or the service is shutting down: reconnect after Retry-After */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "error": "username is not valid: it must be 1–32 characters: lowercase letters, digits, \"_\" or \"-\", starting with a letter or \"_\"",
+                     *       "field": "username"
+                     *     }
+                     */
+                    "application/json": {
+                        /** @description What went wrong, as a sentence a person can act on */
+                        error: string;
+                        /** @description The input at fault, for validation errors */
+                        field?: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
         };
     };
     watchAllTasks: {
@@ -1853,6 +1875,28 @@ export interface operations {
             };
             /** @description No valid bearer token (only when the server is configured with API_TOKENS) */
             401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "error": "username is not valid: it must be 1–32 characters: lowercase letters, digits, \"_\" or \"-\", starting with a letter or \"_\"",
+                     *       "field": "username"
+                     *     }
+                     */
+                    "application/json": {
+                        /** @description What went wrong, as a sentence a person can act on */
+                        error: string;
+                        /** @description The input at fault, for validation errors */
+                        field?: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description Too many event streams are open, or the service is shutting down: reconnect after Retry-After */
+            503: {
                 headers: {
                     [name: string]: unknown;
                 };

@@ -58,6 +58,8 @@ const ROUTE_STATUS_TEXT: Record<string, Record<string, string>> = {
   '/status/:id': { 200: 'The task', 404: 'No task has that id' },
   '/healthz': { 200: 'The process is alive; which EC2 it uses and how busy it is' },
   '/readyz': { 200: 'Ready: every check passed', 503: 'Not ready: the failing checks carry an `error`' },
+  '/events': { 503: 'Too many event streams are open, or the service is shutting down: reconnect after Retry-After' },
+  '/tasks/:id/events': { 503: 'Too many event streams are open, or the service is shutting down: reconnect after Retry-After' },
 };
 
 /** Shared schemas whose description is about the shape, not about one answer: a status text says more. */

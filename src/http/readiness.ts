@@ -5,6 +5,7 @@
 import { execFile } from 'node:child_process';
 import http from 'node:http';
 import https from 'node:https';
+import { childEnvironment } from '../ansible/runner.js';
 import type { TaskService } from '../tasks/service.js';
 
 export interface CheckResult {
@@ -75,8 +76,7 @@ export class Readiness {
   private runAnsibleVersion(): Promise<ReadinessReport['checks']['ansible']> {
     const { ansiblePlaybook } = this.options;
     return new Promise((resolve) => {
-      const env: NodeJS.ProcessEnv = { ...process.env, ANSIBLE_NOCOLOR: '1' };
-      delete env.API_TOKENS; // as for playbook runs: secrets stay out of children's environments
+      const env = childEnvironment({ ANSIBLE_NOCOLOR: '1' }); // as for playbook runs: secrets stay out
       execFile(ansiblePlaybook, ['--version'], { timeout: 20_000, env, encoding: 'utf8' }, (err, stdout, stderr) => {
         if (err) {
           const code = (err as NodeJS.ErrnoException).code;

@@ -101,13 +101,20 @@ export class SseStream {
 /** Every open stream of one app, so that they can be ended at shutdown. */
 export class EventStreams {
   private readonly open = new Set<SseStream>();
+  /** After stopAll(): the service is stopping, and a client reconnecting now would hold the close. */
+  private stopping = false;
 
   get size(): number {
     return this.open.size;
   }
 
-  /** Starts an SSE response, or answers 503 (and returns null) when too many are open. */
+  /** Starts an SSE response, or answers 503 (and returns null) when too many are open or the service is stopping. */
   start(request: FastifyRequest, reply: FastifyReply): SseStream | null {
+    if (this.stopping) {
+      reply.header('Retry-After', String(RECONNECT_MS / 1000));
+      void sendError(reply, 503, 'the service is shutting down; reconnect in a few seconds with Last-Event-ID');
+      return null;
+    }
     if (this.open.size >= MAX_STREAMS) {
       reply.header('Retry-After', '30');
       void sendError(reply, 503, `${MAX_STREAMS} event streams are open already; retry in a while`);
@@ -130,6 +137,7 @@ export class EventStreams {
   }
 
   stopAll(): void {
+    this.stopping = true;
     for (const stream of [...this.open]) stream.stop();
   }
 }

@@ -1,6 +1,8 @@
-// Cancel: a queued task never runs; a running one has its cancel recorded in
-// its row (the one place cancel state lives: it survives a crash) and its
-// playbook run stopped; execution then terminates what a create launched.
+// Cancel: a task that never ran ends at once and never runs; any other has
+// its cancel recorded in its row (the one place cancel state lives: it
+// survives a crash) and, when running, its playbook run stopped; execution
+// then terminates what a create launched (a create that ran before and went
+// back to the queue is cleaned up by its next claim instead of run).
 import type { TaskEvents } from './events.js';
 import type { Execution, Logger } from './execution.js';
 import { TERMINAL, type Task } from './model.js';
@@ -29,8 +31,8 @@ export class Cancellation {
       return canceled;
     }
     if (this.store.requestCancel(id)) {
-      this.log.info({ task_id: id }, 'cancel requested for a running task');
-      // No run holds it yet (claimed, not started): execution sees the cancel when it starts.
+      this.log.info({ task_id: id, status: task.status }, 'cancel requested: what the task launched is cleaned up');
+      // When no run holds it (queued, or claimed and not started): execution sees the cancel when it runs.
       this.execution.stopRunOf(id);
       return (await this.waiters.waitFor(id, waitMs, (t) => TERMINAL.has(t.status))) ?? this.store.get(id)!;
     }

@@ -21,6 +21,8 @@ export interface ExecutionOptions {
   taskTimeout: number;
   /** Environment for runs: cloud endpoint, region, credentials. */
   env: Record<string, string>;
+  /** EC2_API_MAX_ATTEMPTS: runs a task may be interrupted (or fail inside the service) before it is failed. */
+  maxAttempts: number;
 }
 
 export interface Logger {
@@ -63,15 +65,49 @@ export class Execution {
     private readonly deps: ExecutionDeps,
   ) {}
 
-  /** Runs a claimed batch to its end. Never rejects: a bug fails the batch's tasks instead of leaving them running. */
+  /**
+   * Runs a claimed batch to its end. Never rejects. A part that throws (a
+   * bug, the database failing) does not take the other parts with it: its
+   * tasks still running go back to the queue, to be run again (and adopt what
+   * they launched) up to EC2_API_MAX_ATTEMPTS, then fail.
+   */
   async runBatch(batchId: string): Promise<void> {
+    let tasks: RunnableTask[];
     try {
-      await this.run(this.readBatch(batchId));
+      tasks = this.readBatch(batchId);
     } catch (error) {
-      this.deps.log.error({ err: error, batch: batchId }, 'batch failed unexpectedly');
-      for (const task of this.deps.store.batch(batchId).map((row) => row.task)) {
+      // Not even readable: the tasks stay `running`, and the next start recovers them.
+      this.deps.log.error({ err: error, batch: batchId }, 'could not read a claimed batch');
+      return;
+    }
+    const cleanups = tasks.filter((task) => task.cancel_requested);
+    const rest = tasks.filter((task) => !task.cancel_requested);
+    const parts: [RunnableTask[], () => Promise<void>][] = [
+      // A cancel recorded before a crash, or before this batch started: clean up instead of running.
+      [cleanups, () => this.cleanUp(cleanups, EMPTY_OUTPUT)],
+      ...(['create', 'delete'] as const).map((action): [RunnableTask[], () => Promise<void>] => {
+        const group = rest.filter((task) => task.action === action);
+        return [group, () => this.runGroup(action, group)];
+      }),
+    ];
+    const ran = await Promise.allSettled(parts.map(([group, work]) => (group.length ? work() : undefined)));
+    ran.forEach((outcome, i) => {
+      if (outcome.status === 'rejected') this.afterInternalError(parts[i]![0], outcome.reason);
+    });
+  }
+
+  private afterInternalError(tasks: RunnableTask[], error: unknown): void {
+    try {
+      this.deps.log.error({ err: error, task_ids: tasks.map((task) => task.id) }, 'running tasks failed unexpectedly');
+      const open = this.stillRunning(tasks);
+      const retry = open.filter((task) => task.attempts < this.options.maxAttempts);
+      this.requeue(retry, false);
+      for (const task of open.filter((t) => !retry.includes(t))) {
         this.finish(task, { status: 'failed', error: 'internal error while running the task; the service log has the details' });
       }
+    } catch (again) {
+      // The database itself fails: the tasks stay `running`, and the next start recovers them.
+      this.deps.log.error({ err: again }, 'could not put the tasks of a failed run back in the queue');
     }
   }
 
@@ -107,19 +143,6 @@ export class Execution {
     }
     this.deps.events.recordStatus(runnable);
     return runnable;
-  }
-
-  private async run(tasks: RunnableTask[]): Promise<void> {
-    // A cancel recorded before a crash, or before this batch started: clean up instead of running.
-    const cleanups = tasks.filter((task) => task.cancel_requested);
-    const rest = tasks.filter((task) => !task.cancel_requested);
-    const creates = rest.filter((task) => task.action === 'create');
-    const deletes = rest.filter((task) => task.action === 'delete');
-    await Promise.all([
-      cleanups.length ? this.cleanUp(cleanups, EMPTY_OUTPUT) : undefined,
-      creates.length ? this.runGroup('create', creates) : undefined,
-      deletes.length ? this.runGroup('delete', deletes) : undefined,
-    ]);
   }
 
   private async runGroup(playbook: 'create' | 'delete', tasks: RunnableTask[]): Promise<void> {
@@ -270,11 +293,11 @@ export class Execution {
     };
   }
 
-  /** running → queued, the attempt given back: the run was stopped on purpose, not by a failure of the task. */
-  private requeue(tasks: Task[]): void {
+  /** running → queued; `refund` (the default) gives the attempt back: the run was stopped on purpose, not by a failure of the task. */
+  private requeue(tasks: Task[], refund = true): void {
     if (!tasks.length) return;
     const ids = tasks.map((task) => task.id);
-    this.deps.store.requeue(ids, true);
+    this.deps.store.requeue(ids, refund);
     this.deps.events.recordStatus(ids.flatMap((id) => this.deps.store.get(id) ?? []));
     this.deps.requeued(ids);
   }

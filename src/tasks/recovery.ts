@@ -21,17 +21,19 @@ export async function recover(store: TaskStore, events: TaskEvents, maxAttempts:
     }
   }
 
-  const ended = [];
-  const requeue = [];
+  const ended: string[] = [];
+  const requeue: string[] = [];
   for (const task of interrupted) {
-    if (task.attempts >= maxAttempts) {
-      const error = `abandoned after ${task.attempts} interrupted attempts (EC2_API_MAX_ATTEMPTS); the service stopped during each run`;
-      if (store.finish(task.id, { status: 'failed', error })) ended.push(task.id);
-    } else if (task.cancel_requested && task.action === 'delete') {
+    if (task.cancel_requested && task.action === 'delete') {
       // Nothing to clean up after a delete: it ends canceled now.
       if (store.finish(task.id, { status: 'canceled', ip: task.ip, error: 'canceled by request' })) ended.push(task.id);
+    } else if (task.cancel_requested) {
+      // A canceled create goes back to be cleaned up (its instance terminated), however often it was interrupted.
+      requeue.push(task.id);
+    } else if (task.attempts >= maxAttempts) {
+      const error = `abandoned after ${task.attempts} interrupted attempts (EC2_API_MAX_ATTEMPTS); the service stopped during each run`;
+      if (store.finish(task.id, { status: 'failed', error })) ended.push(task.id);
     } else {
-      // A create with its cancel recorded goes back too, and is cleaned up instead of run.
       requeue.push(task.id);
     }
   }

@@ -1,5 +1,5 @@
 // Why the engine refused a request. The HTTP layer maps each kind to a status
-// code in one place (src/http/refusals.ts); the message is a sentence for the user.
+// code in one place (REFUSAL_STATUS in src/http/errors.ts); the message is a sentence for the user.
 
 export type RefusalKind =
   /** The request names something the service will not do (a system account). */

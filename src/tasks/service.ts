@@ -29,7 +29,6 @@ export interface EngineOptions extends ExecutionOptions {
   batchSize: number;
   batchDelayMs: number;
   maxQueued: number;
-  maxAttempts: number;
   idempotencyTtl: number;
   paused: boolean;
   systemAccounts: ReadonlySet<string>;
@@ -136,6 +135,7 @@ export class TaskService {
     this.pool.killAll();
     const running = [...this.store.runningBatches().values()].flat();
     this.store.requeue(running, true);
+    this.events.recordStatus(running.flatMap((id) => this.store.get(id) ?? []));
   }
 
   // --- What routes ask. ---

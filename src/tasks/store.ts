@@ -110,11 +110,13 @@ export class TaskStore {
         `UPDATE tasks SET status = 'queued', runner_pid = NULL, runner_start = NULL, progress = NULL, batch_id = NULL,
            attempts = attempts - @refund WHERE id = @id AND status = 'running'`,
       ),
+      // Only a task that never ran, or a delete (it leaves nothing behind), ends at once: a create
+      // that ran before (stopped, or interrupted) may have launched its instance.
       cancelQueued: db.prepare(
         `UPDATE tasks SET status = 'canceled', error = 'canceled by request', finished_at = @at
-         WHERE id = @id AND status = 'queued'`,
+         WHERE id = @id AND status = 'queued' AND cancel_requested = 0 AND (started_at IS NULL OR action = 'delete')`,
       ),
-      requestCancel: db.prepare(`UPDATE tasks SET cancel_requested = 1 WHERE id = ? AND status = 'running'`),
+      requestCancel: db.prepare(`UPDATE tasks SET cancel_requested = 1 WHERE id = ? AND status IN ('queued', 'running')`),
       cancelRequested: db.prepare('SELECT cancel_requested FROM tasks WHERE id = ?'),
       keyGet: db.prepare('SELECT key, request_hash, task_id FROM idempotency_keys WHERE key = ? AND expires_at > ?'),
       keyDelete: db.prepare('DELETE FROM idempotency_keys WHERE key = ?'),
@@ -271,14 +273,18 @@ export class TaskStore {
     this.waitingCount += changed;
   }
 
-  /** queued → canceled; false when it was not queued any more. */
+  /** queued → canceled, for a task with nothing to clean up; false otherwise (not queued, or it may have launched). */
   cancelQueued(id: string): boolean {
     const canceled = this.stmt.cancelQueued.run({ id, at: now() }).changes === 1;
     if (canceled) this.waitingCount--;
     return canceled;
   }
 
-  /** Records that a running task is to be canceled (the one place cancel state lives); false when it is not running. */
+  /**
+   * Records that a task is to be canceled (the one place cancel state lives):
+   * a running one, or a queued create that ran before; its next run is the
+   * clean-up. False when it has ended.
+   */
   requestCancel(id: string): boolean {
     return this.stmt.requestCancel.run(id).changes === 1;
   }

@@ -1,5 +1,5 @@
 """Looks at (and pokes) the EC2 emulator from tests, with boto3 on the
-system Python. Usage: ec2.py ENDPOINT instances | launch-untagged
+system Python. Usage: ec2.py ENDPOINT instances | launch-untagged | launch KEY=VALUE...
 Prints JSON. Talks only to ENDPOINT, with placeholder credentials."""
 import json
 import sys
@@ -30,9 +30,12 @@ if command == "instances":
                 ).get("UserData", {}).get("Value"),
             })
     print(json.dumps(out))
-elif command == "launch-untagged":
+elif command in ("launch-untagged", "launch"):
+    # An instance launched the way someone else would: without our tags, or with only the KEY=VALUE tags given.
     image = ec2.describe_images(Owners=["amazon"])["Images"][0]["ImageId"]
-    i = ec2.run_instances(ImageId=image, MinCount=1, MaxCount=1, InstanceType="t2.micro")["Instances"][0]
+    tags = [{"Key": k, "Value": v} for k, v in (a.split("=", 1) for a in sys.argv[3:])]
+    spec = {"TagSpecifications": [{"ResourceType": "instance", "Tags": tags}]} if tags else {}
+    i = ec2.run_instances(ImageId=image, MinCount=1, MaxCount=1, InstanceType="t2.micro", **spec)["Instances"][0]
     described = ec2.describe_instances(InstanceIds=[i["InstanceId"]])["Reservations"][0]["Instances"][0]
     print(json.dumps({"id": i["InstanceId"], "ip": described.get("PublicIpAddress")}))
 else:

@@ -94,6 +94,12 @@ export function launchUntagged(endpoint: string): { id: string; ip: string } {
   return JSON.parse(execFileSync('/usr/bin/python3', [ec2Script, endpoint, 'launch-untagged'], { encoding: 'utf8' })) as { id: string; ip: string };
 }
 
+/** Launches an instance someone else would, with these tags only. */
+export function launchTagged(endpoint: string, tags: Record<string, string>): { id: string; ip: string } {
+  const args = Object.entries(tags).map(([key, value]) => `${key}=${value}`);
+  return JSON.parse(execFileSync('/usr/bin/python3', [ec2Script, endpoint, 'launch', ...args], { encoding: 'utf8' })) as { id: string; ip: string };
+}
+
 export const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /** Polls until `check` returns a value, or fails after `ms`. */

@@ -1,27 +1,18 @@
 // Runs the real playbooks with the real ansible-playbook, the two ways they
 // are run: by hand, as the README tells ops, and as the service does (vars in
 // a 0600 file with every value marked unsafe, events from the ec2_api_events
-// callback on fd 3). Nothing here imports the service's runner.
+// callback on fd 3), with the service's own markUnsafe but not its runner.
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { execa } from 'execa';
+import { markUnsafe } from '../../src/ansible/runner.js';
 import { projectRoot } from '../../src/config.js';
 import { tempDir } from './harness.js';
 
 /** A SHA-512-crypt hash, made as ops make one. */
 export function sha512Crypt(password: string): string {
   return execFileSync('openssl', ['passwd', '-6', '-stdin'], { input: password, encoding: 'utf8' }).trim();
-}
-
-/** As the service marks its values: Ansible never evaluates `{{ … }}` inside them. */
-export function markUnsafe(value: unknown): unknown {
-  if (typeof value === 'string') return { __ansible_unsafe: value };
-  if (Array.isArray(value)) return value.map(markUnsafe);
-  if (value && typeof value === 'object') {
-    return Object.fromEntries(Object.entries(value).map(([key, inner]) => [key, markUnsafe(inner)]));
-  }
-  return value;
 }
 
 export interface Recap {

@@ -17,6 +17,13 @@ export interface TaskRoutesOptions {
   cancelWait: number;
 }
 
+/** A date-time the schema let through, as stored times are written; one Date cannot hold (a leap second) is a 400. */
+function isoTime(value: string, field: string): string {
+  const time = new Date(value);
+  if (Number.isNaN(time.getTime())) throw new HttpError(400, `${field} is not a time this service can compare: use ISO-8601 such as 2026-11-27T09:33:38Z`, { field });
+  return time.toISOString();
+}
+
 /** Events read from the database at a time when a client catches up. */
 const REPLAY_PAGE = 500;
 
@@ -45,8 +52,8 @@ const taskRoutes: FastifyPluginAsyncTypebox<TaskRoutesOptions> = async (app, { t
       const found = service.list({
         ...filters,
         // Stored times are ISO-8601 UTC with milliseconds: compare like with like.
-        created_after: created_after && new Date(created_after).toISOString(),
-        created_before: created_before && new Date(created_before).toISOString(),
+        created_after: created_after && isoTime(created_after, 'created_after'),
+        created_before: created_before && isoTime(created_before, 'created_before'),
         before_id: cursor?.toLowerCase(),
         limit,
       });
@@ -116,7 +123,7 @@ const taskRoutes: FastifyPluginAsyncTypebox<TaskRoutesOptions> = async (app, { t
           'shutting down: reconnect with `Last-Event-ID`.',
         params: TaskIdParams,
         headers: EventsHeaders,
-        response: { 200: { content: { 'text/event-stream': { schema: { type: 'string' } } } }, 400: ErrorBody, 404: ErrorBody },
+        response: { 200: { content: { 'text/event-stream': { schema: { type: 'string' } } } }, 400: ErrorBody, 404: ErrorBody, 503: ErrorBody },
       },
     },
     async (request, reply) => {
@@ -164,7 +171,7 @@ const taskRoutes: FastifyPluginAsyncTypebox<TaskRoutesOptions> = async (app, { t
           'more than 1 MiB behind is disconnected and resumes with `Last-Event-ID`; `stopping` means the service is shutting down.',
         headers: EventsHeaders,
         querystring: FeedQuery,
-        response: { 200: { content: { 'text/event-stream': { schema: { type: 'string' } } } }, 400: ErrorBody },
+        response: { 200: { content: { 'text/event-stream': { schema: { type: 'string' } } } }, 400: ErrorBody, 503: ErrorBody },
       },
     },
     async (request, reply) => {
