@@ -197,12 +197,14 @@ t.test('the task list is live: new tasks appear, progress moves, filters and pag
   const first = await submit({ method: 'POST', url: '/instances', payload: VALID });
   const second = await submit({ method: 'POST', url: '/instances', payload: { username: 'second', password: 'suitepad' } });
   const missing = await submit({ method: 'GET', url: '/delete-async/198.51.100.7' });
-  for (const id of [first, second, missing]) await page.locator(`tr[data-task-id="${id}"]`).waitFor({ timeout: 5_000 });
-  t.pass('new tasks appear without a reload');
+  for (const id of [first, second, missing]) {
+    const shown = await page.locator(`tr[data-task-id="${id}"]`).waitFor({ timeout: 5_000 }).then(() => true, () => false);
+    t.ok(shown, `task ${id} appears without a reload`);
+  }
   const ids = (await page.locator('tbody tr').evaluateAll((rows) => rows.map((r) => r.getAttribute('data-task-id')))) as string[];
   t.same(ids.slice(0, 3), [missing, second, first], 'newest first');
-  await until(page.locator(`tr[data-task-id="${first}"]`), /Step \d+ of \d+: /, SLOW);
-  t.pass('a running task shows step k of n and the step’s name');
+  const stepShown = await until(page.locator(`tr[data-task-id="${first}"]`), /Step \d+ of \d+: /, SLOW).then(() => true, () => false);
+  t.ok(stepShown, 'a running task shows step k of n and the step’s name');
   await docScreenshot(page, 'tasks-live');
   await until(page.locator(`tr[data-task-id="${missing}"]`), 'failed', SLOW);
   t.match(await page.locator(`tr[data-task-id="${missing}"] .row-error`).textContent(), /198\.51\.100\.7|no managed instance|not found/i, 'a failed task shows its error in the row');
@@ -313,8 +315,8 @@ t.test('instances page: Terminate asks first, then shows the delete task live un
   const deleteId = (await deletion.getAttribute('data-task-id'))!;
   t.match(deleteId, /^[0-9a-f-]{36}$/, 'the delete task is shown');
   await until(deletion, 'terminated.', SLOW);
-  await row.waitFor({ state: 'detached', timeout: 30_000 });
-  t.pass('the instance leaves the list');
+  const gone = await row.waitFor({ state: 'detached', timeout: 30_000 }).then(() => true, () => false);
+  t.ok(gone, 'the instance leaves the list');
   t.same(await liveInstanceIds(endpoint, created.task_id), [], 'EC2 agrees: it is terminated');
   t.equal((await untilTerminal(tasks, deleteId)).status, 'succeeded');
   // Leave once the page has stopped reading EC2: a list playbook is not stopped when the service closes.
