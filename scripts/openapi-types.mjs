@@ -1,10 +1,11 @@
 #!/usr/bin/env node
-// Regenerates src/cli/api.ts, the command-line client's request and response
-// types, from the service's own OpenAPI document (openapi-typescript).
+// Regenerates src/api/openapi.d.ts, the request and response types of the
+// API's clients (the command-line client and the console), from the service's
+// own OpenAPI document (openapi-typescript).
 //
-//   npm run openapi:types                  build, start the service, fetch /openapi.json, write src/cli/api.ts
+//   npm run openapi:types                  build, start the service, fetch /openapi.json, write src/api/openapi.d.ts
 //   node scripts/openapi-types.mjs --check [--from FILE]
-//                                          exit 1 if src/cli/api.ts differs from what the document gives
+//                                          exit 1 if src/api/openapi.d.ts differs from what the document gives
 //   node scripts/openapi-types.mjs --from FILE
 //                                          generate from a saved document instead of a running service
 //
@@ -23,7 +24,7 @@ import { fileURLToPath } from 'node:url';
 import openapiTS, { astToString, COMMENT_HEADER } from 'openapi-typescript';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
-const target = path.join(root, 'src', 'cli', 'api.ts');
+const target = path.join(root, 'src', 'api', 'openapi.d.ts');
 const REGENERATE = 'npm run openapi:types';
 
 const HEADER =

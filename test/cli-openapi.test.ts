@@ -1,6 +1,6 @@
 // The command-line client is a client of the published API only: its types
-// (src/cli/api.ts) are what openapi-typescript makes of the running app's
-// /openapi.json, and it imports nothing of the service.
+// (src/api/openapi.d.ts) are what openapi-typescript makes of the running
+// app's /openapi.json, and it imports nothing of the service.
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -10,7 +10,7 @@ import { startService, tempDir } from './helpers/harness.js';
 
 const TOKEN = 'openapi-check-token-0123456789';
 
-t.test('src/cli/api.ts is what openapi-typescript makes of the app\'s /openapi.json', async (t) => {
+t.test('src/api/openapi.d.ts is what openapi-typescript makes of the app\'s /openapi.json', async (t) => {
   // As scripts/openapi-types.mjs starts it: paused, an endpoint never contacted, tokens on.
   const service = await startService('http://127.0.0.1:9', { EC2_API_PAUSED: '1', API_TOKENS: TOKEN });
   t.teardown(() => service.close());
@@ -49,8 +49,11 @@ function imports(dir: string): [file: string, specifier: string][] {
   return found;
 }
 
-t.test('the client imports nothing of the service: only src/cli/, Node and its own libraries', async (t) => {
+t.test('the client imports nothing of the service: only src/cli/, the API\'s declarations, Node and its own libraries', async (t) => {
   const cliDir = path.join(projectRoot, 'src', 'cli');
+  // src/api holds the published API's types, shared with the console: declarations only, no code of the service.
+  const apiDir = path.join(projectRoot, 'src', 'api');
+  t.same(fs.readdirSync(apiDir).filter((name) => !name.endsWith('.d.ts')), [], 'src/api holds declarations only');
   const allowed = new Set(['commander', 'cli-progress', 'openapi-fetch', 'eventsource-parser']);
   const all = imports(cliDir);
   t.ok(all.length > 20, `found the imports (${all.length})`);
@@ -58,7 +61,7 @@ t.test('the client imports nothing of the service: only src/cli/, Node and its o
     const where = `${path.relative(projectRoot, file)}: ${specifier}`;
     if (specifier.startsWith('.')) {
       const target = path.resolve(path.dirname(file), specifier);
-      t.ok(target.startsWith(cliDir + path.sep), `${where} stays in src/cli`);
+      t.ok(target.startsWith(cliDir + path.sep) || target.startsWith(apiDir + path.sep), `${where} stays in src/cli or src/api`);
     } else {
       t.ok(specifier.startsWith('node:') || allowed.has(specifier), `${where} is Node's or an allowed package`);
     }

@@ -3,7 +3,7 @@
 // the service's /openapi.json; this is the only module that knows about
 // status codes.
 import createClient, { type Client } from 'openapi-fetch';
-import type { paths } from './api.js';
+import type { paths } from '../api/openapi.js';
 import { CliError, EXIT, usageError } from './errors.js';
 
 export const DEFAULT_URL = 'http://127.0.0.1:5000';
@@ -71,6 +71,9 @@ export function unreachable(url: string, error: unknown): CliError {
 
 /** What a command says instead of the server's sentence, by status code. */
 export type Wording = Partial<Record<number, string>>;
+
+/** The wording of every route about one task (`/tasks/<id>…`) when there is no such task. */
+export const taskWording = (id: string): Wording => ({ 404: `no task ${id}: list tasks with \`ec2-api tasks\`` });
 
 /**
  * The data of a successful answer, or a CliError for a refusal: 400 is a

@@ -3,18 +3,14 @@
 // after a `stopping` event (the service restarts), a dropped connection or a
 // silent one (the server sends a comment every 15 s).
 import { createParser, type EventSourceMessage } from 'eventsource-parser';
-import { type Connection, refusal } from './client.js';
+import { type Connection, refusal, taskWording } from './client.js';
 import { CliError, EXIT } from './errors.js';
+import type { StepEnd, StepStart } from '../api/documents.js';
 import type { Task } from './types.js';
 
-// The OpenAPI document describes the stream as text; its events' payloads are
-// documented in prose only, so they are typed here.
 export type StatusEvent = { type: 'status'; data: Task & { at?: string } };
-export type StepStartEvent = { type: 'step_start'; data: { task_id: string; step: number; of: number; name: string; at: string } };
-export type StepEndEvent = {
-  type: 'step_end';
-  data: { task_id: string; step: number; name: string; status: string; duration_ms: number; msg?: string; at: string };
-};
+export type StepStartEvent = { type: 'step_start'; data: StepStart };
+export type StepEndEvent = { type: 'step_end'; data: StepEnd };
 export type TaskEvent = StatusEvent | StepStartEvent | StepEndEvent;
 
 export interface FollowOptions {
@@ -95,7 +91,7 @@ async function readOnce(
     }
     const { data: body, error, response } = result;
     if (!response.ok || !body) {
-      const failure = refusal(conn, response, error, { 404: `no task ${id}: list tasks with \`ec2-api tasks\`` });
+      const failure = refusal(conn, response, error, taskWording(id));
       if (response.status === 503 && lastEventId !== undefined) return { kind: 'unreachable', why: failure.message };
       throw failure;
     }

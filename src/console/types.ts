@@ -1,72 +1,24 @@
-// The API's documents, as the console reads them (see README "Routes").
+// The API's documents, as the console reads them: named in src/api, taken from
+// the types generated from the service's OpenAPI document, so a route whose
+// schema changes stops the console's build (see README "Routes").
+import type { Exhaustive, TaskAction, TaskStatus } from '../api/documents.js';
 
-export type Status = 'queued' | 'running' | 'succeeded' | 'failed' | 'canceled';
-export type Action = 'create' | 'delete';
+export type {
+  Health,
+  Instance,
+  StepEnd,
+  StepStart,
+  Task,
+  TaskAction as Action,
+  TaskList,
+  TaskStatus as Status,
+} from '../api/documents.js';
 
-export interface Progress {
-  step: number;
-  of: number;
-  name: string;
-}
+export const STATUSES = ['queued', 'running', 'succeeded', 'failed', 'canceled'] as const satisfies readonly TaskStatus[];
+export const ACTIONS = ['create', 'delete'] as const satisfies readonly TaskAction[];
+const statusesComplete: Exhaustive<(typeof STATUSES)[number], TaskStatus> = true;
+const actionsComplete: Exhaustive<(typeof ACTIONS)[number], TaskAction> = true;
+void statusesComplete;
+void actionsComplete;
 
-export interface Task {
-  task_id: string;
-  action: Action;
-  status: Status;
-  ip: string | null;
-  instance_id: string | null;
-  instance_state: string | null;
-  error: string | null;
-  created_at: string;
-  started_at: string | null;
-  finished_at: string | null;
-  progress: Progress | null;
-  attempts: number;
-}
-
-export interface TaskList {
-  tasks: Task[];
-  next_cursor: string | null;
-  last_event_id: number;
-}
-
-export interface Health {
-  status: 'ok';
-  cloud: { kind: 'local-emulator' | 'aws' | 'endpoint' | string; endpoint: string | null; region: string; description: string };
-  accepting: boolean;
-  paused: boolean;
-  queued: number;
-  running_playbooks: number;
-}
-
-export interface Instance {
-  instance_id: string;
-  public_ip: string | null;
-  state: string;
-  launch_time: string | null;
-  task_id: string | null;
-  name?: string | null;
-  instance_type?: string | null;
-}
-
-export interface StepStart {
-  task_id: string;
-  step: number;
-  of: number;
-  name: string;
-  at: string;
-}
-
-export interface StepEnd {
-  task_id: string;
-  step: number;
-  name: string;
-  status: 'ok' | 'changed' | 'failed' | 'skipped' | 'unreachable' | string;
-  duration_ms: number | null;
-  msg?: string;
-  at: string;
-}
-
-export const STATUSES: Status[] = ['queued', 'running', 'succeeded', 'failed', 'canceled'];
-export const TERMINAL: ReadonlySet<Status> = new Set(['succeeded', 'failed', 'canceled']);
-export const ACTIONS: Action[] = ['create', 'delete'];
+export const TERMINAL: ReadonlySet<TaskStatus> = new Set(['succeeded', 'failed', 'canceled']);
