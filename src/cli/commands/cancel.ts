@@ -1,6 +1,6 @@
 // ec2-api cancel <task-id>: stop a queued or running task (a create's instance is terminated).
 import { Argument, type Command } from 'commander';
-import { expectOk } from '../client.js';
+import { expectOk, taskWording } from '../client.js';
 import { printJson } from '../output.js';
 import { isTerminal } from '../types.js';
 import { command, setup, taskId, type CommonOptions } from './common.js';
@@ -11,9 +11,7 @@ export function cancelCommand(): Command {
     .addHelpText('after', '\nExit 1 when the task has already ended or does not exist.')
     .action(async (id: string, options: CommonOptions) => {
       const { conn, o } = setup(options);
-      const { data: task } = await expectOk(conn, conn.api.POST('/tasks/{id}/cancel', { params: { path: { id } } }), {
-        404: `no task ${id}: list tasks with \`ec2-api tasks\``,
-      });
+      const { data: task } = await expectOk(conn, conn.api.POST('/tasks/{id}/cancel', { params: { path: { id } } }), taskWording(id));
       if (o.json) return printJson(o, task);
       if (!isTerminal(task)) {
         o.out(`cancel requested: task ${id} is still being stopped and cleaned up; follow it with \`ec2-api status ${id}\``);

@@ -1,6 +1,6 @@
 // ec2-api status <task-id>: one task.
 import { Argument, type Command } from 'commander';
-import { expectOk } from '../client.js';
+import { expectOk, taskWording } from '../client.js';
 import { printJson, printTask } from '../output.js';
 import { command, setup, taskId, type CommonOptions } from './common.js';
 
@@ -10,9 +10,7 @@ export function statusCommand(): Command {
     .addHelpText('after', "\nExit 0 whenever the task was found, whatever its status (read it from --json's \"status\").")
     .action(async (id: string, options: CommonOptions) => {
       const { conn, o } = setup(options);
-      const { data: task } = await expectOk(conn, conn.api.GET('/tasks/{id}', { params: { path: { id } } }), {
-        404: `no task ${id}: list tasks with \`ec2-api tasks\``,
-      });
+      const { data: task } = await expectOk(conn, conn.api.GET('/tasks/{id}', { params: { path: { id } } }), taskWording(id));
       if (o.json) printJson(o, task);
       else printTask(o, task);
     });
