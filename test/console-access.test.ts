@@ -6,10 +6,9 @@
 // never run. The create playbook is test/fixtures/console-playbooks/create.yml.
 import path from 'node:path';
 import t, { type Test } from 'tap';
-import type { Locator } from 'playwright-core';
 import { projectRoot } from '../src/config.js';
 import { liveInstanceIds, startService, untilTerminal } from './helpers/harness.js';
-import { docScreenshot, ensureConsoleBuilt, launchBrowser, openConsole, screenshotOnFailure, serve, unexpected, type ConsolePage } from './helpers/browser.js';
+import { docScreenshot, ensureConsoleBuilt, launchBrowser, openConsole, screenshotOnFailure, serve, unexpected, until, type ConsolePage } from './helpers/browser.js';
 
 const TOKEN = 'console-test-token-0123456789abcdef';
 
@@ -31,7 +30,6 @@ t.teardown(async () => {
 
 const tasks = service.tasks;
 const bearer = { authorization: `Bearer ${TOKEN}` };
-const until = (locator: Locator, text: RegExp | string, timeout = 20_000) => locator.filter({ hasText: text }).first().waitFor({ timeout });
 
 /** A console page that has been given the token through the prompt. */
 async function signedIn(c: ConsolePage, url = '/ui') {

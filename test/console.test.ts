@@ -7,7 +7,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import t, { type Test } from 'tap';
-import type { Locator, Page } from 'playwright-core';
+import type { Page } from 'playwright-core';
 import { projectRoot } from '../src/config.js';
 import { CONSOLE_CSP } from '../src/http/routes/console.js';
 import { VALID, eventuallyAsync, liveInstanceIds, startService, untilTerminal } from './helpers/harness.js';
@@ -22,6 +22,7 @@ import {
   screenshotOnFailure,
   serve,
   unexpected,
+  until,
   type ConsolePage,
 } from './helpers/browser.js';
 
@@ -39,8 +40,6 @@ t.teardown(async () => {
 const tasks = service.tasks;
 const SLOW = 90_000;
 
-/** Waits until the locator's text matches. */
-const until = (locator: Locator, text: RegExp | string, timeout = 20_000) => locator.filter({ hasText: text }).first().waitFor({ timeout });
 
 /** Everything the page showed and asked for stayed on this origin, with no script error or CSP refusal. */
 function clean(t: Test, c: ConsolePage, allowed: RegExp[] = []) {

@@ -9,7 +9,7 @@
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
+import { chromium, type Browser, type BrowserContext, type Locator, type Page } from 'playwright-core';
 import type { FastifyInstance } from 'fastify';
 import { projectRoot } from '../../src/config.js';
 
@@ -43,6 +43,9 @@ export async function launchBrowser(): Promise<Browser> {
     args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
   });
 }
+
+/** Waits until one of the locator's elements shows the text. */
+export const until = (locator: Locator, text: RegExp | string, timeout = 20_000) => locator.filter({ hasText: text }).first().waitFor({ timeout });
 
 /** The app on a loopback port (idempotent), and its base URL. */
 export async function serve(app: FastifyInstance): Promise<string> {

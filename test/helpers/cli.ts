@@ -64,20 +64,42 @@ export interface CliRun {
   done: Promise<CliResult>;
 }
 
-/** Starts `ec2-api <args>`; `input`, when given, is written to its stdin, which is then closed. */
-export function startCli(args: string[], options: { env?: Record<string, string | undefined>; input?: string } = {}): CliRun {
-  const child = spawn(process.execPath, [CLI, ...args], { env: cliEnv(options.env), stdio: ['pipe', 'pipe', 'pipe'] });
-  let stdout = '';
-  let stderr = '';
+/**
+ * Waiting for a pattern in a child's growing output: `waitFor` resolves once
+ * the pattern matches one of the streams `streams()` returns; call `check`
+ * whenever they grow.
+ */
+function patternWaiter(streams: () => string[]) {
   const waiters: { pattern: RegExp; resolve: () => void }[] = [];
   const check = () => {
     for (const waiter of [...waiters]) {
-      if (waiter.pattern.test(stderr) || waiter.pattern.test(stdout)) {
+      if (streams().some((text) => waiter.pattern.test(text))) {
         waiters.splice(waiters.indexOf(waiter), 1);
         waiter.resolve();
       }
     }
   };
+  const waitFor = (pattern: RegExp, ms = 60_000) =>
+    new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`timed out waiting for ${pattern} in:\n${streams().join('\n')}`)), ms);
+      waiters.push({
+        pattern,
+        resolve: () => {
+          clearTimeout(timer);
+          resolve();
+        },
+      });
+      check();
+    });
+  return { check, waitFor };
+}
+
+/** Starts `ec2-api <args>`; `input`, when given, is written to its stdin, which is then closed. */
+export function startCli(args: string[], options: { env?: Record<string, string | undefined>; input?: string } = {}): CliRun {
+  const child = spawn(process.execPath, [CLI, ...args], { env: cliEnv(options.env), stdio: ['pipe', 'pipe', 'pipe'] });
+  let stdout = '';
+  let stderr = '';
+  const { check, waitFor } = patternWaiter(() => [stdout, stderr]);
   child.stdout!.on('data', (chunk: Buffer) => {
     stdout += chunk.toString();
     check();
@@ -95,19 +117,7 @@ export function startCli(args: string[], options: { env?: Record<string, string 
     child,
     stdout: () => stdout,
     stderr: () => stderr,
-    waitFor(pattern, ms = 60_000) {
-      return new Promise((resolve, reject) => {
-        const timer = setTimeout(() => reject(new Error(`timed out waiting for ${pattern} in:\n${stdout}\n${stderr}`)), ms);
-        waiters.push({
-          pattern,
-          resolve: () => {
-            clearTimeout(timer);
-            resolve();
-          },
-        });
-        check();
-      });
-    },
+    waitFor,
     done,
   };
 }
@@ -139,15 +149,7 @@ export function startCliOnTty(args: string[], options: { env?: Record<string, st
     stdio: ['pipe', 'pipe', 'pipe'],
   });
   let output = '';
-  const waiters: { pattern: RegExp; resolve: () => void }[] = [];
-  const check = () => {
-    for (const waiter of [...waiters]) {
-      if (waiter.pattern.test(output)) {
-        waiters.splice(waiters.indexOf(waiter), 1);
-        waiter.resolve();
-      }
-    }
-  };
+  const { check, waitFor } = patternWaiter(() => [output]);
   const collect = (chunk: Buffer) => {
     output += chunk.toString();
     check();
@@ -158,19 +160,7 @@ export function startCliOnTty(args: string[], options: { env?: Record<string, st
   return {
     child,
     output: () => output,
-    waitFor(pattern, ms = 60_000) {
-      return new Promise((resolve, reject) => {
-        const timer = setTimeout(() => reject(new Error(`timed out waiting for ${pattern} in:\n${output}`)), ms);
-        waiters.push({
-          pattern,
-          resolve: () => {
-            clearTimeout(timer);
-            resolve();
-          },
-        });
-        check();
-      });
-    },
+    waitFor,
     type: (text) => void child.stdin!.write(text),
     done,
   };
