@@ -4,6 +4,7 @@
 import Database from 'better-sqlite3';
 import path from 'node:path';
 import t from 'tap';
+import type { FastifyInstance } from 'fastify';
 import { outputText } from '../src/ansible/output.js';
 import { projectRoot } from '../src/config.js';
 import {
@@ -60,6 +61,8 @@ t.test('a running create is stopped and the instance it launched is terminated',
     return ids.length ? ids : undefined;
   }, 60_000, 'the instance to launch');
 
+  // A reader following the log by ?offset= from now on, as the console and `ec2-api logs -f` do.
+  const followed = followLog(service.app, id);
   const pgid = service.tasks.get(id)!.runner_pid!;
   const res = await service.app.inject({ method: 'POST', url: `/tasks/${id}/cancel` });
   t.equal(res.statusCode, 200, res.body);
@@ -70,7 +73,24 @@ t.test('a running create is stopped and the instance it launched is terminated',
   t.equal(sync.statusCode, 502);
   t.match(sync.json(), { status: 'canceled', task_id: id, ip: null });
   t.match(outputText(service.tasks.output(id)!.log), /cleanup after cancel/);
+  // The clean-up run's output goes on from the canceled run's: the log only grows, so the follower misses nothing.
+  const { text, lengths } = await followed;
+  t.same(lengths, [...lengths].sort((a, b) => a - b), 'X-Log-Length never went down while the clean-up ran');
+  t.equal(text, (await service.app.inject({ method: 'GET', url: `/tasks/${id}/log` })).body, 'what the follower read is the whole log');
 });
+
+/** Reads a task's log by ?offset= every 20 ms until it is complete: what it read, and every X-Log-Length it saw. */
+async function followLog(app: FastifyInstance, id: string): Promise<{ text: string; lengths: number[] }> {
+  let text = '';
+  const lengths: number[] = [];
+  for (;;) {
+    const res = await app.inject({ method: 'GET', url: `/tasks/${id}/log?offset=${lengths.at(-1) ?? 0}` });
+    text += res.body;
+    lengths.push(Number(res.headers['x-log-length']));
+    if (res.headers['x-log-complete'] === 'true') return { text, lengths };
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
 
 t.test('canceling one member of a batch requeues the others', async (t) => {
   const db = path.join(tempDir(), 'ec2-api.db');

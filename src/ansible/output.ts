@@ -63,3 +63,15 @@ export class CappedOutput {
     return { head: this.head, tail: this.tail.length > TAIL_LIMIT ? this.tail.slice(-TAIL_LIMIT) : this.tail, size: this.size };
   }
 }
+
+/**
+ * `first`, a line naming what follows, then `second`, as one output: how a
+ * canceled task's log goes on with its clean-up run, so a reader following
+ * it with ?offset= sees one text that only grows.
+ */
+export function followedBy(first: CappedText, heading: string, second: CappedText): CappedText {
+  const output = new CappedOutput(first);
+  output.append(`${first.size ? '\n' : ''}--- ${heading} ---\n`);
+  output.append(outputText(second));
+  return output.snapshot;
+}

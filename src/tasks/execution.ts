@@ -5,7 +5,7 @@
 // early ends at once. A canceled create has what it launched terminated
 // (cancel.yml). Every run goes through the playbook pool.
 import path from 'node:path';
-import { CappedOutput, EMPTY_OUTPUT, outputText, type CappedText } from '../ansible/output.js';
+import { EMPTY_OUTPUT, followedBy, type CappedText } from '../ansible/output.js';
 import type { PlaybookPool } from '../ansible/pool.js';
 import type { AnsibleEvent, PlaybookResultEntry, PlaybookRun, RunResult } from '../ansible/runner.js';
 import type { TaskEvents } from './events.js';
@@ -50,7 +50,13 @@ interface Group {
   cancellable: boolean;
   /** The playbook step running now, and since when. */
   step?: { step: number; name: string; startedAt: number };
+  /** What its tasks' log already holds (a clean-up run's goes on from the run that was canceled). */
+  logBefore?: CappedText;
 }
+
+/** The log of a group's tasks: what came before, if anything, then this run's output. */
+const groupLog = (group: Group, output: CappedText): CappedText =>
+  group.logBefore ? followedBy(group.logBefore, 'cleanup after cancel', output) : output;
 
 /** How long a resolved image is reused before create.yml looks up the newest again. */
 const IMAGE_REUSE_MS = 3_600_000;
@@ -124,7 +130,7 @@ export class Execution {
 
   /** The output so far of the run a task is in, or undefined when none runs for it. */
   liveLog(taskId: string): CappedText | undefined {
-    for (const group of this.groups) if (group.tasks.some((task) => task.id === taskId)) return group.run.currentOutput;
+    for (const group of this.groups) if (group.tasks.some((task) => task.id === taskId)) return groupLog(group, group.run.currentOutput);
     return undefined;
   }
 
@@ -203,7 +209,7 @@ export class Execution {
       else creates.push(task);
     }
     if (!creates.length) return;
-    const group = this.start('cancel', { ec2_api_cancels: creates.map((task) => ({ task_id: task.id })) }, creates, false);
+    const group = this.start('cancel', { ec2_api_cancels: creates.map((task) => ({ task_id: task.id })) }, creates, false, { logBefore: log });
     const result = await this.wait(group);
     const open = this.stillRunning(creates);
     if (result.end.kind === 'stopped') {
@@ -211,11 +217,8 @@ export class Execution {
       this.requeue(open);
       return;
     }
-    const output = new CappedOutput(log);
-    output.append(`${log.size ? '\n' : ''}--- cleanup after cancel ---\n`);
-    output.append(outputText(result.log));
     const why = whyNoResult(result, this.options.taskTimeout);
-    for (const task of open) this.finish(task, cleanupOutcome(entryFor(result.results, task.id), why), output.snapshot);
+    for (const task of open) this.finish(task, cleanupOutcome(entryFor(result.results, task.id), why));
   }
 
   /** Queues a run of `playbook` for `tasks` in the pool, and tracks it while it runs. */
@@ -224,7 +227,7 @@ export class Execution {
     vars: Record<string, unknown>,
     tasks: RunnableTask[],
     cancellable: boolean,
-    extra: { onResult?: (taskId: string, entry: PlaybookResultEntry) => void } = {},
+    { logBefore, ...extra }: { onResult?: (taskId: string, entry: PlaybookResultEntry) => void; logBefore?: CappedText } = {},
   ): Group {
     const { store, events, log } = this.deps;
     const ids = tasks.map((task) => task.id);
@@ -261,7 +264,7 @@ export class Execution {
       },
       ...extra,
     });
-    const group: Group = { run, tasks, cancellable };
+    const group: Group = { run, tasks, cancellable, logBefore };
     this.groups.add(group);
     return group;
   }
@@ -270,7 +273,7 @@ export class Execution {
   private async wait(group: Group): Promise<RunResult> {
     try {
       const result = await group.run.done;
-      this.deps.store.setLog(group.tasks.map((task) => task.id), result.log);
+      this.deps.store.setLog(group.tasks.map((task) => task.id), groupLog(group, result.log));
       this.deps.log.info(
         { task_ids: group.tasks.map((task) => task.id), playbook: `${group.run.name}.yml`, end: result.end.kind, seconds: result.durationMs / 1000 },
         'playbook ended',

@@ -1,6 +1,6 @@
 // ec2-api logs <task-id> [--follow]: the playbook output, live until the task ends.
 import { Argument, Option, type Command } from 'commander';
-import { expectOk, type Connection } from '../client.js';
+import { expectOk, taskWording, type Connection } from '../client.js';
 import { CliError, EXIT } from '../errors.js';
 import type { Output } from '../output.js';
 import { command, setup, taskId, type CommonOptions } from './common.js';
@@ -22,7 +22,7 @@ async function read(conn: Connection, id: string, offset: number, signal?: Abort
   const { data, response } = await expectOk(
     conn,
     conn.api.GET('/tasks/{id}/log', { params: { path: { id }, query: offset ? { offset: String(offset) } : {} }, parseAs: 'text', signal }),
-    { 404: `no task ${id}: list tasks with \`ec2-api tasks\`` },
+    taskWording(id),
   );
   const length = Number(response.headers.get('x-log-length') ?? offset + data.length);
   return { task_id: id, offset, length, complete: response.headers.get('x-log-complete') === 'true', log: data };
@@ -61,7 +61,9 @@ With --json: {"task_id", "offset", "length", "complete", "log"}; with
           const offset = chunk.length;
           chunk = await read(conn, id, offset, controller.signal);
           if (chunk.length < offset) {
-            o.err(`the log was shortened (the stored log keeps its head and tail): read it whole with \`ec2-api logs ${id}\``);
+            // Shorter than what was printed: the task's run started over (it was requeued).
+            o.err(`task ${id} is running again (it was requeued): its new output follows from the start`);
+            chunk = await read(conn, id, 0, controller.signal);
           }
           if (chunk.log || o.json) print(o, chunk, true);
         }

@@ -323,10 +323,16 @@ export const taskPage: Page = (ctx) => {
       if (closed) return;
       const length = Number(headers.get('x-log-length') ?? 0);
       const complete = headers.get('x-log-complete') === 'true';
+      if (length < offset) {
+        // Shorter than what was shown: the task's run started over (it was requeued). Read it again from the start.
+        logOffset = 0;
+        logAgain = true;
+        return;
+      }
       const atEnd = log.scrollTop + log.clientHeight >= log.scrollHeight - 4;
-      if (offset === 0 || length < logOffset) log.textContent = body;
+      if (offset === 0) log.textContent = body;
       else if (body) log.append(body);
-      logOffset = offset === 0 ? body.length : length;
+      logOffset = length; // offsets count the whole output, the part left out of a long one included
       logComplete = complete;
       logState.textContent = complete ? `complete, ${logOffset.toLocaleString('en')} characters` : `following live, ${logOffset.toLocaleString('en')} characters so far`;
       if (!log.textContent) log.textContent = '';
