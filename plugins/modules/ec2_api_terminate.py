@@ -142,7 +142,7 @@ class Deletes:
     @staticmethod
     def failed(request, error):
         ip = request.get('ip') if isinstance(request.get('ip'), str) else None
-        return {'ok': False, 'instance_id': None, 'public_ip': ip, 'state': None, 'error': error}
+        return delete_entry(ip, None, None, error)
 
 
 class Cancels:
@@ -169,7 +169,7 @@ class Cancels:
 
     @staticmethod
     def failed(request, error):
-        return {'ok': False, 'instance_ids': [], 'state': None, 'error': error}
+        return cancel_entry({}, error)
 
 
 class Batch:
