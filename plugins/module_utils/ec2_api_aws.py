@@ -10,6 +10,13 @@ import json
 import os
 import time
 
+try:
+    from botocore.exceptions import BotoCoreError, ClientError
+    # What a failed AWS call raises.
+    AWS_ERRORS = (ClientError, BotoCoreError)
+except ImportError:
+    AWS_ERRORS = ()  # AnsibleAWSModule fails the run without botocore
+
 from ansible.module_utils.common.parameters import remove_values
 from ansible_collections.amazon.aws.plugins.module_utils.retries import AWSRetry
 

@@ -161,22 +161,15 @@ launched:
 import concurrent.futures
 import json
 
-try:
-    import botocore
-except ImportError:
-    pass  # caught by AnsibleAWSModule
-
 import jinja2
 
 from ansible_collections.amazon.aws.plugins.module_utils.core import AnsibleAWSModule
 from ansible_collections.amazon.aws.plugins.module_utils.ec2 import get_ec2_security_group_ids_from_names
-from ansible.module_utils.ec2_api_aws import MANAGED, Poller, ReportFile, aws_error, ec2_client
+from ansible.module_utils.ec2_api_aws import AWS_ERRORS, MANAGED, Poller, ReportFile, aws_error, ec2_client
 from ansible.module_utils.ec2_api_aws import find_instances, state_of, tags_of
 from ansible.module_utils.ec2_api_rules import ADOPTABLE_STATES, WOULD_LAUNCH, client_token, duplicates
 from ansible.module_utils.ec2_api_rules import failure_summary, invalid, launch_entry, launch_outcome
 from ansible.module_utils.ec2_api_rules import launch_problems, launch_timed_out, task_key
-
-AWS_ERRORS = (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError)
 
 
 class SetupError(Exception):

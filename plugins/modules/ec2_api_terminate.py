@@ -104,19 +104,13 @@ terminated:
   sample: [i-0123456789abcdef0]
 '''
 
-try:
-    import botocore
-except ImportError:
-    pass  # caught by AnsibleAWSModule
-
 from ansible_collections.amazon.aws.plugins.module_utils.core import AnsibleAWSModule
-from ansible.module_utils.ec2_api_aws import MANAGED, Poller, ReportFile, aws_error, ec2_client
+from ansible.module_utils.ec2_api_aws import AWS_ERRORS, MANAGED, Poller, ReportFile, aws_error, ec2_client
 from ansible.module_utils.ec2_api_aws import find_instances, state_of, tags_of
 from ansible.module_utils.ec2_api_rules import LIVE_STATES, WOULD_TERMINATE, cancel_entry, delete_entry
 from ansible.module_utils.ec2_api_rules import delete_key, delete_problems, duplicates, failure_summary
 from ansible.module_utils.ec2_api_rules import invalid, task_id_problems, task_key
 
-AWS_ERRORS = (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError)
 LIVE = {'Name': 'instance-state-name', 'Values': LIVE_STATES}
 
 
