@@ -1,6 +1,7 @@
 # -*- coding: utf-8 -*-
 # ec2-api: what the ec2_api_* modules share on the AWS side: a retrying EC2
-# client, batched instance look-ups, the polling wait and the report file.
+# client, batched instance look-ups, the polling wait, the report file and
+# the results a batch module ends with.
 from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
@@ -19,6 +20,7 @@ except ImportError:
 
 from ansible.module_utils.common.parameters import remove_values
 from ansible_collections.amazon.aws.plugins.module_utils.retries import AWSRetry
+from ansible.module_utils.ec2_api_rules import failure_summary
 
 # Throttling (RequestLimitExceeded, ...) is retried with jittered backoff.
 # A shorter first delay than the collection's 3 s: a burst of launches is
@@ -124,6 +126,31 @@ class ReportFile:
         if self._fd is not None:
             os.close(self._fd)
             self._fd = None
+
+
+class Results:
+    """A batch run's result entries by key, each appended to the report file
+    the moment it is final."""
+
+    def __init__(self, module):
+        self.module = module
+        self.results = {}
+        self.report = ReportFile(module, module.params['report_file'])
+
+    def finish(self, key, entry):
+        self.results[key] = entry
+        self.report.write(key, entry)
+
+    def exit(self, keys, changed, **extra):
+        """Ends the module with task_results in the order of `keys`; fails,
+        naming the failures, when any entry failed."""
+        self.report.close()
+        results = {key: self.results[key] for key in keys}
+        result = dict(changed=changed, task_results=results, **extra)
+        summary = failure_summary(results)
+        if summary:
+            self.module.fail_json(msg=summary, **result)
+        self.module.exit_json(msg='all %d tasks ok' % len(results), **result)
 
 
 def aws_error(e):
