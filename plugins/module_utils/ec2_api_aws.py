@@ -19,6 +19,7 @@ except ImportError:
     AWS_ERRORS = ()  # AnsibleAWSModule fails the run without botocore
 
 from ansible.module_utils.common.parameters import remove_values
+from ansible_collections.amazon.aws.plugins.module_utils.botocore import paginated_query_with_retries
 from ansible_collections.amazon.aws.plugins.module_utils.retries import AWSRetry
 from ansible.module_utils.ec2_api_rules import failure_summary
 
@@ -39,12 +40,6 @@ def ec2_client(module):
     return module.client('ec2', retry_decorator=RETRY)
 
 
-@RETRY
-def _describe_all(client, **params):
-    # The paginator bypasses the client's retry wrapper: retry the whole walk.
-    return client.get_paginator('describe_instances').paginate(**params).build_full_result()
-
-
 def find_instances(client, filters, name, values):
     """Instances matching `filters` and `name` in `values`: one
     DescribeInstances per 200 values (one call for a usual batch)."""
@@ -52,7 +47,8 @@ def find_instances(client, filters, name, values):
     found = []
     for start in range(0, len(values), FILTER_VALUES_MAX):
         chunk = {'Name': name, 'Values': values[start:start + FILTER_VALUES_MAX]}
-        pages = _describe_all(client, Filters=filters + [chunk])
+        # The paginator bypasses the client's retry wrapper: the whole walk is retried.
+        pages = paginated_query_with_retries(client, 'describe_instances', RETRY, Filters=filters + [chunk])
         for reservation in pages.get('Reservations', []):
             found.extend(reservation.get('Instances', []))
     return found
