@@ -227,14 +227,14 @@ def terminate(client, batch, instance_ids):
 
 
 def wait_terminated(client, batch, timeout):
+    # TerminateInstances has just given the states: the first look is after a pause.
     poller = Poller(client, timeout)
-    while True:
+    batch.settle()
+    while batch.open_instances() and not poller.expired():
+        poller.pause()
         for instance_id, instance in poller.look(batch.open_instances()).items():
             batch.update(instance_id, state_of(instance))
         batch.settle()
-        if not batch.open_instances() or poller.expired():
-            break
-        poller.pause()
     # Timed out: the rest are reported with their current state.
     batch.settle(done=lambda state: True)
 
