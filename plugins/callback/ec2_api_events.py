@@ -13,7 +13,7 @@ description:
   - "Events: C(playbook_start) {playbook}; C(task_start) {step, of, name};
     C(task_end) {step, name, status, duration_ms[, msg]} once per host result,
     status one of ok, changed, failed, skipped, unreachable (results of
-    ignore_errors or failed_when are ok/changed); C(stats) {ok, results} at the
+    ignore_errors or failed_when are ok/changed); C(stats) {ok, results, image_id} at the
     end, results being the C(ec2_api_results) custom stats (set_stats, per_host false),
     image_id the C(ec2_api_image_id) one (create.yml: the image it used)."
   - C(of) is the number of tasks of the play (meta tasks excluded), C(step) the

@@ -1,6 +1,7 @@
 # -*- coding: utf-8 -*-
 # ec2-api: what the ec2_api_* modules share on the AWS side: a retrying EC2
-# client, batched instance look-ups, the polling wait and the report file.
+# client, batched instance look-ups, the polling wait, the report file and
+# the results a batch module ends with.
 from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
@@ -10,8 +11,17 @@ import json
 import os
 import time
 
+try:
+    from botocore.exceptions import BotoCoreError, ClientError
+    # What a failed AWS call raises.
+    AWS_ERRORS = (ClientError, BotoCoreError)
+except ImportError:
+    AWS_ERRORS = ()  # AnsibleAWSModule fails the run without botocore
+
 from ansible.module_utils.common.parameters import remove_values
+from ansible_collections.amazon.aws.plugins.module_utils.botocore import paginated_query_with_retries
 from ansible_collections.amazon.aws.plugins.module_utils.retries import AWSRetry
+from ansible.module_utils.ec2_api_rules import failure_summary
 
 # Throttling (RequestLimitExceeded, ...) is retried with jittered backoff.
 # A shorter first delay than the collection's 3 s: a burst of launches is
@@ -30,12 +40,6 @@ def ec2_client(module):
     return module.client('ec2', retry_decorator=RETRY)
 
 
-@RETRY
-def _describe_all(client, **params):
-    # The paginator bypasses the client's retry wrapper: retry the whole walk.
-    return client.get_paginator('describe_instances').paginate(**params).build_full_result()
-
-
 def find_instances(client, filters, name, values):
     """Instances matching `filters` and `name` in `values`: one
     DescribeInstances per 200 values (one call for a usual batch)."""
@@ -43,7 +47,8 @@ def find_instances(client, filters, name, values):
     found = []
     for start in range(0, len(values), FILTER_VALUES_MAX):
         chunk = {'Name': name, 'Values': values[start:start + FILTER_VALUES_MAX]}
-        pages = _describe_all(client, Filters=filters + [chunk])
+        # The paginator bypasses the client's retry wrapper: the whole walk is retried.
+        pages = paginated_query_with_retries(client, 'describe_instances', RETRY, Filters=filters + [chunk])
         for reservation in pages.get('Reservations', []):
             found.extend(reservation.get('Instances', []))
     return found
@@ -117,6 +122,31 @@ class ReportFile:
         if self._fd is not None:
             os.close(self._fd)
             self._fd = None
+
+
+class Results:
+    """A batch run's result entries by key, each appended to the report file
+    the moment it is final."""
+
+    def __init__(self, module):
+        self.module = module
+        self.results = {}
+        self.report = ReportFile(module, module.params['report_file'])
+
+    def finish(self, key, entry):
+        self.results[key] = entry
+        self.report.write(key, entry)
+
+    def exit(self, keys, changed, **extra):
+        """Ends the module with task_results in the order of `keys`; fails,
+        naming the failures, when any entry failed."""
+        self.report.close()
+        results = {key: self.results[key] for key in keys}
+        result = dict(changed=changed, task_results=results, **extra)
+        summary = failure_summary(results)
+        if summary:
+            self.module.fail_json(msg=summary, **result)
+        self.module.exit_json(msg='all %d tasks ok' % len(results), **result)
 
 
 def aws_error(e):

@@ -161,22 +161,15 @@ launched:
 import concurrent.futures
 import json
 
-try:
-    import botocore
-except ImportError:
-    pass  # caught by AnsibleAWSModule
-
 import jinja2
 
 from ansible_collections.amazon.aws.plugins.module_utils.core import AnsibleAWSModule
 from ansible_collections.amazon.aws.plugins.module_utils.ec2 import get_ec2_security_group_ids_from_names
-from ansible.module_utils.ec2_api_aws import MANAGED, Poller, ReportFile, aws_error, ec2_client
+from ansible.module_utils.ec2_api_aws import AWS_ERRORS, MANAGED, Poller, Results, aws_error, ec2_client
 from ansible.module_utils.ec2_api_aws import find_instances, state_of, tags_of
 from ansible.module_utils.ec2_api_rules import ADOPTABLE_STATES, WOULD_LAUNCH, client_token, duplicates
-from ansible.module_utils.ec2_api_rules import failure_summary, invalid, launch_entry, launch_outcome
+from ansible.module_utils.ec2_api_rules import invalid, launch_entry, launch_outcome
 from ansible.module_utils.ec2_api_rules import launch_problems, launch_timed_out, task_key
-
-AWS_ERRORS = (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError)
 
 
 class SetupError(Exception):
@@ -264,19 +257,14 @@ def existing_instances(client, task_ids):
             for task_id, group in by_task.items()}
 
 
-class Batch:
+class Batch(Results):
     """The run's results, reported as each becomes final."""
 
     def __init__(self, module):
-        self.results = {}
-        self.report = ReportFile(module, module.params['report_file'])
+        super().__init__(module)
         self.launched = []  # task ids this run launched an instance for
         self.waiting = {}   # instance id -> task id
         self.last_seen = {}  # instance id -> instance (for the time-out message)
-
-    def finish(self, task_id, entry):
-        self.results[task_id] = entry
-        self.report.write(task_id, entry)
 
     def follow(self, task_id, instance):
         """Finishes the task if its instance is final, else waits for it."""
@@ -388,15 +376,10 @@ def main():
             batch.finish(task['task_id'], launch_entry(state=WOULD_LAUNCH))
         to_launch = []
     batch.launch_and_wait(module, client, poller, to_launch, spec, render)
-    batch.report.close()
 
     # In the order of the input, for people reading the output.
-    results = {task_key(t): batch.results[task_key(t)] for t in module.params['tasks']}
-    result = dict(changed=bool(batch.launched), task_results=results, image_id=image_id, launched=batch.launched)
-    summary = failure_summary(results)
-    if summary:
-        module.fail_json(msg=summary, **result)
-    module.exit_json(msg='all %d tasks ok' % len(results), **result)
+    batch.exit([task_key(t) for t in module.params['tasks']], bool(batch.launched),
+               image_id=image_id, launched=batch.launched)
 
 
 if __name__ == '__main__':

@@ -75,13 +75,8 @@ instances:
       sample: t2.micro
 '''
 
-try:
-    import botocore
-except ImportError:
-    pass  # caught by AnsibleAWSModule
-
 from ansible_collections.amazon.aws.plugins.module_utils.core import AnsibleAWSModule
-from ansible.module_utils.ec2_api_aws import MANAGED, ec2_client, find_instances, state_of, tags_of
+from ansible.module_utils.ec2_api_aws import AWS_ERRORS, MANAGED, ec2_client, find_instances, state_of, tags_of
 from ansible.module_utils.ec2_api_rules import ALL_STATES, LIVE_STATES
 
 
@@ -109,7 +104,7 @@ def main():
                              'of EC2 instance states: %s.' % ', '.join(ALL_STATES))
     try:
         found = find_instances(ec2_client(module), [MANAGED], 'instance-state-name', states)
-    except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as e:
+    except AWS_ERRORS as e:
         module.fail_json_aws(e, msg='cannot list the instances')
     instances = sorted((listed(i) for i in found), key=lambda i: (i['launch_time'] or '', i['instance_id']))
     module.exit_json(changed=False, instances=instances)

@@ -104,19 +104,13 @@ terminated:
   sample: [i-0123456789abcdef0]
 '''
 
-try:
-    import botocore
-except ImportError:
-    pass  # caught by AnsibleAWSModule
-
 from ansible_collections.amazon.aws.plugins.module_utils.core import AnsibleAWSModule
-from ansible.module_utils.ec2_api_aws import MANAGED, Poller, ReportFile, aws_error, ec2_client
+from ansible.module_utils.ec2_api_aws import AWS_ERRORS, MANAGED, Poller, Results, aws_error, ec2_client
 from ansible.module_utils.ec2_api_aws import find_instances, state_of, tags_of
 from ansible.module_utils.ec2_api_rules import LIVE_STATES, WOULD_TERMINATE, cancel_entry, delete_entry
-from ansible.module_utils.ec2_api_rules import delete_key, delete_problems, duplicates, failure_summary
+from ansible.module_utils.ec2_api_rules import delete_key, delete_problems, duplicates
 from ansible.module_utils.ec2_api_rules import invalid, task_id_problems, task_key
 
-AWS_ERRORS = (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError)
 LIVE = {'Name': 'instance-state-name', 'Values': LIVE_STATES}
 
 
@@ -142,7 +136,7 @@ class Deletes:
     @staticmethod
     def failed(request, error):
         ip = request.get('ip') if isinstance(request.get('ip'), str) else None
-        return {'ok': False, 'instance_id': None, 'public_ip': ip, 'state': None, 'error': error}
+        return delete_entry(ip, None, None, error)
 
 
 class Cancels:
@@ -169,24 +163,19 @@ class Cancels:
 
     @staticmethod
     def failed(request, error):
-        return {'ok': False, 'instance_ids': [], 'state': None, 'error': error}
+        return cancel_entry({}, error)
 
 
-class Batch:
+class Batch(Results):
     """Requests and their instances; a request is reported as soon as all
     its instances are terminated (or failed)."""
 
     def __init__(self, module, kind):
+        super().__init__(module)
         self.kind = kind
-        self.results = {}
-        self.report = ReportFile(module, module.params['report_file'])
         self.requests = {}   # key -> request
         self.instances = {}  # key -> {instance id: state}
         self.errors = {}     # instance id -> why terminating it failed
-
-    def finish(self, key, entry):
-        self.results[key] = entry
-        self.report.write(key, entry)
 
     def settle(self, done=lambda state: state == 'terminated'):
         """Finishes every open request whose instances are all done."""
@@ -238,14 +227,14 @@ def terminate(client, batch, instance_ids):
 
 
 def wait_terminated(client, batch, timeout):
+    # TerminateInstances has just given the states: the first look is after a pause.
     poller = Poller(client, timeout)
-    while True:
+    batch.settle()
+    while batch.open_instances() and not poller.expired():
+        poller.pause()
         for instance_id, instance in poller.look(batch.open_instances()).items():
             batch.update(instance_id, state_of(instance))
         batch.settle()
-        if not batch.open_instances() or poller.expired():
-            break
-        poller.pause()
     # Timed out: the rest are reported with their current state.
     batch.settle(done=lambda state: True)
 
@@ -287,15 +276,9 @@ def main():
         # then they are waited for like the others.
         terminated = terminate(client, batch, targets) if targets else []
         wait_terminated(client, batch, module.params['wait_timeout'])
-    batch.report.close()
 
     # In the order of the input, for people reading the output.
-    results = {kind.key(r): batch.results[kind.key(r)] for r in module.params[kind.param]}
-    result = dict(changed=bool(terminated), task_results=results, terminated=terminated)
-    summary = failure_summary(results)
-    if summary:
-        module.fail_json(msg=summary, **result)
-    module.exit_json(msg='all %d tasks ok' % len(results), **result)
+    batch.exit([kind.key(r) for r in module.params[kind.param]], bool(terminated), terminated=terminated)
 
 
 if __name__ == '__main__':
