@@ -5,9 +5,8 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { FastifyReply } from 'fastify';
 import { taskView } from '../../tasks/model.js';
 import type { Submitted, TaskService } from '../../tasks/service.js';
-import { HttpError } from '../errors.js';
 import { ErrorBody, IdempotencyHeaders, IpParams, OperationResult, Queued, TaskIdParams, TaskStatus, CreateBody } from '../schemas.js';
-import { stillRunning, waitedStatus, waitForEnd } from '../tasks-http.js';
+import { findTask, stillRunning, waitedStatus, waitForEnd } from '../tasks-http.js';
 
 export interface CompatOptions {
   tasks: TaskService;
@@ -70,11 +69,7 @@ const compatRoutes: FastifyPluginAsyncTypebox<CompatOptions> = async (app, { tas
         response: { 200: TaskStatus, 400: ErrorBody, 404: ErrorBody },
       },
     },
-    async (request) => {
-      const task = tasks.get(request.params.id.toLowerCase());
-      if (!task) throw new HttpError(404, 'task not found');
-      return taskView(task);
-    },
+    async (request) => taskView(findTask(tasks, request.params.id)),
   );
 
   app.get(
