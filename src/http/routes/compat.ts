@@ -6,7 +6,7 @@ import type { FastifyReply } from 'fastify';
 import { taskView } from '../../tasks/model.js';
 import type { Submitted, TaskService } from '../../tasks/service.js';
 import { ErrorBody, IdempotencyHeaders, IpParams, OperationResult, Queued, TaskIdParams, TaskStatus, CreateBody } from '../schemas.js';
-import { findTask, stillRunning, waitedStatus, waitForEnd } from '../tasks-http.js';
+import { acceptedHeaders, findTask, stillRunning, waitedStatus, waitForEnd } from '../tasks-http.js';
 
 export interface CompatOptions {
   tasks: TaskService;
@@ -18,8 +18,7 @@ export interface CompatOptions {
 const REFUSED = { 400: ErrorBody, 503: ErrorBody } as const;
 
 function queued(reply: FastifyReply, submitted: Submitted, message: string) {
-  reply.header('Location', `/status/${submitted.task.id}`);
-  if (submitted.replayed) reply.header('Idempotent-Replayed', 'true');
+  acceptedHeaders(reply, submitted, `/status/${submitted.task.id}`);
   return reply.code(202).send({ task_id: submitted.task.id, message });
 }
 

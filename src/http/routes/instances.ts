@@ -8,7 +8,7 @@ import type { Submitted, TaskService } from '../../tasks/service.js';
 import { HttpError } from '../errors.js';
 import { InstanceList, WaitQuery } from '../resource-schemas.js';
 import { CreateBody, ErrorBody, IdempotencyHeaders, IpParams, TaskStatus } from '../schemas.js';
-import { waitedStatus, waitForEnd } from '../tasks-http.js';
+import { acceptedHeaders, waitedStatus, waitForEnd } from '../tasks-http.js';
 
 export interface InstanceRoutesOptions {
   tasks: TaskService;
@@ -18,8 +18,7 @@ export interface InstanceRoutesOptions {
 const instanceRoutes: FastifyPluginAsyncTypebox<InstanceRoutesOptions> = async (app, { tasks, syncWait }) => {
   /** 202 with the task now, or (?wait=true) the task once it has ended, with the code of how it ended. */
   const answer = async (reply: FastifyReply, submitted: Submitted, wait: boolean, success: number) => {
-    reply.header('Location', `/tasks/${submitted.task.id}`);
-    if (submitted.replayed) reply.header('Idempotent-Replayed', 'true');
+    acceptedHeaders(reply, submitted, `/tasks/${submitted.task.id}`);
     if (!wait) return reply.code(202).send(taskView(submitted.task));
     const task = await waitForEnd(tasks, submitted, syncWait);
     return reply.code(waitedStatus(task, success)).send(taskView(task));
