@@ -4,6 +4,7 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { FastifyReply } from 'fastify';
 import { ListError, ListStopped } from '../../ansible/instances.js';
 import { taskView } from '../../tasks/model.js';
+import { Refusal } from '../../tasks/refusal.js';
 import type { Submitted, TaskService } from '../../tasks/service.js';
 import { HttpError } from '../errors.js';
 import { InstanceList, WaitQuery } from '../resource-schemas.js';
@@ -41,7 +42,8 @@ const instanceRoutes: FastifyPluginAsyncTypebox<InstanceRoutesOptions> = async (
         return { instances: await tasks.instances() };
       } catch (error) {
         if (error instanceof ListError) throw new HttpError(502, error.message);
-        if (error instanceof ListStopped) throw new HttpError(503, 'the service is shutting down; retry in a few seconds', {}, { 'Retry-After': '5' });
+        // A shutdown refusal like the engine's own: REFUSAL_STATUS gives its 503 and Retry-After.
+        if (error instanceof ListStopped) throw new Refusal('unavailable', 'the service is shutting down; retry in a few seconds');
         throw error;
       }
     },
