@@ -2,6 +2,7 @@
 // engine's refusals, Fastify's validation and body parsing, or Node's HTTP
 // parser: `{ "error": "<a sentence saying what to do>", "field"?: … }`.
 // No stack traces, no paths, nothing from a request echoed back.
+import { STATUS_CODES } from 'node:http';
 import type { Socket } from 'node:net';
 import type { FastifyError, FastifyInstance, FastifyReply } from 'fastify';
 import { Refusal, type RefusalKind } from '../tasks/refusal.js';
@@ -141,14 +142,7 @@ export function clientErrorHandler(err: Error & { code?: string }, socket: Socke
       : { status: 400, error: 'the request is not valid HTTP; check the request line and headers' });
   const body = `${JSON.stringify({ error })}\n`;
   socket.end(
-    `HTTP/1.1 ${status} ${STATUS_TEXT[status] ?? 'Bad Request'}\r\nContent-Type: application/json; charset=utf-8\r\n` +
+    `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nContent-Type: application/json; charset=utf-8\r\n` +
       `Content-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
   );
 }
-
-const STATUS_TEXT: Record<number, string> = {
-  400: 'Bad Request',
-  408: 'Request Timeout',
-  414: 'URI Too Long',
-  431: 'Request Header Fields Too Large',
-};
