@@ -62,6 +62,8 @@ export function sendError(reply: FastifyReply, status: number, error: string, ex
   return reply.code(status).type('application/json; charset=utf-8').send({ ...extra, error });
 }
 
+const INVALID_JSON = 'the request body is not valid JSON; send a JSON object such as {"username": "…", "password": "…"}';
+
 /** What to tell a client about the errors Fastify raises before a route runs. */
 function clientMessage(err: FastifyError): string {
   switch (err.code) {
@@ -74,9 +76,9 @@ function clientMessage(err: FastifyError): string {
     case 'FST_ERR_CTP_INVALID_CONTENT_LENGTH':
       return 'the Content-Length header does not match the body; send the body as it is';
     case 'FST_ERR_CTP_INVALID_JSON_BODY':
-      return 'the request body is not valid JSON; send a JSON object such as {"username": "…", "password": "…"}';
+      return INVALID_JSON;
     default:
-      if (err instanceof SyntaxError) return 'the request body is not valid JSON; send a JSON object such as {"username": "…", "password": "…"}';
+      if (err instanceof SyntaxError) return INVALID_JSON;
       // Anything else Fastify refuses (a malformed URL, a bad header): say it in words, without echoing the input.
       return `the request could not be read (${err.code ?? 'bad request'}); check the URL, headers and body against /openapi.json`;
   }
