@@ -175,8 +175,9 @@ export function onPath(command: string, pathVariable = process.env.PATH ?? ''): 
  * ansible-playbook (inventory/hosts.yml sets ansible_python_interpreter to
  * ansible_playbook_python), read from the shebang of the ansible-playbook
  * this config runs — so a .venv install, a Debian package and a pip install
- * each get their own. The setup script, the AWS credential check and every
- * playbook run use it; null when ansible-playbook is not installed.
+ * each get their own. The setup script and the AWS credential check use it
+ * (playbook runs get the same Python through the inventory); null when
+ * ansible-playbook is not installed.
  */
 export function ec2Python(config: Pick<Config, 'ansiblePlaybook'>, pathVariable = process.env.PATH ?? ''): string | null {
   const playbook = onPath(config.ansiblePlaybook, pathVariable);

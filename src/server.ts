@@ -5,7 +5,7 @@ import pino, { type Logger } from 'pino';
 import closeWithGrace from 'close-with-grace';
 import type { Cloud } from './ansible/cloud.js';
 import { buildApp, REDACT } from './app.js';
-import { checkExposure, ConfigError, loadConfig, type Config } from './config.js';
+import { checkExposure, loadConfig, type Config } from './config.js';
 import { packageVersion } from './http/openapi.js';
 
 /**
@@ -99,7 +99,7 @@ async function main(): Promise<void> {
 }
 
 main().catch((error: unknown) => {
-  const message = error instanceof ConfigError || error instanceof Error ? error.message : String(error);
+  const message = error instanceof Error ? error.message : String(error);
   console.error(`ec2-api: cannot start: ${message}`);
   process.exit(1);
 });

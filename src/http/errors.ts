@@ -2,6 +2,7 @@
 // engine's refusals, Fastify's validation and body parsing, or Node's HTTP
 // parser: `{ "error": "<a sentence saying what to do>", "field"?: … }`.
 // No stack traces, no paths, nothing from a request echoed back.
+import { STATUS_CODES } from 'node:http';
 import type { Socket } from 'node:net';
 import type { FastifyError, FastifyInstance, FastifyReply } from 'fastify';
 import { Refusal, type RefusalKind } from '../tasks/refusal.js';
@@ -61,6 +62,8 @@ export function sendError(reply: FastifyReply, status: number, error: string, ex
   return reply.code(status).type('application/json; charset=utf-8').send({ ...extra, error });
 }
 
+const INVALID_JSON = 'the request body is not valid JSON; send a JSON object such as {"username": "…", "password": "…"}';
+
 /** What to tell a client about the errors Fastify raises before a route runs. */
 function clientMessage(err: FastifyError): string {
   switch (err.code) {
@@ -73,9 +76,9 @@ function clientMessage(err: FastifyError): string {
     case 'FST_ERR_CTP_INVALID_CONTENT_LENGTH':
       return 'the Content-Length header does not match the body; send the body as it is';
     case 'FST_ERR_CTP_INVALID_JSON_BODY':
-      return 'the request body is not valid JSON; send a JSON object such as {"username": "…", "password": "…"}';
+      return INVALID_JSON;
     default:
-      if (err instanceof SyntaxError) return 'the request body is not valid JSON; send a JSON object such as {"username": "…", "password": "…"}';
+      if (err instanceof SyntaxError) return INVALID_JSON;
       // Anything else Fastify refuses (a malformed URL, a bad header): say it in words, without echoing the input.
       return `the request could not be read (${err.code ?? 'bad request'}); check the URL, headers and body against /openapi.json`;
   }
@@ -141,14 +144,7 @@ export function clientErrorHandler(err: Error & { code?: string }, socket: Socke
       : { status: 400, error: 'the request is not valid HTTP; check the request line and headers' });
   const body = `${JSON.stringify({ error })}\n`;
   socket.end(
-    `HTTP/1.1 ${status} ${STATUS_TEXT[status] ?? 'Bad Request'}\r\nContent-Type: application/json; charset=utf-8\r\n` +
+    `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nContent-Type: application/json; charset=utf-8\r\n` +
       `Content-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
   );
 }
-
-const STATUS_TEXT: Record<number, string> = {
-  400: 'Bad Request',
-  408: 'Request Timeout',
-  414: 'URI Too Long',
-  431: 'Request Header Fields Too Large',
-};

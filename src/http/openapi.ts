@@ -94,7 +94,7 @@ function documentRoute(schema: FastifySchema | undefined, url: string, open: boo
     // A route-specific text here first, then the route's own description of its answer, then the generic one.
     const specific = ROUTE_STATUS_TEXT[url]?.[code];
     if (!specific && 'description' in answer && !SHAPE_SCHEMAS.has(answer)) continue;
-    const text = specific ?? statusText(url, code);
+    const text = statusText(url, code);
     if (!text) continue;
     response[code] = { ...answer, 'x-response-description': text };
   }

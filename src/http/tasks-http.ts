@@ -1,7 +1,23 @@
-// What the routes that queue a task share: waiting for it (the sync routes
-// and ?wait=true) and the one mapping from how it ended to an HTTP status.
+// What the task routes share: finding a task by id, the headers of an
+// accepted one, waiting for it (the sync routes and ?wait=true) and the one
+// mapping from how it ended to an HTTP status.
+import type { FastifyReply } from 'fastify';
 import { TERMINAL, type Task } from '../tasks/model.js';
 import type { Submitted, TaskService } from '../tasks/service.js';
+import { HttpError } from './errors.js';
+
+/** The task with this id (matched case-insensitively), or a 404: GET /status/<id>, GET /tasks/<id> and its log and events. */
+export function findTask(tasks: TaskService, id: string): Task {
+  const task = tasks.get(id.toLowerCase());
+  if (!task) throw new HttpError(404, 'task not found');
+  return task;
+}
+
+/** The headers of an accepted task: where to follow it, and whether the answer replays an earlier request (Idempotency-Key). */
+export function acceptedHeaders(reply: FastifyReply, submitted: Submitted, location: string): void {
+  reply.header('Location', location);
+  if (submitted.replayed) reply.header('Idempotent-Replayed', 'true');
+}
 
 /**
  * The status code of a task a client waited for: `success` when it

@@ -26,8 +26,6 @@ import { oneShotDigest } from './oneshot.js';
 import { referenceDigest } from './reference.js';
 import { wasmAvailable, wasmDigest } from './wasm.js';
 
-export { DEFAULT_ROUNDS, MAX_ROUNDS, MIN_ROUNDS, parseSha512Crypt, type ParsedHash } from './format.js';
-
 export type Implementation = 'wasm' | 'oneshot' | 'reference';
 
 const DIGESTS: Record<Implementation, Digest> = { wasm: wasmDigest, oneshot: oneShotDigest, reference: referenceDigest };

@@ -5,9 +5,8 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { FastifyReply } from 'fastify';
 import { taskView } from '../../tasks/model.js';
 import type { Submitted, TaskService } from '../../tasks/service.js';
-import { HttpError } from '../errors.js';
 import { ErrorBody, IdempotencyHeaders, IpParams, OperationResult, Queued, TaskIdParams, TaskStatus, CreateBody } from '../schemas.js';
-import { stillRunning, waitedStatus, waitForEnd } from '../tasks-http.js';
+import { acceptedHeaders, findTask, stillRunning, waitedStatus, waitForEnd } from '../tasks-http.js';
 
 export interface CompatOptions {
   tasks: TaskService;
@@ -19,8 +18,7 @@ export interface CompatOptions {
 const REFUSED = { 400: ErrorBody, 503: ErrorBody } as const;
 
 function queued(reply: FastifyReply, submitted: Submitted, message: string) {
-  reply.header('Location', `/status/${submitted.task.id}`);
-  if (submitted.replayed) reply.header('Idempotent-Replayed', 'true');
+  acceptedHeaders(reply, submitted, `/status/${submitted.task.id}`);
   return reply.code(202).send({ task_id: submitted.task.id, message });
 }
 
@@ -70,11 +68,7 @@ const compatRoutes: FastifyPluginAsyncTypebox<CompatOptions> = async (app, { tas
         response: { 200: TaskStatus, 400: ErrorBody, 404: ErrorBody },
       },
     },
-    async (request) => {
-      const task = tasks.get(request.params.id.toLowerCase());
-      if (!task) throw new HttpError(404, 'task not found');
-      return taskView(task);
-    },
+    async (request) => taskView(findTask(tasks, request.params.id)),
   );
 
   app.get(

@@ -4,11 +4,12 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { FastifyReply } from 'fastify';
 import { ListError, ListStopped } from '../../ansible/instances.js';
 import { taskView } from '../../tasks/model.js';
+import { Refusal } from '../../tasks/refusal.js';
 import type { Submitted, TaskService } from '../../tasks/service.js';
 import { HttpError } from '../errors.js';
 import { InstanceList, WaitQuery } from '../resource-schemas.js';
 import { CreateBody, ErrorBody, IdempotencyHeaders, IpParams, TaskStatus } from '../schemas.js';
-import { waitedStatus, waitForEnd } from '../tasks-http.js';
+import { acceptedHeaders, waitedStatus, waitForEnd } from '../tasks-http.js';
 
 export interface InstanceRoutesOptions {
   tasks: TaskService;
@@ -18,8 +19,7 @@ export interface InstanceRoutesOptions {
 const instanceRoutes: FastifyPluginAsyncTypebox<InstanceRoutesOptions> = async (app, { tasks, syncWait }) => {
   /** 202 with the task now, or (?wait=true) the task once it has ended, with the code of how it ended. */
   const answer = async (reply: FastifyReply, submitted: Submitted, wait: boolean, success: number) => {
-    reply.header('Location', `/tasks/${submitted.task.id}`);
-    if (submitted.replayed) reply.header('Idempotent-Replayed', 'true');
+    acceptedHeaders(reply, submitted, `/tasks/${submitted.task.id}`);
     if (!wait) return reply.code(202).send(taskView(submitted.task));
     const task = await waitForEnd(tasks, submitted, syncWait);
     return reply.code(waitedStatus(task, success)).send(taskView(task));
@@ -42,7 +42,8 @@ const instanceRoutes: FastifyPluginAsyncTypebox<InstanceRoutesOptions> = async (
         return { instances: await tasks.instances() };
       } catch (error) {
         if (error instanceof ListError) throw new HttpError(502, error.message);
-        if (error instanceof ListStopped) throw new HttpError(503, 'the service is shutting down; retry in a few seconds', {}, { 'Retry-After': '5' });
+        // A shutdown refusal like the engine's own: REFUSAL_STATUS gives its 503 and Retry-After.
+        if (error instanceof ListStopped) throw new Refusal('unavailable', 'the service is shutting down; retry in a few seconds');
         throw error;
       }
     },

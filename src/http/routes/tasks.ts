@@ -9,6 +9,7 @@ import { HttpError } from '../errors.js';
 import { EventsHeaders, FeedQuery, LogQuery, TaskList, TaskListQuery } from '../resource-schemas.js';
 import type { EventStreams } from '../sse.js';
 import { ErrorBody, TaskIdParams, TaskStatus } from '../schemas.js';
+import { findTask } from '../tasks-http.js';
 
 export interface TaskRoutesOptions {
   tasks: TaskService;
@@ -28,12 +29,6 @@ function isoTime(value: string, field: string): string {
 const REPLAY_PAGE = 500;
 
 const taskRoutes: FastifyPluginAsyncTypebox<TaskRoutesOptions> = async (app, { tasks: service, streams, cancelWait }) => {
-  const find = (id: string) => {
-    const task = service.get(id.toLowerCase());
-    if (!task) throw new HttpError(404, 'task not found');
-    return task;
-  };
-
   app.get(
     '/tasks',
     {
@@ -76,7 +71,7 @@ const taskRoutes: FastifyPluginAsyncTypebox<TaskRoutesOptions> = async (app, { t
         response: { 200: TaskStatus, 400: ErrorBody, 404: ErrorBody },
       },
     },
-    async (request) => taskView(find(request.params.id)),
+    async (request) => taskView(findTask(service, request.params.id)),
   );
 
   app.get(
@@ -95,7 +90,7 @@ const taskRoutes: FastifyPluginAsyncTypebox<TaskRoutesOptions> = async (app, { t
       },
     },
     async (request, reply) => {
-      const task = find(request.params.id);
+      const task = findTask(service, request.params.id);
       const { log, complete } = service.output(task.id) ?? { log: EMPTY_OUTPUT, complete: false };
       const offset = Math.min(Number(request.query.offset ?? 0), log.size);
       return reply
@@ -127,7 +122,7 @@ const taskRoutes: FastifyPluginAsyncTypebox<TaskRoutesOptions> = async (app, { t
       },
     },
     async (request, reply) => {
-      const task = find(request.params.id);
+      const task = findTask(service, request.params.id);
       const lastSeen = request.headers['last-event-id'];
       let sent = lastSeen === undefined ? 0 : Number(lastSeen);
       const stream = streams.start(request, reply);
