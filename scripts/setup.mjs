@@ -13,7 +13,7 @@
 //      (apt-get when root on Debian/Ubuntu; else a clear message);
 //   4. moto, the local EC2 emulator, when it is needed (tests always;
 //      start only when no AWS endpoint/credentials are configured):
-//      pip into ./.venv when the system python3 lacks it;
+//      pip into ./.venv when the Python the service will use lacks it;
 //   5. for tests, Debian's chromium (the console's browser tests).
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
@@ -44,7 +44,6 @@ function succeeds(command, args) {
   const result = spawnSync(command, args, { cwd: root, stdio: 'ignore', timeout: 60_000 });
   return result.status === 0;
 }
-
 
 function newestMtime(dir) {
   let newest = 0;
@@ -145,17 +144,20 @@ function needsEmulator() {
   return !configured;
 }
 
+// The Python that will start the emulator is the service's own choice
+// (config's emulatorPython: EC2_API_EMULATOR_PYTHON, else .venv's, else
+// python3), so that is the one checked here.
 const motoCheck = ['-c', 'import moto.server, flask, werkzeug'];
 if (needsEmulator()) {
-  const venvPython = path.join(venv, 'bin', 'python3');
-  if (succeeds('python3', motoCheck)) {
-    say('local EC2 emulator: moto found for python3');
-  } else if (fs.existsSync(venvPython) && succeeds(venvPython, motoCheck)) {
-    say(`local EC2 emulator: moto found in ${path.relative(root, venv)}/`);
+  const chosen = loadConfig(process.env).emulatorPython;
+  if (succeeds(chosen, motoCheck)) {
+    say(`local EC2 emulator: moto found for ${path.isAbsolute(chosen) ? path.relative(root, chosen) : chosen}`);
+  } else if (process.env.EC2_API_EMULATOR_PYTHON?.trim()) {
+    fail(`EC2_API_EMULATOR_PYTHON=${chosen} cannot import moto: run \`${chosen} -m pip install 'moto[server]'\`, or unset it`);
   } else {
     if (!ensureVenv()) fail('python3 -m venv is unavailable: run `sudo apt-get install -y python3-venv`, then this again');
-    say("installing moto[server] into .venv/ (pip)");
-    run(venvPython, ['-m', 'pip', 'install', '--quiet', 'moto[server]']);
+    say('installing moto[server] into .venv/ (pip)');
+    run(path.join(venv, 'bin', 'python3'), ['-m', 'pip', 'install', '--quiet', 'moto[server]']);
   }
 }
 // 5. Chromium, for the console's browser tests (tests only). Debian's package:
