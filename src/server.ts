@@ -43,7 +43,7 @@ function cloudBanner(log: Logger, pretty: boolean, cloud: Cloud): void {
 function listeningBanner(log: Logger, pretty: boolean, config: Config, url: string): void {
   const version = packageVersion();
   const access = config.apiTokens.length
-    ? `bearer token required (${config.apiTokens.length} configured; /healthz is open)`
+    ? `bearer token required (${config.apiTokens.length} configured; /healthz and the console's page are open)`
     : 'no API tokens: anyone who can connect may use it';
   const links = { console: `${url}/ui`, docs: `${url}/docs`, openapi: `${url}/openapi.json`, metrics: `${url}/metrics`, readiness: `${url}/readyz` };
   if (!pretty) {
