@@ -77,6 +77,8 @@ export class TaskStore {
       log: db.prepare('SELECT log AS head, log_tail AS tail, log_size AS size FROM tasks WHERE id = ?'),
       unfinished: db.prepare(`SELECT ${COLUMNS} FROM tasks WHERE status IN ('queued', 'running') ORDER BY rowid`),
       countWaiting: db.prepare(`SELECT count(*) AS n FROM tasks WHERE status = 'queued'`),
+      countByStatus: db.prepare('SELECT action, status, count(*) AS count FROM tasks GROUP BY action, status'),
+      ping: db.prepare('SELECT 1'),
       // The oldest waiting tasks, in arrival order; a delete only when no
       // other delete of its IP runs or comes before it in this batch, so two
       // operations never act on one IP at once (the second finds it gone).
@@ -321,6 +323,16 @@ export class TaskStore {
       this.statements.set(sql, statement);
     }
     return statement;
+  }
+
+  /** Task counts by action and status (metrics). */
+  countByStatus(): { action: string; status: string; count: number }[] {
+    return this.stmt.countByStatus.all() as { action: string; status: string; count: number }[];
+  }
+
+  /** Throws when the database cannot answer a trivial query (readiness). */
+  ping(): void {
+    this.stmt.ping.get();
   }
 
   findKey(key: string): IdempotencyRecord | undefined {
