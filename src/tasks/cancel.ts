@@ -36,7 +36,7 @@ export class Cancellation {
       this.execution.stopRunOf(id);
       return (await this.waiters.waitFor(id, waitMs, (t) => TERMINAL.has(t.status))) ?? this.store.get(id)!;
     }
-    const current = this.store.get(id)!;
-    throw new Refusal('finished', `the task has already ${current.status === 'canceled' ? 'been canceled' : current.status}; nothing to cancel`);
+    // Neither update took it, and nothing ran in between: it had ended when it was read above.
+    throw new Refusal('finished', `the task has already ${task.status === 'canceled' ? 'been canceled' : task.status}; nothing to cancel`);
   }
 }
