@@ -202,7 +202,7 @@ export class TaskService {
 
   /** The task once it has ended; as it stands when `ms` pass first or the service stops. */
   waitFor(id: string, ms: number): Promise<Task | undefined> {
-    return this.waiters.waitFor(id, ms, (task) => TERMINAL.has(task.status));
+    return this.waiters.waitFor(id, ms);
   }
 
   cancel(id: string, waitMs: number): Promise<Task> {
