@@ -110,4 +110,3 @@ export function taskView(task: Task) {
     attempts: task.attempts,
   };
 }
-export type TaskView = ReturnType<typeof taskView>;
