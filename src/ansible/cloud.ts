@@ -9,6 +9,7 @@ import path from 'node:path';
 import { ConfigError, ec2Python, type Config } from '../config.js';
 import { execa } from 'execa';
 import { startEmulator, type Emulator } from './emulator.js';
+import { childEnvironment } from './runner.js';
 
 export type CloudKind = 'aws' | 'local-emulator' | 'endpoint';
 
@@ -114,7 +115,7 @@ async function botoFindsCredentials(config: Config, env: NodeJS.ProcessEnv): Pro
     throw new ConfigError('ansible-playbook is not installed (or EC2_API_ANSIBLE_PLAYBOOK is wrong): run `npm run setup`, then start again');
   }
   const probe = 'import sys, boto3\nsys.exit(0 if boto3.Session().get_credentials() else 3)';
-  const result = await execa(python, ['-c', probe], { env, extendEnv: false, reject: false, timeout: 20_000 });
+  const result = await execa(python, ['-c', probe], { env: childEnvironment({}, env), extendEnv: false, reject: false, timeout: 20_000 });
   if (result.exitCode === 0) return true;
   if (result.exitCode === 3) return false;
   throw new ConfigError(`cannot ask boto3 for credentials with ${python}: ${result.stderr.trim().split('\n').pop() ?? 'it failed'}; run \`npm run setup\``);

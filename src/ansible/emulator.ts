@@ -3,6 +3,7 @@
 // our process dies (it watches its stdin, which closes when we go), so a
 // crash never leaves an emulator behind.
 import { execa, type ResultPromise } from 'execa';
+import { childEnvironment } from './runner.js';
 
 // moto's ThreadedMotoServer on port 0 picks a free port; we print it, then
 // block on stdin until the parent closes it (on exit, or by dying).
@@ -24,6 +25,8 @@ export interface Emulator {
 
 export async function startEmulator(python: string, timeoutMs = 30_000): Promise<Emulator> {
   const child: ResultPromise = execa(python, ['-c', LAUNCHER], {
+    env: childEnvironment(),
+    extendEnv: false,
     stdin: 'pipe',
     stdout: 'pipe',
     stderr: 'pipe',

@@ -15,7 +15,7 @@ export interface RunReport {
   tasks: number;
 }
 
-export function outcomeOf(end: RunEnd): RunReport['outcome'] {
+function outcomeOf(end: RunEnd): RunReport['outcome'] {
   switch (end.kind) {
     case 'completed':
       return end.exitCode === 0 ? 'ok' : 'failed';

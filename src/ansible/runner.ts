@@ -78,9 +78,12 @@ const WITHHELD_ENV = ['API_TOKENS', 'EC2_API_TOKEN'];
 /** Between SIGTERM and SIGKILL of a stopped run: short, so a shutdown stays within its bound. */
 const KILL_GRACE_MS = 2_000;
 
-/** This process's environment without the secrets a child must not see. */
-export function childEnvironment(extra: Record<string, string | undefined> = {}): Record<string, string | undefined> {
-  const env: Record<string, string | undefined> = { ...process.env, ...extra };
+/** This process's environment (or `base`), with `extra`, without the secrets a child must not see. */
+export function childEnvironment(
+  extra: Record<string, string | undefined> = {},
+  base: NodeJS.ProcessEnv = process.env,
+): Record<string, string | undefined> {
+  const env: Record<string, string | undefined> = { ...base, ...extra };
   for (const name of WITHHELD_ENV) delete env[name];
   return env;
 }

@@ -5,7 +5,7 @@
 // back to the queue is cleaned up by its next claim instead of run).
 import type { TaskEvents } from './events.js';
 import type { Execution, Logger } from './execution.js';
-import { TERMINAL, type Task } from './model.js';
+import type { Task } from './model.js';
 import { Refusal } from './refusal.js';
 import type { TaskStore } from './store.js';
 import type { Waiters } from './waiters.js';
@@ -34,9 +34,9 @@ export class Cancellation {
       this.log.info({ task_id: id, status: task.status }, 'cancel requested: what the task launched is cleaned up');
       // When no run holds it (queued, or claimed and not started): execution sees the cancel when it runs.
       this.execution.stopRunOf(id);
-      return (await this.waiters.waitFor(id, waitMs, (t) => TERMINAL.has(t.status))) ?? this.store.get(id)!;
+      return (await this.waiters.waitFor(id, waitMs)) ?? this.store.get(id)!;
     }
-    const current = this.store.get(id)!;
-    throw new Refusal('finished', `the task has already ${current.status === 'canceled' ? 'been canceled' : current.status}; nothing to cancel`);
+    // Neither update took it, and nothing ran in between: it had ended when it was read above.
+    throw new Refusal('finished', `the task has already ${task.status === 'canceled' ? 'been canceled' : task.status}; nothing to cancel`);
   }
 }

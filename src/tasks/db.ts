@@ -118,7 +118,7 @@ const MIGRATIONS: string[] = [
 export const SCHEMA_VERSION = MIGRATIONS.length;
 
 /** The database file and the two SQLite makes beside it in WAL mode. */
-export const databaseFiles = (file: string) => [file, `${file}-wal`, `${file}-shm`];
+const databaseFiles = (file: string) => [file, `${file}-wal`, `${file}-shm`];
 
 export function openDatabase(file: string, sync: 'NORMAL' | 'FULL' = 'FULL'): Db {
   if (file === ':memory:') return prepare(new Database(file), sync);

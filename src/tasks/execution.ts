@@ -162,7 +162,8 @@ export class Execution {
       // A task whose instance is ready ends now, not with the slowest of its batch.
       onResult: (taskId, entry) => {
         const task = byId.get(taskId);
-        if (!task || store.isCancelRequested(taskId) || store.get(taskId)?.status !== 'running') return;
+        const current = task && store.get(taskId);
+        if (!task || current?.status !== 'running' || current.cancel_requested) return;
         // For this task the step ends here: the rest of the run is its batch-mates'.
         if (group.step) {
           const { step, name, startedAt } = group.step;
@@ -189,8 +190,8 @@ export class Execution {
       log.warn({ task_ids: open.map((task) => task.id) }, 'stopped by the shutdown: the tasks run again at the next start');
       return;
     }
-    const canceled = open.filter((task) => store.isCancelRequested(task.id));
-    const others = open.filter((task) => !canceled.includes(task));
+    const canceled = open.filter((task) => task.cancel_requested);
+    const others = open.filter((task) => !task.cancel_requested);
     if (result.end.kind === 'stopped') {
       // Stopped for a batch-mate's cancel: the others run again (a launched instance is adopted).
       this.requeue(others);
@@ -244,6 +245,7 @@ export class Execution {
         log.info({ task_ids: ids, playbook: `${playbook}.yml`, pid }, 'playbook started');
       },
       onEvent: (event: AnsibleEvent) => {
+        if (event.event !== 'task_start' && event.event !== 'task_end') return;
         // Members that already ended (their result came early) show no more steps.
         const live = ids.filter((id) => store.get(id)?.status === 'running');
         if (event.event === 'task_start') {
@@ -251,7 +253,7 @@ export class Execution {
           const data = { step: event.step, of: event.of, name: event.name };
           store.setProgress(live, data);
           events.record(live.map((taskId) => ({ taskId, type: 'step_start', data })));
-        } else if (event.event === 'task_end') {
+        } else {
           const data = {
             step: event.step,
             name: event.name,
@@ -284,8 +286,12 @@ export class Execution {
     }
   }
 
+  /** The tasks still running, with their cancel as recorded now. */
   private stillRunning(tasks: RunnableTask[]): RunnableTask[] {
-    return tasks.filter((task) => this.deps.store.get(task.id)?.status === 'running');
+    return tasks.flatMap((task) => {
+      const current = this.deps.store.get(task.id);
+      return current?.status === 'running' ? [{ ...task, cancel_requested: current.cancel_requested }] : [];
+    });
   }
 
   private createVars(tasks: RunnableTask[]): Record<string, unknown> {

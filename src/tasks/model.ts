@@ -59,7 +59,7 @@ export interface Task {
   error: string | null;
   progress: Progress | null;
   attempts: number;
-  /** A cancel was asked for while it ran; a restart cleans up instead of running it again. */
+  /** A cancel was recorded (while it ran, or queued after a run): its next run cleans up instead of running it again. */
   cancel_requested: boolean;
   /** The ansible-playbook process running it (pid and kernel start time), while it runs. */
   runner_pid: number | null;
@@ -110,4 +110,3 @@ export function taskView(task: Task) {
     attempts: task.attempts,
   };
 }
-export type TaskView = ReturnType<typeof taskView>;

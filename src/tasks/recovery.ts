@@ -7,6 +7,7 @@
 import { isSameProcessAlive, killGroupAndWait } from '../ansible/process.js';
 import type { TaskEvents } from './events.js';
 import type { Logger } from './execution.js';
+import { CANCELED } from './outcomes.js';
 import type { TaskStore } from './store.js';
 
 export async function recover(store: TaskStore, events: TaskEvents, maxAttempts: number, log: Logger): Promise<void> {
@@ -26,7 +27,7 @@ export async function recover(store: TaskStore, events: TaskEvents, maxAttempts:
   for (const task of interrupted) {
     if (task.cancel_requested && task.action === 'delete') {
       // Nothing to clean up after a delete: it ends canceled now.
-      if (store.finish(task.id, { status: 'canceled', ip: task.ip, error: 'canceled by request' })) ended.push(task.id);
+      if (store.finish(task.id, { status: 'canceled', ip: task.ip, error: CANCELED })) ended.push(task.id);
     } else if (task.cancel_requested) {
       // A canceled create goes back to be cleaned up (its instance terminated), however often it was interrupted.
       requeue.push(task.id);

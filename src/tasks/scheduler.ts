@@ -60,7 +60,7 @@ export class TaskQueueStore implements BetterQueue.Store<QueueItem> {
   }
 
   deleteTask(_taskId: string, cb: Callback): void {
-    defer(cb, () => undefined); // a canceled task is no longer `queued`, so no claim takes it
+    defer(cb, () => undefined); // a task canceled before it ran is no longer `queued`, so no claim takes it
   }
 
   takeFirstN(n: number, cb: Callback<string>): void {

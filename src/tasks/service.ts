@@ -53,7 +53,7 @@ export class TaskService {
   private purgeTimer: NodeJS.Timeout | undefined;
 
   constructor(
-    private readonly db: Db,
+    db: Db,
     hasher: PasswordHasher,
     private readonly options: EngineOptions,
     private readonly log: Logger,
@@ -202,7 +202,7 @@ export class TaskService {
 
   /** The task once it has ended; as it stands when `ms` pass first or the service stops. */
   waitFor(id: string, ms: number): Promise<Task | undefined> {
-    return this.waiters.waitFor(id, ms, (task) => TERMINAL.has(task.status));
+    return this.waiters.waitFor(id, ms);
   }
 
   cancel(id: string, waitMs: number): Promise<Task> {
@@ -221,16 +221,12 @@ export class TaskService {
 
   /** Throws when the database cannot answer a trivial query (readiness). */
   ping(): void {
-    this.db.prepare('SELECT 1').get();
+    this.store.ping();
   }
 
   /** Task counts by action and status, read at each call (metrics). */
   countByStatus(): { action: string; status: string; count: number }[] {
-    return this.db.prepare('SELECT action, status, count(*) AS count FROM tasks GROUP BY action, status').all() as {
-      action: string;
-      status: string;
-      count: number;
-    }[];
+    return this.store.countByStatus();
   }
 
   private track(batch: Promise<void>): Promise<void> {

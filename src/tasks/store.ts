@@ -7,6 +7,7 @@ import type { CappedText } from '../ansible/output.js';
 import type { Db } from './db.js';
 import type { GroupCommit } from './group-commit.js';
 import type { Outcome, Progress, Task, TaskAction, TaskFilter } from './model.js';
+import { CANCELED } from './outcomes.js';
 
 /** A task as SQLite holds it: JSON columns still as text. */
 type TaskRow = Omit<Task, 'progress' | 'cancel_requested'> & { progress: string | null; cancel_requested: number };
@@ -77,6 +78,8 @@ export class TaskStore {
       log: db.prepare('SELECT log AS head, log_tail AS tail, log_size AS size FROM tasks WHERE id = ?'),
       unfinished: db.prepare(`SELECT ${COLUMNS} FROM tasks WHERE status IN ('queued', 'running') ORDER BY rowid`),
       countWaiting: db.prepare(`SELECT count(*) AS n FROM tasks WHERE status = 'queued'`),
+      countByStatus: db.prepare('SELECT action, status, count(*) AS count FROM tasks GROUP BY action, status'),
+      ping: db.prepare('SELECT 1'),
       // The oldest waiting tasks, in arrival order; a delete only when no
       // other delete of its IP runs or comes before it in this batch, so two
       // operations never act on one IP at once (the second finds it gone).
@@ -113,7 +116,7 @@ export class TaskStore {
       // Only a task that never ran, or a delete (it leaves nothing behind), ends at once: a create
       // that ran before (stopped, or interrupted) may have launched its instance.
       cancelQueued: db.prepare(
-        `UPDATE tasks SET status = 'canceled', error = 'canceled by request', finished_at = @at
+        `UPDATE tasks SET status = 'canceled', error = @error, finished_at = @at
          WHERE id = @id AND status = 'queued' AND cancel_requested = 0 AND (started_at IS NULL OR action = 'delete')`,
       ),
       requestCancel: db.prepare(`UPDATE tasks SET cancel_requested = 1 WHERE id = ? AND status IN ('queued', 'running')`),
@@ -275,7 +278,7 @@ export class TaskStore {
 
   /** queued → canceled, for a task with nothing to clean up; false otherwise (not queued, or it may have launched). */
   cancelQueued(id: string): boolean {
-    const canceled = this.stmt.cancelQueued.run({ id, at: now() }).changes === 1;
+    const canceled = this.stmt.cancelQueued.run({ id, at: now(), error: CANCELED }).changes === 1;
     if (canceled) this.waitingCount--;
     return canceled;
   }
@@ -321,6 +324,16 @@ export class TaskStore {
       this.statements.set(sql, statement);
     }
     return statement;
+  }
+
+  /** Task counts by action and status (metrics). */
+  countByStatus(): { action: string; status: string; count: number }[] {
+    return this.stmt.countByStatus.all() as { action: string; status: string; count: number }[];
+  }
+
+  /** Throws when the database cannot answer a trivial query (readiness). */
+  ping(): void {
+    this.stmt.ping.get();
   }
 
   findKey(key: string): IdempotencyRecord | undefined {

@@ -1,7 +1,7 @@
 // Callers waiting for a task to end (sync routes, cancel): each gets the task
 // once it is terminal, or its state when its time is up or the service stops.
 import { EventEmitter } from 'node:events';
-import type { Task } from './model.js';
+import { TERMINAL, type Task } from './model.js';
 
 const STOPPING = Symbol('stopping');
 
@@ -15,9 +15,9 @@ export class Waiters {
   }
 
   /** The task once it is terminal; its current state when `ms` passes first, or when the service stops. */
-  waitFor(id: string, ms: number, isDone: (task: Task) => boolean): Promise<Task | undefined> {
+  waitFor(id: string, ms: number): Promise<Task | undefined> {
     const current = this.read(id);
-    if (!current || isDone(current) || this.stopped) return Promise.resolve(current);
+    if (!current || TERMINAL.has(current.status) || this.stopped) return Promise.resolve(current);
     return new Promise((resolve) => {
       const done = () => {
         clearTimeout(timer);
