@@ -17,6 +17,8 @@ export class Cancellation {
     private readonly waiters: Waiters,
     private readonly execution: Execution,
     private readonly log: Logger,
+    /** Whether queued tasks are being started now (not paused, not stopping). */
+    private readonly startsTasks: () => boolean,
   ) {}
 
   /** Cancels a task; resolves with it once canceled, or with its state after `waitMs` (cleanup still going). */
@@ -33,7 +35,10 @@ export class Cancellation {
     if (this.store.requestCancel(id)) {
       this.log.info({ task_id: id, status: task.status }, 'cancel requested: what the task launched is cleaned up');
       // When no run holds it (queued, or claimed and not started): execution sees the cancel when it runs.
-      this.execution.stopRunOf(id);
+      const stopped = this.execution.stopRunOf(id);
+      // Nothing runs it and nothing starts tasks now (paused, or stopping): the clean-up waits for a start that
+      // does, so there is nothing to wait for here.
+      if (!stopped && !this.startsTasks()) return this.store.get(id)!;
       return (await this.waiters.waitFor(id, waitMs)) ?? this.store.get(id)!;
     }
     // Neither update took it, and nothing ran in between: it had ended when it was read above.

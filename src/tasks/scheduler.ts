@@ -122,6 +122,7 @@ export interface SchedulerOptions {
 
 export class Scheduler {
   private queue: BetterQueue<QueueItem> | null = null;
+  private taking = false;
 
   constructor(
     private readonly store: TaskStore,
@@ -150,6 +151,12 @@ export class Scheduler {
     );
     this.queue.on('error', this.onError);
     if (this.options.paused) this.queue.pause();
+    this.taking = !this.options.paused;
+  }
+
+  /** Whether queued tasks are being started: false while EC2_API_PAUSED holds them, and from shutdown on. */
+  get startsTasks(): boolean {
+    return this.taking;
   }
 
   /** A task was committed as `queued`, or went back to it. */
@@ -159,10 +166,12 @@ export class Scheduler {
 
   /** No new batch starts; running ones go on. */
   pause(): void {
+    this.taking = false;
     this.queue?.pause();
   }
 
   async stop(): Promise<void> {
+    this.taking = false;
     const queue = this.queue;
     this.queue = null;
     if (queue) await new Promise<void>((resolve) => queue.destroy(() => resolve()));

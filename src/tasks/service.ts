@@ -81,7 +81,7 @@ export class TaskService {
       (error) => log.error({ err: error }, 'queue error'),
     );
     this.intake = new Intake(this.store, this.events, hasher, options, (task) => this.scheduler.queued(task.id));
-    this.cancellation = new Cancellation(this.store, this.events, this.waiters, this.execution, log);
+    this.cancellation = new Cancellation(this.store, this.events, this.waiters, this.execution, log, () => this.scheduler.startsTasks);
     this.listing = new InstanceListing(() =>
       listManagedInstances(this.pool, { ...options, timeoutSeconds: Math.min(options.taskTimeout, LIST_TIMEOUT_SECONDS) }),
     );
