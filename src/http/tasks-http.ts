@@ -3,13 +3,14 @@
 // mapping from how it ended to an HTTP status.
 import type { FastifyReply } from 'fastify';
 import { TERMINAL, type Task } from '../tasks/model.js';
+import { TASK_NOT_FOUND } from '../tasks/refusal.js';
 import type { Submitted, TaskService } from '../tasks/service.js';
 import { HttpError } from './errors.js';
 
 /** The task with this id (matched case-insensitively), or a 404: GET /status/<id>, GET /tasks/<id> and its log and events. */
 export function findTask(tasks: TaskService, id: string): Task {
   const task = tasks.get(id.toLowerCase());
-  if (!task) throw new HttpError(404, 'task not found');
+  if (!task) throw new HttpError(404, TASK_NOT_FOUND);
   return task;
 }
 

@@ -6,7 +6,7 @@
 import type { TaskEvents } from './events.js';
 import type { Execution, Logger } from './execution.js';
 import type { Task } from './model.js';
-import { Refusal } from './refusal.js';
+import { Refusal, TASK_NOT_FOUND } from './refusal.js';
 import type { TaskStore } from './store.js';
 import type { Waiters } from './waiters.js';
 
@@ -24,7 +24,7 @@ export class Cancellation {
   /** Cancels a task; resolves with it once canceled, or with its state after `waitMs` (cleanup still going). */
   async cancel(id: string, waitMs: number): Promise<Task> {
     const task = this.store.get(id);
-    if (!task) throw new Refusal('not_found', 'task not found');
+    if (!task) throw new Refusal('not_found', TASK_NOT_FOUND);
     if (this.store.cancelQueued(id)) {
       const canceled = this.store.get(id)!;
       this.events.recordStatus([canceled]);

@@ -8,7 +8,7 @@ import { v7 as uuidv7 } from 'uuid';
 import { HashError, type PasswordHasher } from '../login/hasher.js';
 import { statusEvent, type TaskEvents } from './events.js';
 import { decodeParams, type Task } from './model.js';
-import { Refusal } from './refusal.js';
+import { Refusal, shuttingDown } from './refusal.js';
 import type { NewTask, TaskStore } from './store.js';
 
 export interface Submitted {
@@ -56,7 +56,7 @@ export class Intake {
 
   /** Throws the refusal a new task would get now; cheap, so it runs before any costly work. */
   assertCanAccept(): void {
-    if (!this.accepting) throw new Refusal('unavailable', 'the service is shutting down; retry in a few seconds');
+    if (!this.accepting) throw shuttingDown();
     const waiting = this.store.waiting + this.pending;
     if (waiting >= this.options.maxQueued) {
       throw new Refusal('queue_full', `${waiting} tasks are waiting (EC2_API_MAX_QUEUED); retry later`);
@@ -144,7 +144,7 @@ export class Intake {
 function hashRefusal(error: unknown): unknown {
   if (!(error instanceof HashError)) return error;
   if (error.code === 'ERR_PASSWORD_HASH_QUEUE_FULL') return new Refusal('queue_full', 'too many passwords are waiting to be hashed; retry in a moment');
-  if (error.code === 'ERR_PASSWORD_HASHER_CLOSED') return new Refusal('unavailable', 'the service is shutting down; retry in a few seconds');
+  if (error.code === 'ERR_PASSWORD_HASHER_CLOSED') return shuttingDown();
   return error;
 }
 

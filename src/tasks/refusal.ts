@@ -26,3 +26,8 @@ export class Refusal extends Error {
     super(message);
   }
 }
+
+/** The service is shutting down: the same request can be sent again shortly (to this service once restarted, or another). */
+export const shuttingDown = () => new Refusal('unavailable', 'the service is shutting down; retry in a few seconds');
+
+export const TASK_NOT_FOUND = 'task not found';

@@ -4,7 +4,7 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { FastifyReply } from 'fastify';
 import { ListError, ListStopped } from '../../ansible/instances.js';
 import { taskView } from '../../tasks/model.js';
-import { Refusal } from '../../tasks/refusal.js';
+import { shuttingDown } from '../../tasks/refusal.js';
 import type { Submitted, TaskService } from '../../tasks/service.js';
 import { HttpError } from '../errors.js';
 import { InstanceList, WaitQuery } from '../resource-schemas.js';
@@ -43,7 +43,7 @@ const instanceRoutes: FastifyPluginAsyncTypebox<InstanceRoutesOptions> = async (
       } catch (error) {
         if (error instanceof ListError) throw new HttpError(502, error.message);
         // A shutdown refusal like the engine's own: REFUSAL_STATUS gives its 503 and Retry-After.
-        if (error instanceof ListStopped) throw new Refusal('unavailable', 'the service is shutting down; retry in a few seconds');
+        if (error instanceof ListStopped) throw shuttingDown();
         throw error;
       }
     },
