@@ -127,7 +127,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     allowUnauthenticated: flag(env, 'ALLOW_UNAUTHENTICATED'),
     concurrency: integer(env, 'EC2_API_CONCURRENCY', 2, 1, 64),
     // One module run takes a whole batch for a few ms of CPU a task beyond its fixed start-up
-    // (README, Performance): large batches cost less than many small ones.
+    // (bench/README.md, Results): large batches cost less than many small ones.
     batchSize: integer(env, 'EC2_API_BATCH_SIZE', 100, 1, 500),
     // The longest a burst keeps a batch open (a lone task waits 10 ms):
     // short next to the seconds a playbook takes.

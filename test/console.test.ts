@@ -2,7 +2,7 @@
 // playwright-core) against the real service on the bundled local emulator,
 // as `npm start` runs it: launch from the form and watch the task to its IP,
 // the live list, terminate from the instances page, the phone layout, and the
-// page's own headers. With UPDATE_SCREENSHOTS=1 it also writes the README's
+// page's own headers. With UPDATE_SCREENSHOTS=1 it also writes docs/console.md's
 // pictures (docs/screenshots/).
 import fs from 'node:fs';
 import path from 'node:path';
@@ -64,9 +64,9 @@ t.test('the page, its assets and / are served with a strict CSP; unknown assets 
   }
   t.match(CONSOLE_CSP, /script-src 'self'(;|$)/, 'scripts only from the service, none inline');
   t.notMatch(CONSOLE_CSP, /unsafe-inline|unsafe-eval|https?:/, 'no inline code, no other origin');
-  const readme = fs.readFileSync(path.join(projectRoot, 'README.md'), 'utf8');
-  const documented = /\nContent-Security-Policy: ([^`]+?)\n```/.exec(readme)?.[1]?.replace(/\s+/g, ' ').trim();
-  t.equal(documented, CONSOLE_CSP, 'the README shows the CSP the page is served with');
+  const guide = fs.readFileSync(path.join(projectRoot, 'docs', 'console.md'), 'utf8');
+  const documented = /\nContent-Security-Policy: ([^`]+?)\n```/.exec(guide)?.[1]?.replace(/\s+/g, ' ').trim();
+  t.equal(documented, CONSOLE_CSP, 'docs/console.md shows the CSP the page is served with');
   const html = await (await fetch(`${base}/ui`)).text();
   t.notMatch(html, /<script>|\sstyle=|\son[a-z]+=/i, 'no inline script, style or handler in the page');
   const js = await fetch(`${base}/ui/assets/main.js`);

@@ -8,7 +8,7 @@ import { execa } from 'execa';
 import t from 'tap';
 import { projectRoot } from '../src/config.js';
 import { instances, launchUntagged, liveInstancesOfTask, startMoto, tempDir } from './helpers/harness.js';
-import { asService, byHand, createTask, sha512Crypt } from './helpers/playbook-run.js';
+import { asService, byHand, byHandVars, createTask, sha512Crypt } from './helpers/playbook-run.js';
 
 const moto = await startMoto();
 t.teardown(() => moto.stop());
@@ -17,10 +17,11 @@ const hash = sha512Crypt('by-hand-password');
 const create = (...args: string[]) => byHand(moto.url, 'create.yml', ...args);
 
 t.test('create.yml by hand: a second run with the same task id changes nothing', async (t) => {
-  const first = await create('-e', 'task_id=manual-1', '-e', 'username=alice', '-e', `password_hash=${hash}`);
+  const vars = `@${byHandVars({ task_id: 'manual-1', username: 'alice', password_hash: hash })}`;
+  const first = await create('-e', vars);
   t.equal(first.exitCode, 0, 'exit 0');
   t.ok(first.recap!.changed > 0, 'the first run launched');
-  const second = await create('-e', 'task_id=manual-1', '-e', 'username=alice', '-e', `password_hash=${hash}`);
+  const second = await create('-e', vars);
   t.equal(second.exitCode, 0, 'exit 0');
   t.equal(second.recap!.changed, 0, 'the second run changed nothing');
   const live = liveInstancesOfTask(moto.url, 'manual-1');

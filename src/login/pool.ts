@@ -127,7 +127,7 @@ export class WorkerPool {
   private spawn(): Thread {
     const worker = new Worker(THREAD, {
       workerData: { module: this.options.module.href },
-      // A hashing thread holds a few small buffers: a small young generation keeps the process's memory flat (README, Performance).
+      // A hashing thread holds a few small buffers: a small young generation keeps the process's memory flat (bench/README.md, Results).
       resourceLimits: { maxYoungGenerationSizeMb: 2 },
     });
     const thread: Thread = { worker, jobs: [], ready: false };

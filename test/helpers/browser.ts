@@ -5,7 +5,7 @@
 // errors (a CSP violation shows up as one), uncaught exceptions, and every
 // request that left for another origin. A test that fails keeps a screenshot
 // in test-results/console/ (git-ignored); with UPDATE_SCREENSHOTS=1 the
-// README's pictures in docs/screenshots/ are written too.
+// pictures of docs/console.md in docs/screenshots/ are written too.
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -108,7 +108,7 @@ export function screenshotOnFailure(t: TapLike, page: Page, label = t.name): voi
   });
 }
 
-/** A README picture, written only with UPDATE_SCREENSHOTS=1 (a normal run leaves the tree clean). */
+/** A picture for docs/console.md, written only with UPDATE_SCREENSHOTS=1 (a normal run leaves the tree clean). */
 export async function docScreenshot(page: Page, name: string, options: { fullPage?: boolean } = {}): Promise<void> {
   if (!UPDATE_SCREENSHOTS) return;
   fs.mkdirSync(DOCS_DIR, { recursive: true });

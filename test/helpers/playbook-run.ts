@@ -1,5 +1,5 @@
 // Runs the real playbooks with the real ansible-playbook, the two ways they
-// are run: by hand, as the README tells ops, and as the service does (vars in
+// are run: by hand, as playbooks/README.md tells ops, and as the service does (vars in
 // a 0600 file with every value marked unsafe, events from the ec2_api_events
 // callback on fd 3), with the service's own markUnsafe but not its runner.
 import { execFileSync } from 'node:child_process';
@@ -34,7 +34,17 @@ export interface ByHandRun {
   recap: Recap | null;
 }
 
-/** `ansible-playbook -i inventory playbooks/<name> …` from the project root, exactly as the README says. */
+/**
+ * The variables of a run by hand in a 0600 file, as playbooks/README.md has ops
+ * write them (a hash on the command line would show in `ps`); pass `-e @<file>`.
+ */
+export function byHandVars(vars: Record<string, string>): string {
+  const file = path.join(tempDir('ec2-api-by-hand-'), 'vars.json');
+  fs.writeFileSync(file, JSON.stringify(vars), { mode: 0o600 });
+  return file;
+}
+
+/** `ansible-playbook -i inventory playbooks/<name> …` from the project root, as playbooks/README.md says. */
 export async function byHand(endpoint: string, playbook: string, ...args: string[]): Promise<ByHandRun> {
   const run = await execa('ansible-playbook', ['-i', 'inventory', `playbooks/${playbook}`, ...args], {
     cwd: projectRoot,
