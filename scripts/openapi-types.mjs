@@ -1,11 +1,14 @@
 #!/usr/bin/env node
-// Regenerates src/api/openapi.d.ts, the request and response types of the
-// API's clients (the command-line client and the console), from the service's
-// own OpenAPI document (openapi-typescript).
+// Regenerates, from the service's own OpenAPI document, what the API's two
+// clients (the command-line client and the console) know of it:
+// src/api/openapi.d.ts, the request and response types (openapi-typescript),
+// and src/api/vocabulary.ts, the words and rules they offer and check before
+// asking (the statuses, actions and instance states; the username and
+// password rules), taken from the document's schemas.
 //
-//   npm run openapi:types                  build, start the service, fetch /openapi.json, write src/api/openapi.d.ts
+//   npm run openapi:types                  build, start the service, fetch /openapi.json, write both files
 //   node scripts/openapi-types.mjs --check [--from FILE]
-//                                          exit 1 if src/api/openapi.d.ts differs from what the document gives
+//                                          exit 1 if either file differs from what the document gives
 //   node scripts/openapi-types.mjs --from FILE
 //                                          generate from a saved document instead of a running service
 //
@@ -24,7 +27,6 @@ import { fileURLToPath } from 'node:url';
 import openapiTS, { astToString, COMMENT_HEADER } from 'openapi-typescript';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
-const target = path.join(root, 'src', 'api', 'openapi.d.ts');
 const REGENERATE = 'npm run openapi:types';
 
 const HEADER =
@@ -37,6 +39,65 @@ const HEADER =
 export async function generate(document) {
   const ast = await openapiTS(document, { silent: true });
   return HEADER + astToString(ast);
+}
+
+/** The string values a schema allows (`enum`, `const`, and unions of them). */
+function literals(schema) {
+  if (schema.const !== undefined) return [schema.const];
+  if (schema.enum) return schema.enum.filter((value) => value !== null);
+  return (schema.anyOf ?? schema.oneOf ?? []).flatMap(literals);
+}
+
+function json(document, route, method, status) {
+  const operation = document.paths?.[route]?.[method];
+  const content = status === undefined ? operation?.requestBody?.content : operation?.responses?.[status]?.content;
+  const schema = content?.['application/json']?.schema;
+  if (!schema) throw new Error(`the document has no JSON ${status ?? 'request body'} for ${method.toUpperCase()} ${route}`);
+  return schema;
+}
+
+/** src/api/vocabulary.ts: the lists and rules of the document that the clients use at run time. */
+export function vocabulary(document) {
+  const task = json(document, '/tasks/{id}', 'get', '200').properties;
+  const login = json(document, '/create-async', 'post').properties;
+  const list = (name, values, type) =>
+    `export const ${name} = ${JSON.stringify(values).replaceAll(',', ', ')} as const satisfies readonly ${type}[];`;
+  const rule = (schema) =>
+    JSON.stringify(
+      Object.fromEntries(['pattern', 'minLength', 'maxLength', 'description'].filter((key) => schema[key] !== undefined).map((key) => [key, schema[key]])),
+      null,
+      2,
+    );
+  return `/**
+ * Generated from the service's /openapi.json by scripts/openapi-types.mjs;
+ * regenerate with \`${REGENERATE}\`. Do not make direct changes to the file.
+ */
+
+// The words and rules of the API that its clients (src/cli and src/console)
+// offer and check before asking, taken from the schemas of the document.
+import type { Exhaustive, InstanceState, TaskAction, TaskStatus } from './documents.js';
+
+/** A task's \`status\`. */
+${list('STATUSES', literals(task.status), 'TaskStatus')}
+/** A task's \`action\`. */
+${list('ACTIONS', literals(task.action), 'TaskAction')}
+/** A task's \`instance_state\` when it is known. */
+${list('INSTANCE_STATES', literals(task.instance_state), 'InstanceState')}
+
+/** The new login's name (\`username\` of POST /create and POST /instances). */
+export const USERNAME = ${rule(login.username)} as const;
+
+/** The new login's password. The pattern uses \\P{…}: match it with the \`u\` flag. */
+export const PASSWORD = ${rule(login.password)} as const;
+
+// The lists above name every member of the API's types (a build fails otherwise).
+const complete: [
+  Exhaustive<(typeof STATUSES)[number], TaskStatus>,
+  Exhaustive<(typeof ACTIONS)[number], TaskAction>,
+  Exhaustive<(typeof INSTANCE_STATES)[number], InstanceState>,
+] = [true, true, true];
+void complete;
+`;
 }
 
 async function freePort() {
@@ -103,32 +164,33 @@ async function main(argv) {
   const check = argv.includes('--check');
   const from = argv.includes('--from') ? argv[argv.indexOf('--from') + 1] : undefined;
   const document = from ? JSON.parse(fs.readFileSync(from, 'utf8')) : await documentFromService();
-  const source = await generate(document);
-  const current = fs.existsSync(target) ? fs.readFileSync(target, 'utf8') : '';
-  const relative = path.relative(root, target);
-  if (check) {
+  const files = [
+    [path.join(root, 'src', 'api', 'openapi.d.ts'), await generate(document)],
+    [path.join(root, 'src', 'api', 'vocabulary.ts'), vocabulary(document)],
+  ];
+  let stale = 0;
+  for (const [target, source] of files) {
+    const current = fs.existsSync(target) ? fs.readFileSync(target, 'utf8') : '';
+    const relative = path.relative(root, target);
     if (source === current) {
-      console.log(`${relative} matches the service's OpenAPI document`);
-      return 0;
+      console.log(check ? `${relative} matches the service's OpenAPI document` : `${relative} is up to date`);
+    } else if (check) {
+      const a = current.split('\n');
+      const b = source.split('\n');
+      let line = 0;
+      while (line < a.length && a[line] === b[line]) line++;
+      console.error(
+        `${relative} is out of date with the service's /openapi.json: run \`${REGENERATE}\` and commit it ` +
+          `(first difference at line ${line + 1}: checked in ${JSON.stringify(a[line] ?? '<end>')}, ` +
+          `generated ${JSON.stringify(b[line] ?? '<end>')})`,
+      );
+      stale++;
+    } else {
+      fs.writeFileSync(target, source);
+      console.log(`wrote ${relative}`);
     }
-    const a = current.split('\n');
-    const b = source.split('\n');
-    let line = 0;
-    while (line < a.length && a[line] === b[line]) line++;
-    console.error(
-      `${relative} is out of date with the service's /openapi.json: run \`${REGENERATE}\` and commit it ` +
-        `(first difference at line ${line + 1}: checked in ${JSON.stringify(a[line] ?? '<end>')}, ` +
-        `generated ${JSON.stringify(b[line] ?? '<end>')})`,
-    );
-    return 1;
   }
-  if (source === current) {
-    console.log(`${relative} is up to date`);
-  } else {
-    fs.writeFileSync(target, source);
-    console.log(`wrote ${relative}`);
-  }
-  return 0;
+  return stale ? 1 : 0;
 }
 
 if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {

@@ -81,10 +81,23 @@ t.test('the page, its assets and / are served with a strict CSP; unknown assets 
     t.match(await res.json(), { error: String }, `${bad}: the API's error shape`);
   }
   // Data becomes text nodes only; the CSP's Trusted Types would make these throw anyway.
-  const dist = path.join(projectRoot, 'dist', 'console');
-  for (const file of fs.readdirSync(dist, { recursive: true }).map(String).filter((f) => f.endsWith('.js'))) {
-    t.notMatch(fs.readFileSync(path.join(dist, file), 'utf8'), /\.(innerHTML|outerHTML)\s*=|\.insertAdjacentHTML\(|document\.write|\beval\(|new Function\(/, `${file}: no HTML sinks`);
+  // Every script the page loads: the console's own, the client modules it shares with the CLI, and eventsource-parser.
+  const dist = path.join(projectRoot, 'dist');
+  const scripts = [
+    ...fs.readdirSync(path.join(dist, 'console'), { recursive: true }).map(String).filter((f) => f.endsWith('.js')).map((f) => path.join(dist, 'console', f)),
+    path.join(dist, 'api', 'vocabulary.js'),
+    path.join(dist, 'api', 'lifecycle.js'),
+    path.join(projectRoot, 'node_modules', 'eventsource-parser', 'dist', 'index.js'),
+  ];
+  for (const file of scripts) {
+    t.notMatch(fs.readFileSync(file, 'utf8'), /\.(innerHTML|outerHTML)\s*=|\.insertAdjacentHTML\(|document\.write|\beval\(|new Function\(/, `${path.relative(projectRoot, file)}: no HTML sinks`);
   }
+  for (const shared of ['/ui/api/vocabulary.js', '/ui/api/lifecycle.js', '/ui/assets/vendor/eventsource-parser.js']) {
+    const res = await fetch(`${base}${shared}`);
+    t.equal(res.status, 200, `${shared} is served`);
+    t.match(res.headers.get('content-type'), /^text\/javascript/, `${shared}: a script`);
+  }
+  t.equal((await fetch(`${base}/ui/api/documents.js`)).status, 404, 'only the shared client modules are served from src/api');
   const docs = (await service.app.inject({ url: '/openapi.json' })).json() as { paths: Record<string, unknown> };
   t.notOk(Object.keys(docs.paths).some((p) => p === '/' || p.startsWith('/ui')), 'the console is not part of the API document');
 });

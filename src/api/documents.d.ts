@@ -11,6 +11,7 @@ type Json<Response> = Response extends { content: { 'application/json': infer Bo
 export type Task = Json<paths['/tasks/{id}']['get']['responses'][200]>;
 export type TaskStatus = Task['status'];
 export type TaskAction = Task['action'];
+export type InstanceState = NonNullable<Task['instance_state']>;
 export type TaskList = Json<paths['/tasks']['get']['responses'][200]>;
 export type Instance = Json<paths['/instances']['get']['responses'][200]>['instances'][number];
 export type Health = Json<paths['/healthz']['get']['responses'][200]>;

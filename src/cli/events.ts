@@ -2,16 +2,13 @@
 // `end` event: parsed with eventsource-parser, resumed with Last-Event-ID
 // after a `stopping` event (the service restarts), a dropped connection or a
 // silent one (the server sends a comment every 15 s).
-import { createParser, type EventSourceMessage } from 'eventsource-parser';
+import { createParser } from 'eventsource-parser';
+import type { Task } from '../api/documents.js';
+import { isTaskEvent, streamEvent, type TaskEvent } from '../api/lifecycle.js';
 import { type Connection, refusal, taskWording } from './client.js';
 import { CliError, EXIT } from './errors.js';
-import type { StepEnd, StepStart } from '../api/documents.js';
-import type { Task } from './types.js';
 
-export type StatusEvent = { type: 'status'; data: Task & { at?: string } };
-export type StepStartEvent = { type: 'step_start'; data: StepStart };
-export type StepEndEvent = { type: 'step_end'; data: StepEnd };
-export type TaskEvent = StatusEvent | StepStartEvent | StepEndEvent;
+export type { TaskEvent } from '../api/lifecycle.js';
 
 export interface FollowOptions {
   /** Aborting stops following (Ctrl-C); the returned promise then rejects with the abort reason. */
@@ -24,8 +21,6 @@ export interface FollowOptions {
   /** How long to keep trying to reconnect before giving up. */
   reconnectForMs?: number;
 }
-
-const KNOWN = new Set(['status', 'step_start', 'step_end']);
 
 /** Resolves with the task's final document (the `end` event). */
 export async function followTask(conn: Connection, id: string, options: FollowOptions): Promise<Task> {
@@ -99,13 +94,12 @@ async function readOnce(
     let final: Task | undefined;
     let stopping = false;
     const parser = createParser({
-      onEvent(message: EventSourceMessage) {
+      onEvent(message) {
         if (message.id) seen(message.id);
-        if (message.event === 'end') final = JSON.parse(message.data) as Task;
-        else if (message.event === 'stopping') stopping = true;
-        else if (message.event && KNOWN.has(message.event)) {
-          options.onEvent({ type: message.event, data: JSON.parse(message.data) } as TaskEvent);
-        }
+        const event = streamEvent(message);
+        if (event?.type === 'end') final = event.data;
+        else if (event?.type === 'stopping') stopping = true;
+        else if (isTaskEvent(event)) options.onEvent(event);
       },
       onRetry: retry,
     });

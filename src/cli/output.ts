@@ -2,7 +2,7 @@
 // or the API's JSON with --json), everything meant for a person on stderr.
 // Tables and colour only on a terminal; tab-separated lines when piped;
 // no colour when NO_COLOR is set.
-import type { Task } from './types.js';
+import type { Task } from '../api/documents.js';
 
 export interface Output {
   /** --json: print the API's JSON documents, nothing else, on stdout. */

@@ -5,10 +5,11 @@ import { CliError, EXIT } from './errors.js';
 import { followTask } from './events.js';
 import type { Output } from './output.js';
 import { progress } from './progress.js';
-import { isTerminal, type Task } from './types.js';
+import type { Task } from '../api/documents.js';
+import { isTerminal } from '../api/lifecycle.js';
 
 export async function waitForTask(conn: Connection, o: Output, task: Task): Promise<Task> {
-  if (isTerminal(task)) return task;
+  if (isTerminal(task.status)) return task;
   const id = task.task_id;
   o.err(`${task.action} task ${id} ${task.status}`);
   const view = progress(o, task.action);

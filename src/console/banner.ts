@@ -6,7 +6,7 @@ import { api } from './api.js';
 import { fill, h } from './dom.js';
 import { feed } from './feed.js';
 import type { StreamState } from './sse.js';
-import type { Health } from './types.js';
+import type { Health } from '../api/documents.js';
 
 let health: Health | null = null;
 const healthListeners = new Set<(health: Health) => void>();

@@ -5,14 +5,12 @@
 // from that id: events it has not seen are replayed from what the feed keeps,
 // so nothing falls between the list and the feed. If the feed cannot tell
 // (the list is older than what it kept), the listener hears `gap` and lists again.
+import { isTaskEvent, streamEvent, type TaskEvent } from '../api/lifecycle.js';
 import { noteServerTime } from './format.js';
 import { follow, type Follower, type StreamState } from './sse.js';
-import type { StepEnd, StepStart, Task } from './types.js';
 
-export type FeedEvent =
-  | { id: number; type: 'status'; data: Task & { at: string } }
-  | { id: number; type: 'step_start'; data: StepStart }
-  | { id: number; type: 'step_end'; data: StepEnd };
+/** A task's event, with its id in the feed. */
+export type FeedEvent = TaskEvent & { id: number };
 
 export interface FeedListener {
   event(event: FeedEvent): void;
@@ -82,8 +80,9 @@ class Feed {
         for (const listener of this.stateListeners) listener(state, detail);
       },
       onMessage: (message) => {
-        if (message.event === 'ready') {
-          const position = Number((JSON.parse(message.data) as { after: number }).after);
+        const received = streamEvent(message);
+        if (received?.type === 'ready') {
+          const position = Number(received.data.after);
           if (this.coveredAfter === null) {
             this.coveredAfter = position;
             this.last = position;
@@ -91,11 +90,11 @@ class Feed {
           }
           return;
         }
-        if (message.event !== 'status' && message.event !== 'step_start' && message.event !== 'step_end') return;
+        if (!isTaskEvent(received)) return;
         const id = Number(message.id);
         if (!Number.isFinite(id) || id <= this.last) return;
         this.last = id;
-        const event = { id, type: message.event, data: JSON.parse(message.data) } as FeedEvent;
+        const event = { ...received, id };
         noteServerTime(event.data.at);
         this.kept.push(event);
         if (this.kept.length > KEEP) this.coveredAfter = this.kept.splice(0, this.kept.length - KEEP).at(-1)!.id;

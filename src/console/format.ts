@@ -1,7 +1,7 @@
 // Words and numbers as people read them: statuses with a symbol and a word
 // (never colour alone), times, durations, and what a cancel will do.
 import { h } from './dom.js';
-import type { Status, Task } from './types.js';
+import type { Task, TaskStatus as Status } from '../api/documents.js';
 
 const SYMBOL: Record<Status, string> = {
   queued: '○',

@@ -1,15 +1,13 @@
 // Server-Sent Events read with fetch, because EventSource cannot send an
-// Authorization header. Parses the text/event-stream format (id, event, data,
-// retry, comments), reconnects after a drop with Last-Event-ID so nothing is
-// missed, and notices a silent connection (the server sends a comment every
-// 15 s) and replaces it.
+// Authorization header. The text/event-stream format is parsed by
+// eventsource-parser (as in the command-line client); this reconnects after a
+// drop with Last-Event-ID so nothing is missed, and notices a silent
+// connection (the server sends a comment every 15 s) and replaces it.
 import { authHeaders, errorOf, refused, token, type ApiError } from './api.js';
+import type { StreamEvent } from '../api/lifecycle.js';
+import { createParser, type EventSourceMessage } from './vendor/eventsource-parser.js';
 
-export interface SseMessage {
-  id: string | null;
-  event: string;
-  data: string;
-}
+export type SseMessage = EventSourceMessage;
 
 export type StreamState = 'connecting' | 'open' | 'reconnecting' | 'closed';
 
@@ -81,9 +79,9 @@ export function follow(options: FollowOptions): Follower {
         state('open');
         failures = 0;
         finished = await read(response.body, alive, (message) => {
-          if (message.id !== null) lastEventId = message.id;
+          if (message.id) lastEventId = message.id;
           options.onMessage(message);
-          if (message.event === 'stopping') detail = 'the service is restarting';
+          if (message.event === ('stopping' satisfies StreamEvent['type'])) detail = 'the service is restarting';
           return options.isLast?.(message) ?? false;
         }, (ms) => (retryMs = ms));
       } catch (error) {
@@ -127,39 +125,15 @@ async function read(
 ): Promise<boolean> {
   const reader = body.getReader();
   const decoder = new TextDecoder();
-  let buffer = '';
-  let id: string | null = null;
-  let event = '';
-  let data: string[] = [];
+  let last = false;
+  const parser = createParser({ onEvent: (message) => (last ||= dispatch(message)), onRetry: setRetry });
   try {
     for (;;) {
       const { value, done } = await reader.read();
       if (done) return false;
       alive();
-      buffer += decoder.decode(value, { stream: true });
-      // Lines end with CRLF, LF or CR; a CR at the very end may be half of a CRLF.
-      const lines = buffer.split(/\r\n|\n|\r(?!$)/);
-      buffer = lines.pop() ?? '';
-      for (const line of lines) {
-        if (line === '') {
-          if (data.length || event) {
-            const message = { id, event: event || 'message', data: data.join('\n') };
-            event = '';
-            data = [];
-            if (dispatch(message)) return true;
-          }
-          continue;
-        }
-        if (line.startsWith(':')) continue;
-        const colon = line.indexOf(':');
-        const field = colon < 0 ? line : line.slice(0, colon);
-        let value2 = colon < 0 ? '' : line.slice(colon + 1);
-        if (value2.startsWith(' ')) value2 = value2.slice(1);
-        if (field === 'data') data.push(value2);
-        else if (field === 'event') event = value2;
-        else if (field === 'id' && !value2.includes('\0')) id = value2;
-        else if (field === 'retry' && /^\d+$/.test(value2)) setRetry(Number(value2));
-      }
+      parser.feed(decoder.decode(value, { stream: true }));
+      if (last) return true;
     }
   } finally {
     reader.cancel().catch(() => undefined);

@@ -28,7 +28,8 @@ export function ensureConsoleBuilt(): void {
   const newest = (dir: string): number =>
     Math.max(0, ...fs.readdirSync(dir, { withFileTypes: true }).map((e) => (e.isDirectory() ? newest(path.join(dir, e.name)) : fs.statSync(path.join(dir, e.name)).mtimeMs)));
   const built = path.join(out, 'main.js');
-  if (fs.existsSync(built) && fs.existsSync(path.join(out, 'index.html')) && fs.statSync(built).mtimeMs >= newest(src)) return;
+  const sources = Math.max(newest(src), newest(path.join(projectRoot, 'src', 'api'))); // the console builds src/api's modules too
+  if (fs.existsSync(built) && fs.existsSync(path.join(out, 'index.html')) && fs.statSync(built).mtimeMs >= sources) return;
   execFileSync(process.execPath, [path.join(projectRoot, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', path.join(src, 'tsconfig.json')], { cwd: projectRoot });
   for (const file of ['index.html', 'console.css', 'favicon.svg']) fs.copyFileSync(path.join(src, file), path.join(out, file));
 }

@@ -2,7 +2,7 @@
 import { Argument, type Command } from 'commander';
 import { expectOk, taskWording } from '../client.js';
 import { printJson } from '../output.js';
-import { isTerminal } from '../types.js';
+import { isTerminal } from '../../api/lifecycle.js';
 import { command, setup, taskId, type CommonOptions } from './common.js';
 
 export function cancelCommand(): Command {
@@ -13,7 +13,7 @@ export function cancelCommand(): Command {
       const { conn, o } = setup(options);
       const { data: task } = await expectOk(conn, conn.api.POST('/tasks/{id}/cancel', { params: { path: { id } } }), taskWording(id));
       if (o.json) return printJson(o, task);
-      if (!isTerminal(task)) {
+      if (!isTerminal(task.status)) {
         o.out(`cancel requested: task ${id} is still being stopped and cleaned up; follow it with \`ec2-api status ${id}\``);
         return;
       }

@@ -4,7 +4,7 @@ import { Command } from 'commander';
 import { connect, type Connection } from '../client.js';
 import { CliError, EXIT, usageError } from '../errors.js';
 import { output, type Output } from '../output.js';
-import type { Task } from '../types.js';
+import type { Task } from '../../api/documents.js';
 
 export interface CommonOptions {
   url?: string;

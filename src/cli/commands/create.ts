@@ -1,6 +1,7 @@
 // ec2-api create: queue a launch; with --wait follow it and print the IP.
 import os from 'node:os';
 import { Option, type Command } from 'commander';
+import { USERNAME } from '../../api/vocabulary.js';
 import { expectOk, isPlainHttpToAnotherHost } from '../client.js';
 import { usageError } from '../errors.js';
 import { printJson } from '../output.js';
@@ -15,14 +16,14 @@ interface CreateOptions extends CommonOptions {
   idempotencyKey?: string;
 }
 
-const USERNAME = /^[a-z_][a-z0-9_-]{0,31}$/;
+const LOGIN_NAME = new RegExp(USERNAME.pattern);
 
 /** --username, else EC2_API_USERNAME, else the local login name when it can be one on the instance. */
 function username(given: string | undefined, env: NodeJS.ProcessEnv = process.env): string {
   if (given !== undefined) return given;
   if (env.EC2_API_USERNAME?.trim()) return env.EC2_API_USERNAME.trim();
   const local = os.userInfo().username;
-  if (USERNAME.test(local) && local !== 'root') return local;
+  if (LOGIN_NAME.test(local) && local !== 'root') return local;
   throw usageError(`your login name "${local}" cannot be the instance's login: pass --username NAME (or set EC2_API_USERNAME)`);
 }
 

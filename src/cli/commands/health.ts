@@ -3,7 +3,7 @@ import type { Command } from 'commander';
 import { expectOk, refusal } from '../client.js';
 import { CliError, EXIT } from '../errors.js';
 import { paint, printJson, type Output } from '../output.js';
-import type { Health, Readiness } from '../types.js';
+import type { Health, Readiness } from '../../api/documents.js';
 import { command, setup, type CommonOptions } from './common.js';
 
 function printHealth(o: Output, url: string, health: Health, ready: Readiness): void {

@@ -3,7 +3,8 @@ import { Option, type Command } from 'commander';
 import { expectOk } from '../client.js';
 import { usageError } from '../errors.js';
 import { paint, paintStatus, printJson, printTable, progressText, when } from '../output.js';
-import { ACTIONS, STATUSES, type Task, type TaskAction, type TaskStatus } from '../types.js';
+import type { Task, TaskAction, TaskStatus } from '../../api/documents.js';
+import { ACTIONS, STATUSES } from '../../api/vocabulary.js';
 import { command, setup, taskId, type CommonOptions } from './common.js';
 
 interface TasksOptions extends CommonOptions {

@@ -8,7 +8,8 @@ import { confirmDialog } from '../dialog.js';
 import { feed, type FeedEvent } from '../feed.js';
 import { progressText, statusBadge, timeElement } from '../format.js';
 import type { Page } from '../page.js';
-import { TERMINAL, type Instance, type Task } from '../types.js';
+import type { Instance, Task } from '../../api/documents.js';
+import { isTerminal } from '../../api/lifecycle.js';
 
 export const instancesPage: Page = (ctx) => {
   ctx.title('Instances');
@@ -79,7 +80,7 @@ export const instancesPage: Page = (ctx) => {
     }
   };
 
-  const deleting = (instance: Instance) => [...tracked.values()].find((d) => d.instance.instance_id === instance.instance_id && !TERMINAL.has(d.task.status));
+  const deleting = (instance: Instance) => [...tracked.values()].find((d) => d.instance.instance_id === instance.instance_id && !isTerminal(d.task.status));
 
   const renderTable = () => {
     table.hidden = instances.length === 0;
@@ -167,7 +168,7 @@ export const instancesPage: Page = (ctx) => {
     const entry = tracked.get(taskId);
     if (!entry) return;
     const { task, instance, item } = entry;
-    const done = TERMINAL.has(task.status);
+    const done = isTerminal(task.status);
     fill(
       item,
       statusBadge(task.status),
@@ -197,13 +198,13 @@ export const instancesPage: Page = (ctx) => {
         const was = entry.task.status;
         entry.task = task;
         renderDeletion(task.task_id);
-        if (TERMINAL.has(task.status) && !TERMINAL.has(was)) {
+        if (isTerminal(task.status) && !isTerminal(was)) {
           announce(task.status === 'succeeded' ? `${entry.instance.instance_id} is terminated.` : `Terminating ${entry.instance.instance_id} ${task.status}.`);
           renderTable();
         }
       }
       // Something was launched or terminated: what EC2 holds has changed.
-      if (TERMINAL.has(task.status) && (task.instance_id || task.action === 'delete')) reloadSoon();
+      if (isTerminal(task.status) && (task.instance_id || task.action === 'delete')) reloadSoon();
     } else if (event.type === 'step_start') {
       const entry = tracked.get(event.data.task_id);
       if (entry) {

@@ -6,10 +6,11 @@ import { api, ApiError } from '../api.js';
 import { onHealth } from '../banner.js';
 import { fill, h } from '../dom.js';
 import type { Page } from '../page.js';
-import type { Task } from '../types.js';
+import type { Task } from '../../api/documents.js';
+import { PASSWORD, USERNAME } from '../../api/vocabulary.js';
 
-const USERNAME = /^[a-z_][a-z0-9_-]{0,31}$/;
-const PRINTABLE = /^\P{C}+$/u;
+const LOGIN_NAME = new RegExp(USERNAME.pattern);
+const PRINTABLE = new RegExp(PASSWORD.pattern, 'u');
 
 interface FieldParts {
   wrap: HTMLElement;
@@ -28,19 +29,19 @@ function field(id: string, label: string, hint: string, attrs: Record<string, st
 
 export const launchPage: Page = (ctx) => {
   ctx.title('Launch an instance');
-  const username = field('username', 'Username', 'The login created on the instance: 1–32 characters, lowercase letters, digits, “_” or “-”, starting with a letter or “_”. Not a system account (root, ec2-user, …).', {
+  const username = field('username', 'Username', `The login created on the instance: ${USERNAME.description}. Not a system account (root, ec2-user, …).`, {
     type: 'text',
     required: true,
-    maxlength: '32',
+    maxlength: String(USERNAME.maxLength),
     autocomplete: 'off',
     autocapitalize: 'none',
     spellcheck: 'false',
   });
-  const password = field('password', 'Password', 'For that login (SSH password login): 8–128 characters. Sent once, in the request body; the service keeps only its hash.', {
+  const password = field('password', 'Password', `For that login (SSH password login): ${PASSWORD.minLength}–${PASSWORD.maxLength} characters. Sent once, in the request body; the service keeps only its hash.`, {
     type: 'password',
     required: true,
-    minlength: '8',
-    maxlength: '128',
+    minlength: String(PASSWORD.minLength),
+    maxlength: String(PASSWORD.maxLength),
     autocomplete: 'new-password',
   });
   const key = field('idempotency-key', 'Idempotency-Key (optional)', 'Send the same key again and you get the same task, never a second instance: useful when unsure whether a launch went through.', {
@@ -86,11 +87,11 @@ export const launchPage: Page = (ctx) => {
 
   const check = (): FieldParts | null => {
     const problems: [FieldParts, string | null][] = [
-      [username, !username.input.value ? 'Enter a username.' : USERNAME.test(username.input.value) ? null : 'Use 1–32 lowercase letters, digits, “_” or “-”, starting with a letter or “_”.'],
+      [username, !username.input.value ? 'Enter a username.' : LOGIN_NAME.test(username.input.value) ? null : `Use ${USERNAME.description}.`],
       [
         password,
-        password.input.value.length < 8 || password.input.value.length > 128
-          ? 'The password must be 8 to 128 characters.'
+        password.input.value.length < PASSWORD.minLength || password.input.value.length > PASSWORD.maxLength
+          ? `The password must be ${PASSWORD.minLength} to ${PASSWORD.maxLength} characters.`
           : PRINTABLE.test(password.input.value)
             ? null
             : 'The password may not hold control characters.',

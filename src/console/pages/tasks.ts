@@ -5,7 +5,9 @@ import { announce, cell, fill, h, link } from '../dom.js';
 import { feed, type FeedEvent } from '../feed.js';
 import { duration, progressText, statusBadge, taskDuration, taskTitle, timeElement } from '../format.js';
 import type { Page } from '../page.js';
-import { ACTIONS, STATUSES, TERMINAL, type Action, type Status, type Task, type TaskList } from '../types.js';
+import type { Task, TaskAction as Action, TaskList, TaskStatus as Status } from '../../api/documents.js';
+import { isTerminal } from '../../api/lifecycle.js';
+import { ACTIONS, STATUSES } from '../../api/vocabulary.js';
 
 const PAGE_SIZE = 25;
 /** On the live first page, the oldest rows go once there are this many (they are on the next page). */
@@ -191,7 +193,7 @@ export const tasksPage: Page = (ctx) => {
     if (event.type === 'status') {
       const { at: _at, ...task } = event.data;
       const known = rows.get(task.task_id);
-      if (known && TERMINAL.has(task.status) && !TERMINAL.has(known.task.status)) noteEnded(task);
+      if (known && isTerminal(task.status) && !isTerminal(known.task.status)) noteEnded(task);
       if (known || (matches(task) && !cursor)) put(task);
       else if (matches(task) && cursor && task.status === 'queued') {
         newer++;

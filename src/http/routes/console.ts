@@ -1,7 +1,12 @@
 // The operators' web console: one HTML page at /ui (and its deep links, such
 // as /ui/tasks/<id>), its scripts and styles under /ui/assets/, and / sending
-// browsers there. Everything is read from dist/console (built by `npm run
-// build` from src/console); nothing comes from another origin.
+// browsers there. Everything is read from the build (`npm run build`):
+// dist/console from src/console, and the two modules of src/api that the
+// console shares with the command-line client, dist/api, at /ui/api/ (where
+// the console's relative imports of ../api/ lead); eventsource-parser is its
+// package's own ESM build, from node_modules. Nothing comes from another
+// origin. Files are sent by @fastify/static (ETag, 304, no path outside its
+// directory), on routes of our own, so that they can be public.
 //
 // The page and its assets hold nothing secret, so they are open to all
 // (`config.public`); every API call the page makes needs the bearer token as
@@ -9,10 +14,10 @@
 // styles, images and connections from this origin only, no inline script or
 // style, no plugins, no framing, and Trusted Types required, so that a string
 // can never be assigned to innerHTML and its kin even by mistake.
-import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
-import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
+import fastifyStatic from '@fastify/static';
+import type { FastifyPluginAsync, FastifyReply } from 'fastify';
 // Additions to Fastify's types: `schema.hide` (kept out of /openapi.json) from
 // @fastify/swagger, `config.public` (no token needed) from our auth.
 import type {} from '@fastify/swagger';
@@ -21,8 +26,8 @@ import { projectRoot } from '../../config.js';
 import { sendError } from '../errors.js';
 
 export interface ConsoleOptions {
-  /** Where the built console is (default: dist/console under the project). */
-  dir?: string;
+  /** Where the build is (default: dist/ under the project): the console in console/, the shared client modules in api/. */
+  dist?: string;
 }
 
 export const CONSOLE_CSP = [
@@ -44,70 +49,64 @@ const COMMON_HEADERS = {
   'referrer-policy': 'no-referrer',
   'cross-origin-opener-policy': 'same-origin',
   'cross-origin-resource-policy': 'same-origin',
+  // Revalidated by ETag every time: the files change with each build.
+  'cache-control': 'no-cache',
 };
 
 const TYPES: Record<string, string> = {
+  '.html': 'text/html; charset=utf-8',
   '.js': 'text/javascript; charset=utf-8',
   '.css': 'text/css; charset=utf-8',
   '.svg': 'image/svg+xml',
 };
 
-interface Asset {
-  body: Buffer;
-  type: string;
-  etag: string;
-}
+/**
+ * Plain names (a-z, 0-9, '.', '_', '-', not starting with '.') of a script,
+ * style sheet or picture, at most two subdirectories down: no path ever
+ * leaves the directory, and index.html is only ever a page.
+ */
+const ASSET = /^(?:[a-z0-9][a-z0-9_-]*\/){0,2}[a-z0-9][a-z0-9._-]*\.(?:js|css|svg)$/i;
+
+/** The modules of src/api that run in the console (the rest of src/api is types). */
+const CLIENT_MODULES = new Set(['vocabulary.js', 'lifecycle.js']);
 
 /** Pages of the console: each is the same HTML shell, which routes on the path. */
 const PAGES = ['/ui', '/ui/', '/ui/tasks', '/ui/tasks/:id', '/ui/instances', '/ui/launch'];
 
 const consoleRoutes: FastifyPluginAsync<ConsoleOptions> = async (app, options) => {
-  const dir = options.dir ?? path.join(projectRoot, 'dist', 'console');
-  // Read on first use and kept: the files are small and only change with a build.
-  const cache = new Map<string, Asset>();
-  const load = (name: string): Asset | null => {
-    const cached = cache.get(name);
-    if (cached) return cached;
-    let asset: Asset;
-    try {
-      const body = fs.readFileSync(path.join(dir, name));
-      const type = name === 'index.html' ? 'text/html; charset=utf-8' : TYPES[path.extname(name)]!;
-      asset = { body, type, etag: `"${createHash('sha256').update(body).digest('base64url').slice(0, 27)}"` };
-    } catch {
-      return null; // not built: said by the caller, and not cached, so a build that follows is picked up
-    }
-    cache.set(name, asset);
-    return asset;
-  };
-
-  const send = (request: FastifyRequest, reply: FastifyReply, asset: Asset) => {
-    reply.headers(COMMON_HEADERS).header('cache-control', 'no-cache').header('etag', asset.etag);
-    if (request.headers['if-none-match'] === asset.etag) return reply.code(304).send();
-    return reply.type(asset.type).send(asset.body);
-  };
+  const dist = options.dist ?? path.join(projectRoot, 'dist');
+  const consoleDir = path.join(dist, 'console');
+  const apiDir = path.join(dist, 'api');
+  const parserDir = path.join(projectRoot, 'node_modules', 'eventsource-parser', 'dist');
+  // serve: false: the routes are ours (below); this gives them reply.sendFile.
+  await app.register(fastifyStatic, { root: consoleDir, serve: false, cacheControl: false, lastModified: false, index: false, dotfiles: 'ignore' });
 
   const route = { config: { public: true }, schema: { hide: true } } as const;
+  const noAsset = (reply: FastifyReply) => sendError(reply, 404, 'no such console asset');
+  const send = (reply: FastifyReply, name: string, dir = consoleDir) =>
+    fs.existsSync(path.join(dir, name))
+      ? reply.headers(COMMON_HEADERS).type(TYPES[path.extname(name)]!).sendFile(name, dir, { contentType: false })
+      : noAsset(reply);
 
   app.get('/', route, async (_request, reply) => reply.redirect('/ui', 302));
 
   for (const url of PAGES) {
-    app.get(url, route, async (request, reply) => {
-      const page = load('index.html');
-      if (!page) return sendError(reply, 503, 'the console is not built: run `npm run build` (npm start does it)');
+    app.get(url, route, async (_request, reply) => {
+      if (!fs.existsSync(path.join(consoleDir, 'index.html'))) {
+        return sendError(reply, 503, 'the console is not built: run `npm run build` (npm start does it)');
+      }
       reply.header('content-security-policy', CONSOLE_CSP).header('x-frame-options', 'DENY');
-      return send(request, reply, page);
+      return send(reply, 'index.html');
     });
   }
 
-  app.get<{ Params: { '*': string } }>('/ui/assets/*', route, async (request, reply) => {
-    const name = request.params['*'];
-    // Plain names (a-z, 0-9, '.', '_', '-', not starting with '.') with a known
-    // extension, in at most one subdirectory: no path ever leaves the directory.
-    const safe = /^(?:[a-z0-9][a-z0-9_-]*\/)?[a-z0-9][a-z0-9._-]*$/i.test(name) && TYPES[path.extname(name)] !== undefined;
-    const asset = safe ? load(name) : null;
-    if (!asset) return sendError(reply, 404, 'no such console asset');
-    return send(request, reply, asset);
-  });
+  app.get<{ Params: { '*': string } }>('/ui/assets/*', route, async (request, reply) =>
+    ASSET.test(request.params['*']) ? send(reply, request.params['*']) : noAsset(reply),
+  );
+  app.get<{ Params: { name: string } }>('/ui/api/:name', route, async (request, reply) =>
+    CLIENT_MODULES.has(request.params.name) ? send(reply, request.params.name, apiDir) : noAsset(reply),
+  );
+  app.get('/ui/assets/vendor/eventsource-parser.js', route, async (_request, reply) => send(reply, 'index.js', parserDir));
 };
 
 export default consoleRoutes;
