@@ -1,6 +1,7 @@
 // The command-line client is a client of the published API only: its types
-// (src/api/openapi.d.ts) are what openapi-typescript makes of the running
-// app's /openapi.json, and it imports nothing of the service.
+// and vocabulary (src/api/openapi.d.ts, src/api/vocabulary.ts) are what
+// scripts/openapi-types.mjs makes of the running app's /openapi.json, and it
+// imports nothing of the service.
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -10,7 +11,7 @@ import { startService, tempDir } from './helpers/harness.js';
 
 const TOKEN = 'openapi-check-token-0123456789';
 
-t.test('src/api/openapi.d.ts is what openapi-typescript makes of the app\'s /openapi.json', async (t) => {
+t.test('src/api/openapi.d.ts and vocabulary.ts are what the app\'s /openapi.json gives', async (t) => {
   // As scripts/openapi-types.mjs starts it: paused, an endpoint never contacted, tokens on.
   const service = await startService('http://127.0.0.1:9', { EC2_API_PAUSED: '1', API_TOKENS: TOKEN });
   t.teardown(() => service.close());
@@ -49,11 +50,16 @@ function imports(dir: string): [file: string, specifier: string][] {
   return found;
 }
 
-t.test('the client imports nothing of the service: only src/cli/, the API\'s declarations, Node and its own libraries', async (t) => {
+t.test('the client imports nothing of the service: only src/cli/, src/api/, Node and its own libraries', async (t) => {
   const cliDir = path.join(projectRoot, 'src', 'cli');
-  // src/api holds the published API's types, shared with the console: declarations only, no code of the service.
+  // src/api holds what the two clients share (the API's types, its generated vocabulary, the streams' events):
+  // no code of the service, and nothing but itself, so that it runs in the browser too.
   const apiDir = path.join(projectRoot, 'src', 'api');
-  t.same(fs.readdirSync(apiDir).filter((name) => !name.endsWith('.d.ts')), [], 'src/api holds declarations only');
+  t.same(fs.readdirSync(apiDir).filter((name) => !name.endsWith('.d.ts')).sort(), ['lifecycle.ts', 'vocabulary.ts'], 'src/api holds declarations and the two client modules');
+  for (const [file, specifier] of imports(apiDir)) {
+    const target = path.resolve(path.dirname(file), specifier);
+    t.ok(specifier.startsWith('.') && target.startsWith(apiDir + path.sep), `${path.relative(projectRoot, file)}: ${specifier} stays in src/api`);
+  }
   const allowed = new Set(['commander', 'cli-progress', 'openapi-fetch', 'eventsource-parser']);
   const all = imports(cliDir);
   t.ok(all.length > 20, `found the imports (${all.length})`);
