@@ -1,6 +1,7 @@
 // The one place configuration is read. `loadConfig(env)` is pure: it reads
-// only the object it is given, so tests build configs without touching
-// process.env, and every name in the README's table is parsed here.
+// only the object it is given (and the one file it may name, API_TOKENS_FILE),
+// so tests build configs without touching process.env, and every name in the
+// README's table is parsed here.
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -86,6 +87,36 @@ function endpoint(env: NodeJS.ProcessEnv): string | null {
   return raw.replace(/\/+$/, '');
 }
 
+/**
+ * API_TOKENS, or the file API_TOKENS_FILE names (systemd's LoadCredential=
+ * puts it in $CREDENTIALS_DIRECTORY, so the tokens stay out of the
+ * environment and of every child's): tokens separated by commas or lines.
+ */
+function tokens(env: NodeJS.ProcessEnv): string[] {
+  const file = env.API_TOKENS_FILE?.trim();
+  if (file && env.API_TOKENS?.trim()) {
+    throw new ConfigError('API_TOKENS and API_TOKENS_FILE are both set: keep one of them');
+  }
+  let raw = env.API_TOKENS ?? '';
+  if (file) {
+    try {
+      raw = fs.readFileSync(file, 'utf8');
+    } catch (error) {
+      throw new ConfigError(`API_TOKENS_FILE: cannot read ${file} (${(error as NodeJS.ErrnoException).code ?? String(error)}); check the path and that this user may read it`);
+    }
+  }
+  const tokens = raw
+    .split(/[,\n]/)
+    .map((token) => token.trim())
+    .filter((token) => token.length > 0);
+  const name = file ? `API_TOKENS_FILE (${file})` : 'API_TOKENS';
+  if (file && tokens.length === 0) throw new ConfigError(`${name} holds no token: put one token a line in it (try: openssl rand -hex 32)`);
+  if (tokens.some((token) => token.length < 16)) {
+    throw new ConfigError(`${name}: every token must be at least 16 characters (try: openssl rand -hex 32)`);
+  }
+  return tokens;
+}
+
 function dbSync(env: NodeJS.ProcessEnv): 'FULL' | 'NORMAL' {
   const raw = (env.EC2_API_DB_SYNC?.trim() || 'FULL').toUpperCase();
   if (raw !== 'FULL' && raw !== 'NORMAL') throw new ConfigError(`EC2_API_DB_SYNC must be FULL or NORMAL, got "${env.EC2_API_DB_SYNC}"`);
@@ -105,13 +136,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   if (!['auto', 'json', 'pretty'].includes(logFormat)) {
     throw new ConfigError(`LOG_FORMAT must be json, pretty or auto, got "${env.LOG_FORMAT}"`);
   }
-  const apiTokens = (env.API_TOKENS ?? '')
-    .split(',')
-    .map((token) => token.trim())
-    .filter((token) => token.length > 0);
-  if (apiTokens.some((token) => token.length < 16)) {
-    throw new ConfigError('API_TOKENS: every token must be at least 16 characters (try: openssl rand -hex 32)');
-  }
+  const apiTokens = tokens(env);
   const taskTimeout = integer(env, 'EC2_API_TASK_TIMEOUT', 900, 1, 86_400);
   const projectDir = env.EC2_API_PROJECT_DIR?.trim() || projectRoot;
 

@@ -131,6 +131,26 @@ t.test('API_TOKENS', async (t) => {
   t.notOk(error.message.includes(TOKEN_A), 'the good token is not echoed');
 });
 
+t.test('API_TOKENS_FILE: the tokens from a file (systemd LoadCredential), one a line or comma-separated', async (t) => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ec2-api-tokens-'));
+  t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
+  const file = path.join(dir, 'api-tokens');
+  fs.writeFileSync(file, `${TOKEN_A}\n\n  ${TOKEN_B}  \n`, { mode: 0o600 });
+  t.same(loadConfig({ API_TOKENS_FILE: file }).apiTokens, [TOKEN_A, TOKEN_B], 'one a line, trimmed, blank lines dropped');
+  fs.writeFileSync(file, `${TOKEN_A},${TOKEN_B}`);
+  t.same(loadConfig({ API_TOKENS_FILE: file }).apiTokens, [TOKEN_A, TOKEN_B], 'or comma-separated, as in API_TOKENS');
+
+  t.match(configError({ API_TOKENS_FILE: file, API_TOKENS: TOKEN_A }).message, /^API_TOKENS and API_TOKENS_FILE are both set: keep one of them$/);
+  const missing = path.join(dir, 'nope');
+  t.match(configError({ API_TOKENS_FILE: missing }).message, `API_TOKENS_FILE: cannot read ${missing} (ENOENT); check the path`);
+  fs.writeFileSync(file, '\n \n');
+  t.match(configError({ API_TOKENS_FILE: file }).message, /holds no token: put one token a line in it/, 'an empty file is a mistake, not "no tokens"');
+  fs.writeFileSync(file, `${TOKEN_A}\nfifteen-chars-x\n`);
+  const short = configError({ API_TOKENS_FILE: file });
+  t.match(short.message, `API_TOKENS_FILE (${file}): every token must be at least 16 characters`);
+  t.notOk(short.message.includes(TOKEN_A), 'no token is echoed');
+});
+
 t.test('ALLOW_UNAUTHENTICATED', async (t) => {
   t.equal(loadConfig({ ALLOW_UNAUTHENTICATED: '1' }).allowUnauthenticated, true);
   t.equal(loadConfig({ ALLOW_UNAUTHENTICATED: '0' }).allowUnauthenticated, false);
