@@ -41,6 +41,10 @@ export function fastifyOptions(logger?: FastifyBaseLogger): FastifyServerOptions
     genReqId: requestIdFor,
     // The bodies here are tiny; anything larger is a mistake or an attack.
     bodyLimit: 16 * 1024,
+    // Start-up opens the database, starts the password thread and (without an
+    // endpoint) the emulator, which may take 30 s itself: on a loaded host, or
+    // at boot, that outlasts Fastify's default 10 s for a plugin to start.
+    pluginTimeout: 120_000,
     // Bounds receiving the request only: a sync /create that waits minutes
     // for its playbook after the request has arrived is not cut by it.
     requestTimeout: REQUEST_RECEIVE_TIMEOUT_MS,
