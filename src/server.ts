@@ -1,12 +1,18 @@
-// The entry point, and the only module with side effects: read config,
-// start the app, listen, and stop gracefully on SIGTERM/SIGINT (within
+#!/usr/bin/env node
+// ec2-api-server (package.json `bin`), the entry point and the only module
+// with side effects. Alone, it is the service: read config, start the app,
+// listen, and stop gracefully on SIGTERM/SIGINT (within
 // EC2_API_SHUTDOWN_GRACE + 5 s; a second signal exits at once).
+// `ec2-api-server backup FILE` copies the database the same config names.
+import path from 'node:path';
+import { Command } from 'commander';
 import pino, { type Logger } from 'pino';
 import closeWithGrace from 'close-with-grace';
 import type { Cloud } from './ansible/cloud.js';
 import { buildApp, REDACT } from './app.js';
 import { checkExposure, loadConfig, type Config } from './config.js';
 import { packageVersion } from './http/openapi.js';
+import { backupDatabase } from './tasks/backup.js';
 
 /**
  * JSON lines for machines (LOG_FORMAT=json, or output not to a terminal);
@@ -60,7 +66,7 @@ function listeningBanner(log: Logger, pretty: boolean, config: Config, url: stri
 /** Past the grace period, this long is allowed for stopping the playbooks and closing; then the process exits regardless. */
 const STOP_MARGIN_SECONDS = 5;
 
-async function main(): Promise<void> {
+async function serve(): Promise<void> {
   const config = loadConfig();
   checkExposure(config);
   const { log, pretty } = createLogger(config);
@@ -98,8 +104,31 @@ async function main(): Promise<void> {
   );
 }
 
-main().catch((error: unknown) => {
+/** A consistent copy of the service's database, taken while it runs (docs/service.md, Backup). */
+async function backup(file: string): Promise<void> {
+  const { dbPath } = loadConfig();
+  const target = path.resolve(file);
+  const copied = await backupDatabase(dbPath, target);
+  console.log(`backed up ${dbPath} to ${target}: ${copied.tasks} tasks, schema version ${copied.schemaVersion}, ${copied.bytes} bytes`);
+}
+
+const fail = (what: string) => (error: unknown) => {
   const message = error instanceof Error ? error.message : String(error);
-  console.error(`ec2-api: cannot start: ${message}`);
+  console.error(`ec2-api-server: ${what}: ${message}`);
   process.exit(1);
-});
+};
+
+const program = new Command('ec2-api-server')
+  .description('the ec2-api service; its settings come from the environment (README, Configuration)')
+  .version(packageVersion())
+  .allowExcessArguments()
+  .action(() => {
+    if (program.args.length) program.error(`error: unknown command '${program.args[0]}': run the service with no arguments, or see --help`);
+    return serve().catch(fail('cannot start'));
+  });
+program
+  .command('backup')
+  .description("copy the database (EC2_API_DB) to FILE, consistently, while the service runs; restore: docs/service.md")
+  .argument('<file>', 'where the copy goes: a new file, created readable by this user only')
+  .action((file: string) => backup(file).catch(fail('backup failed')));
+await program.parseAsync();
