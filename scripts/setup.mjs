@@ -14,7 +14,8 @@
 //   4. moto, the local EC2 emulator, when it is needed (tests always;
 //      start only when no AWS endpoint/credentials are configured):
 //      pip into ./.venv when the Python the service will use lacks it;
-//   5. for tests, Debian's chromium (the console's browser tests).
+//   5. for tests, Debian's chromium (the console's browser tests);
+//   6. for tests, systemd-analyze (the systemd unit's tests).
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -172,6 +173,20 @@ if (purpose === 'test') {
     run('apt-get', ['install', '-y', '-qq', 'chromium'], { env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' } });
   } else {
     say(`chromium is missing at ${chromium}: the console's browser tests will fail. Install it: sudo apt-get install -y chromium (or set CHROMIUM_PATH)`);
+  }
+}
+
+// 6. systemd-analyze, for the unit's tests (tests only): it checks
+//    deploy/ec2-api.service without a running systemd.
+if (purpose === 'test') {
+  if (onPath('systemd-analyze')) {
+    say(`systemd-analyze: ${onPath('systemd-analyze')}`);
+  } else if (isRoot && hasApt) {
+    say("systemd-analyze is missing (the unit's tests need it): installing Debian's systemd with apt-get");
+    run('apt-get', ['update', '-qq']);
+    run('apt-get', ['install', '-y', '-qq', 'systemd'], { env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' } });
+  } else {
+    say("systemd-analyze is missing: the unit's tests will fail. Install it: sudo apt-get install -y systemd");
   }
 }
 
