@@ -56,6 +56,7 @@ t.test('a backup taken while the service runs restores with every task', async (
   t.equal(taken.exitCode, 0, taken.stderr);
   t.match(taken.stdout, /^backed up .*ec2-api\.db to .*ec2-api-backup\.db: \d+ tasks, schema version \d+, \d+ bytes$/m);
   t.equal(fs.statSync(file).mode & 0o777, 0o600, 'the copy is readable by its owner only');
+  t.same(fs.readdirSync(backups), ['ec2-api-backup.db'], 'one file, nothing beside it (no -wal, no -shm)');
 
   first.child.kill('SIGTERM');
   t.equal(await first.exited, 0, 'stop', { output: first.stdout().slice(-4000) });

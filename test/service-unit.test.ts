@@ -9,7 +9,7 @@ import { execa } from 'execa';
 import t from 'tap';
 import { loadConfig } from '../src/config.js';
 import { liveInstancesOfTask, startMoto, tempDir, VALID } from './helpers/harness.js';
-import { ENV_FILE, environmentFile, prepare, serviceSection, serviceValue, startUnit, UNIT_FILE, unitCommand, unitDirs } from './helpers/systemd-unit.js';
+import { ENV_FILE, environmentFile, prepare, readOnlySystem, serviceSection, serviceValue, startUnit, UNIT_FILE, unitCommand, unitDirs } from './helpers/systemd-unit.js';
 
 /** The unit as systemd-analyze should read it: this machine's node in place of /usr/bin/node (they are one on Debian). */
 function unitForThisHost(): string {
@@ -61,6 +61,7 @@ t.test('the service starts from the unit, takes its tokens and AWS credentials a
   t.notOk('API_TOKENS' in command.env, 'the token is not in the environment');
   const service = await startUnit(command);
   t.teardown(() => service.child.kill('SIGKILL'));
+  t.comment(readOnlySystem ? 'the service runs as nobody, on a read-only file system but /tmp' : 'the service runs on a writable file system (no root, or no mount namespaces here)');
 
   const auth = { authorization: `Bearer ${token}`, 'content-type': 'application/json' };
   const refused = await fetch(`${service.url}/create`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(VALID) });

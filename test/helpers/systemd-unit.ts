@@ -3,8 +3,9 @@
 // Environment=, EnvironmentFile= and LoadCredential= lines make, its
 // WorkingDirectory= and UMask=, with the host's paths (/opt/ec2-api,
 // /etc/ec2-api, %S, %C, %d) put in temporary directories. As root, the
-// service runs as `nobody`, as it runs as its own system user under systemd.
-import { spawn, type ChildProcess } from 'node:child_process';
+// service runs as `nobody`, as it runs as its own system user under systemd,
+// on a read-only file system but for /tmp (as under ProtectSystem=strict).
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { projectRoot } from '../../src/config.js';
@@ -168,11 +169,23 @@ export function ownByServiceUser(file: string): void {
   if (asRoot) fs.chownSync(file, SERVICE_UID, SERVICE_UID);
 }
 
+/**
+ * ProtectSystem=strict, as far as it can be had without systemd: in a mount
+ * namespace of its own, the whole file system is read-only but /tmp (where
+ * this test's state, cache and credential directories are, and which
+ * PrivateTmp= gives the service). Needs root and CAP_SYS_ADMIN; elsewhere the
+ * service runs on the writable file system.
+ */
+export const readOnlySystem = asRoot && spawnSync('unshare', ['--mount', 'true']).status === 0;
+
 /** Starts the unit's command (as `nobody` when root) and waits until it answers /healthz. */
 export async function startUnit(command: UnitCommand): Promise<UnitProcess> {
   const port = await freePort();
   // The umask is set the way systemd sets it, before the exec; setpriv drops root as User= would.
-  const child = spawn('/bin/sh', ['-c', `umask ${command.umask} && exec "$@"`, 'sh', ...asServiceUser(command.argv)], {
+  const mounts = readOnlySystem ? 'mount --bind /tmp /tmp && mount -o remount,bind,ro / && ' : '';
+  const sandbox = readOnlySystem ? ['unshare', '--mount', '--propagation', 'private'] : [];
+  const [program, ...args] = [...sandbox, '/bin/sh', '-c', `${mounts}umask ${command.umask} && exec "$@"`, 'sh', ...asServiceUser(command.argv)];
+  const child = spawn(program!, args, {
     cwd: command.cwd,
     env: { ...command.env, PORT: String(port) },
     stdio: ['ignore', 'pipe', 'pipe'],
