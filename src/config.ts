@@ -44,7 +44,35 @@ export interface Config {
   ansiblePlaybook: string;
   /** The Python that runs `python -m moto.server` for the local emulator. */
   emulatorPython: string;
+  /** EC2_API_RATE_*: the client-side token buckets EC2 calls are paced to. */
+  pacing: PacingLimits;
 }
+
+/** The kinds of EC2 call metered apart (docs/pacing.md). */
+export const CALL_KINDS = ['run_instances', 'terminate_instances', 'mutating', 'describe'] as const;
+export type CallKind = (typeof CALL_KINDS)[number];
+
+export interface BucketSize {
+  /** Tokens the bucket holds when full: the burst EC2 allows. */
+  capacity: number;
+  /** Tokens added per second. */
+  refillPerSecond: number;
+}
+
+export type PacingLimits = Record<CallKind, BucketSize>;
+
+/**
+ * Each kind's setting and default: EC2's documented buckets ("Request
+ * throttling for the Amazon EC2 API"). Accounts with raised limits set them
+ * as "capacity/refill per second". The modules read the same names when run
+ * by hand (plugins/module_utils/ec2_api_pace.py).
+ */
+export const RATE_SETTINGS: Record<CallKind, { name: string; fallback: string }> = {
+  run_instances: { name: 'EC2_API_RATE_RUN_INSTANCES', fallback: '5/2' },
+  terminate_instances: { name: 'EC2_API_RATE_TERMINATE_INSTANCES', fallback: '100/5' },
+  mutating: { name: 'EC2_API_RATE_MUTATING', fallback: '50/5' },
+  describe: { name: 'EC2_API_RATE_DESCRIBE', fallback: '100/20' },
+};
 
 export class ConfigError extends Error {
   override name = 'ConfigError';
@@ -117,6 +145,20 @@ function tokens(env: NodeJS.ProcessEnv): string[] {
   return tokens;
 }
 
+function bucketSize(env: NodeJS.ProcessEnv, kind: CallKind): BucketSize {
+  const { name, fallback } = RATE_SETTINGS[kind];
+  const raw = env[name]?.trim() || fallback;
+  const match = /^(\d+)\s*\/\s*(\d+(?:\.\d+)?)$/.exec(raw);
+  const capacity = Number(match?.[1]);
+  const refillPerSecond = Number(match?.[2]);
+  if (!match || capacity < 1 || capacity > 100_000 || refillPerSecond <= 0 || refillPerSecond > 10_000) {
+    throw new ConfigError(
+      `${name} must be "capacity/refill per second" (whole capacity 1 to 100000, refill above 0), e.g. "${fallback}" (EC2's default), got "${env[name]}"`,
+    );
+  }
+  return { capacity, refillPerSecond };
+}
+
 function dbSync(env: NodeJS.ProcessEnv): 'FULL' | 'NORMAL' {
   const raw = (env.EC2_API_DB_SYNC?.trim() || 'FULL').toUpperCase();
   if (raw !== 'FULL' && raw !== 'NORMAL') throw new ConfigError(`EC2_API_DB_SYNC must be FULL or NORMAL, got "${env.EC2_API_DB_SYNC}"`);
@@ -171,6 +213,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     playbookDir: path.resolve(projectDir, env.EC2_API_PLAYBOOK_DIR?.trim() || 'playbooks'),
     ansiblePlaybook: env.EC2_API_ANSIBLE_PLAYBOOK?.trim() || fromVenv(projectDir, 'ansible-playbook'),
     emulatorPython: env.EC2_API_EMULATOR_PYTHON?.trim() || fromVenv(projectDir, 'python3'),
+    pacing: Object.fromEntries(CALL_KINDS.map((kind) => [kind, bucketSize(env, kind)])) as PacingLimits,
   };
 }
 

@@ -1,6 +1,6 @@
 # -*- coding: utf-8 -*-
-# ec2-api: what the ec2_api_* modules share on the AWS side: a retrying EC2
-# client, batched instance look-ups, the polling wait, the report file and
+# ec2-api: what the ec2_api_* modules share on the AWS side: a paced,
+# retrying EC2 client, batched instance look-ups, the polling wait, the report file and
 # the results a batch module ends with.
 from __future__ import absolute_import, division, print_function
 
@@ -19,14 +19,23 @@ except ImportError:
     AWS_ERRORS = ()  # AnsibleAWSModule fails the run without botocore
 
 from ansible.module_utils.common.parameters import remove_values
-from ansible_collections.amazon.aws.plugins.module_utils.botocore import paginated_query_with_retries
-from ansible_collections.amazon.aws.plugins.module_utils.retries import AWSRetry
+from ansible.module_utils.ec2_api_pace import pace, pacer_from_env
 from ansible.module_utils.ec2_api_rules import failure_summary
 
-# Throttling (RequestLimitExceeded, ...) is retried with jittered backoff.
-# A shorter first delay than the collection's 3 s: a burst of launches is
-# throttled for seconds, not minutes.
-RETRY = AWSRetry.jittered_backoff(retries=10, delay=1, max_delay=20)
+# One retry layer: botocore's standard mode, which retries every try of
+# every call (paginated pages included) on throttling, 5xx and connection
+# errors, with each try paced (ec2_api_pace). AWSRetry on top of it would
+# multiply the tries (10 x 10) and wait at random on its own; it is off (no
+# retry decorator; calls pass aws_retry=True, which then does nothing). An
+# operator's own AWS_RETRY_MODE / AWS_MAX_ATTEMPTS win.
+RETRY_DEFAULTS = {'AWS_RETRY_MODE': 'standard', 'AWS_MAX_ATTEMPTS': '10'}
+
+
+def no_retry(call):
+    return call
+
+
+_PACER = []  # this process's pacer, made at the first client
 
 MANAGED = {'Name': 'tag:ManagedBy', 'Values': ['ec2-api']}
 # EC2 accepts at most 200 values in one filter.
@@ -35,9 +44,15 @@ FILTER_VALUES_MAX = 200
 
 def ec2_client(module):
     """The EC2 client of the collection's modules: region, endpoint_url,
-    profile and credentials as in amazon.aws; calls made with aws_retry=True
-    are retried on throttling."""
-    return module.client('ec2', retry_decorator=RETRY)
+    profile and credentials as in amazon.aws; every call paced to EC2's
+    buckets and retried by botocore's standard mode."""
+    for name, value in RETRY_DEFAULTS.items():
+        os.environ.setdefault(name, value)
+    client = module.client('ec2', retry_decorator=no_retry)
+    if not _PACER:
+        _PACER.append(pacer_from_env(warn=module.warn))
+    pace(client.client, _PACER[0])
+    return client
 
 
 def find_instances(client, filters, name, values):
@@ -47,8 +62,8 @@ def find_instances(client, filters, name, values):
     found = []
     for start in range(0, len(values), FILTER_VALUES_MAX):
         chunk = {'Name': name, 'Values': values[start:start + FILTER_VALUES_MAX]}
-        # The paginator bypasses the client's retry wrapper: the whole walk is retried.
-        pages = paginated_query_with_retries(client, 'describe_instances', RETRY, Filters=filters + [chunk])
+        # Each page's call is retried by botocore (and paced) on its own.
+        pages = client.get_paginator('describe_instances').paginate(Filters=filters + [chunk]).build_full_result()
         for reservation in pages.get('Reservations', []):
             found.extend(reservation.get('Instances', []))
     return found

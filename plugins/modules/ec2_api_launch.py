@@ -20,7 +20,9 @@ description:
     from the task id, so that EC2 launches at most one instance per task even when a run does not see
     the instance an earlier run launched (eventual consistency).
   - Waits for all instances in one polling loop. A task succeeds when its instance runs with a public IP.
-  - Throttled calls (C(RequestLimitExceeded)) are retried with jittered backoff.
+  - Every EC2 call is paced to EC2's request buckets (the service's, shared by all its runs, or this
+    process's when run by hand); throttled calls (C(RequestLimitExceeded)) are retried by botocore's
+    standard retry mode. See docs/pacing.md.
   - Fails when any task failed, after computing every task's result (returned in either case).
 version_added: 0.1.0
 author:

@@ -20,7 +20,9 @@ description:
   - An invalid request becomes a failed result naming the rule it breaks; the others go on.
   - Fails when any request failed, after computing every request's result (returned in either case).
     A delete whose IP no managed instance has is a failure; a cancel that finds nothing is not.
-  - Throttled calls (C(RequestLimitExceeded)) are retried with jittered backoff.
+  - Every EC2 call is paced to EC2's request buckets (the service's, shared by all its runs, or this
+    process's when run by hand); throttled calls (C(RequestLimitExceeded)) are retried by botocore's
+    standard retry mode. See docs/pacing.md.
 version_added: 0.1.0
 author:
   - ec2-api

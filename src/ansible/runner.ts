@@ -161,11 +161,6 @@ export class PlaybookRun {
     fs.writeFileSync(reportFile, '', { mode: 0o600, flag: 'wx' });
 
     const env = childEnvironment({
-      // EC2 throttles (RequestLimitExceeded) under bursts: botocore retries
-      // throttling with exponential backoff instead of failing the task.
-      // An operator's own AWS_RETRY_MODE / AWS_MAX_ATTEMPTS win.
-      AWS_RETRY_MODE: process.env.AWS_RETRY_MODE ?? 'standard',
-      AWS_MAX_ATTEMPTS: process.env.AWS_MAX_ATTEMPTS ?? '10',
       ...this.options.env,
       ANSIBLE_CONFIG: path.join(this.options.projectDir, 'ansible.cfg'),
       ANSIBLE_CALLBACKS_ENABLED: 'ec2_api_events',

@@ -7,6 +7,8 @@
 import fp from 'fastify-plugin';
 import type { FastifyInstance } from 'fastify';
 import { resolveCloud, type Cloud } from '../ansible/cloud.js';
+import { Pacer } from '../ansible/pacer.js';
+import { startPacerServer } from '../ansible/pacer-server.js';
 import type { Config } from '../config.js';
 import { loadSystemAccounts } from '../login/accounts.js';
 import { PasswordHasher } from '../login/hasher.js';
@@ -17,6 +19,8 @@ import { TaskService } from '../tasks/service.js';
 export interface Engine {
   db: Db;
   cloud: Cloud;
+  /** The EC2 call budget every playbook run shares (docs/pacing.md). */
+  pacer: Pacer;
   tasks: TaskService;
 }
 
@@ -47,6 +51,10 @@ async function engine(app: FastifyInstance, { config, cloud: given }: { config: 
   const cloud = given ?? (await resolveCloud(config));
   if (!given) app.addHook('onClose', async () => cloud.stop());
 
+  // Before the task service: its runs use the socket until they end.
+  const pacing = await startPacerServer(new Pacer(config.pacing));
+  app.addHook('onClose', async () => pacing.close());
+
   // Hashes wait for the thread at most this deep; beyond, a create gets 503 (retry) rather than waiting unboundedly.
   const hasher = new PasswordHasher({
     maxQueue: HASH_QUEUE_LIMIT,
@@ -64,7 +72,7 @@ async function engine(app: FastifyInstance, { config, cloud: given }: { config: 
       projectDir: config.projectDir,
       ansiblePlaybook: config.ansiblePlaybook,
       taskTimeout: config.taskTimeout,
-      env: cloud.env,
+      env: { ...cloud.env, ...pacing.env },
       concurrency: config.concurrency,
       batchSize: config.batchSize,
       batchDelayMs: config.batchDelayMs,
@@ -79,7 +87,7 @@ async function engine(app: FastifyInstance, { config, cloud: given }: { config: 
   app.addHook('onClose', async () => tasks.close());
   await tasks.start();
 
-  app.decorate('engine', { db, cloud, tasks });
+  app.decorate('engine', { db, cloud, pacer: pacing.pacer, tasks });
 }
 
 export default fp(engine, { name: 'ec2-api-engine' });
