@@ -84,7 +84,7 @@ async function ec2Api(app: FastifyInstance, { config, cloud }: AppOptions): Prom
   registerAuth(app, config.apiTokens);
   // Before any route: the OpenAPI document collects every route registered after it.
   registerOpenApi(app, { tokens: config.apiTokens.length > 0 });
-  const metrics = registerMetrics(app, tasks);
+  const metrics = registerMetrics(app, tasks, app.engine.pacer);
   const streams = new EventStreams();
   const readiness = new Readiness({
     tasks,
@@ -93,7 +93,7 @@ async function ec2Api(app: FastifyInstance, { config, cloud }: AppOptions): Prom
     log: app.log,
   });
 
-  await app.register(healthRoutes, { tasks, cloud: app.engine.cloud, paused: config.paused, readiness, metrics });
+  await app.register(healthRoutes, { tasks, cloud: app.engine.cloud, paused: config.paused, readiness, metrics, pacer: app.engine.pacer });
   await app.register(compatRoutes, { tasks, syncWait: config.syncWait });
   await app.register(taskRoutes, { tasks, streams, cancelWait: 120 });
   await app.register(instanceRoutes, { tasks, syncWait: config.syncWait });

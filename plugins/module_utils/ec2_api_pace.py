@@ -152,20 +152,22 @@ class SocketPacer:
     from full buckets, so it may be throttled a few times, which the retries
     absorb."""
 
-    def __init__(self, path, fallback, connect=None, warn=None):
+    def __init__(self, path, fallback, warn=None):
         self.path = path
         self.fallback = fallback
         self.warn = warn
-        self._connect = connect or self._unix_connect
         self._lock = threading.Lock()
         self._file = None
         self.failed = None  # why the socket was given up, once it was
 
-    def _unix_connect(self):
+    def _connect(self):
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        sock.settimeout(SOCKET_TIMEOUT_S)
-        sock.connect(self.path)
-        return sock.makefile('rwb')
+        try:
+            sock.settimeout(SOCKET_TIMEOUT_S)
+            sock.connect(self.path)
+            return sock.makefile('rwb')
+        finally:
+            sock.close()  # the file keeps the connection open until it is closed
 
     def _ask(self, request):
         """The service's answer, or None when the socket failed (now or before)."""

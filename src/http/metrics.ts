@@ -4,7 +4,8 @@
 // durations come from every playbook run (task batches, cleanups and
 // instance listings alike) and from every response.
 import type { FastifyInstance } from 'fastify';
-import { collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
+import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+import type { BucketView, Pacer } from '../ansible/pacer.js';
 import { TASK_ACTIONS, TASK_STATUSES } from '../tasks/model.js';
 import type { TaskService } from '../tasks/service.js';
 
@@ -21,9 +22,10 @@ const HTTP_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 3
  * every response of `app`, and stops listening to the service when `app`
  * closes. Call before the routes are registered.
  */
-export function registerMetrics(app: FastifyInstance, tasks: TaskService): Registry {
+export function registerMetrics(app: FastifyInstance, tasks: TaskService, pacer: Pacer): Registry {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry, prefix: METRIC_PREFIX });
+  registerPacingMetrics(registry, pacer);
 
   new Gauge({
     name: `${METRIC_PREFIX}tasks`,
@@ -84,4 +86,37 @@ export function registerMetrics(app: FastifyInstance, tasks: TaskService): Regis
   });
 
   return registry;
+}
+
+const BUCKET_LABELS = ['kind', 'endpoint', 'region', 'account'] as const;
+const bucketLabels = (b: BucketView) => ({ kind: b.kind, endpoint: b.endpoint, region: b.region, account: b.account });
+
+/** The pacer's buckets (docs/pacing.md), read at scrape time: one series per kind, endpoint, Region and account in use. */
+function registerPacingMetrics(registry: Registry, pacer: Pacer): void {
+  const gauge = (name: string, help: string, read: (bucket: BucketView) => number) =>
+    new Gauge({
+      name: `${METRIC_PREFIX}${name}`,
+      help,
+      labelNames: BUCKET_LABELS,
+      registers: [registry],
+      collect() {
+        this.reset();
+        for (const bucket of pacer.snapshot()) this.set(bucketLabels(bucket), read(bucket));
+      },
+    });
+  const counter = (name: string, help: string, read: (bucket: BucketView) => number) =>
+    new Counter({
+      name: `${METRIC_PREFIX}${name}`,
+      help,
+      labelNames: BUCKET_LABELS,
+      registers: [registry],
+      collect() {
+        this.reset();
+        for (const bucket of pacer.snapshot()) this.inc(bucketLabels(bucket), read(bucket));
+      },
+    });
+  gauge('pacing_tokens', 'Tokens left in the EC2 call bucket (below zero while calls wait for tokens they took)', (b) => b.tokens);
+  gauge('pacing_rate', 'Refill rate in use, tokens per second (lowered on RequestLimitExceeded, back up to the configured rate)', (b) => b.rate);
+  counter('pacing_calls_total', 'EC2 calls paced (every try), by kind of call', (b) => b.calls);
+  counter('pacing_throttled_total', 'EC2 calls answered with RequestLimitExceeded (or another throttling error), by kind of call', (b) => b.throttled);
 }

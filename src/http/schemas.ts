@@ -150,6 +150,22 @@ export const TaskStatus = Type.Object(
   },
 );
 
+const PacingBucket = Type.Object(
+  {
+    kind: Type.Union([Type.Literal('run_instances'), Type.Literal('terminate_instances'), Type.Literal('mutating'), Type.Literal('describe')]),
+    endpoint: Type.String({ description: 'The EC2 endpoint the calls go to (empty: the Region\'s AWS endpoint)' }),
+    region: Type.String(),
+    account: Type.String({ description: 'A digest of the access key id: EC2 meters per account' }),
+    capacity: Type.Number({ description: 'Tokens when full (EC2_API_RATE_*)' }),
+    tokens: Type.Number({ description: 'Tokens left; below zero while calls wait for tokens already taken' }),
+    rate: Type.Number({ description: 'Refill rate in use, tokens/s: lowered on RequestLimitExceeded, back up to configured_rate' }),
+    configured_rate: Type.Number(),
+    calls: Type.Integer({ description: 'Calls paced (every try) since the start' }),
+    throttled: Type.Integer({ description: 'Calls EC2 answered with RequestLimitExceeded since the start' }),
+  },
+  { description: 'One client-side token bucket (docs/pacing.md)' },
+);
+
 export const Health = Type.Object(
   {
     status: Type.Literal('ok'),
@@ -163,6 +179,13 @@ export const Health = Type.Object(
     paused: Type.Boolean(),
     queued: Type.Integer({ description: 'Tasks waiting for a playbook run' }),
     running_playbooks: Type.Integer(),
+    pacing: Type.Object(
+      {
+        limits: Type.Record(Type.String(), Type.String(), { description: 'Each kind\'s bucket, "capacity/refill per second"' }),
+        buckets: Type.Array(PacingBucket, { description: 'The buckets in use (made at the first call of their kind)' }),
+      },
+      { description: 'How EC2 calls are paced: one token bucket per account, Region and kind of call' },
+    ),
   },
   {
     description: 'Liveness, and which EC2 this service talks to',
@@ -179,6 +202,23 @@ export const Health = Type.Object(
         paused: false,
         queued: 0,
         running_playbooks: 0,
+        pacing: {
+          limits: { run_instances: '5/2', terminate_instances: '100/5', mutating: '50/5', describe: '100/20' },
+          buckets: [
+            {
+              kind: 'run_instances',
+              endpoint: 'http://127.0.0.1:44699',
+              region: 'us-east-1',
+              account: '4fe2c9b04f1a',
+              capacity: 5,
+              tokens: 3.5,
+              rate: 2,
+              configured_rate: 2,
+              calls: 12,
+              throttled: 0,
+            },
+          ],
+        },
       },
     ],
   },

@@ -5,6 +5,7 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { Registry } from 'prom-client';
 import type { Cloud } from '../../ansible/cloud.js';
+import { CALL_KINDS, type Pacer } from '../../ansible/pacer.js';
 import type { TaskService } from '../../tasks/service.js';
 import type { Readiness as ReadinessCheck } from '../readiness.js';
 import { MetricsText, Readiness } from '../resource-schemas.js';
@@ -16,9 +17,10 @@ export interface HealthOptions {
   paused: boolean;
   readiness: ReadinessCheck;
   metrics: Registry;
+  pacer: Pacer;
 }
 
-const healthRoutes: FastifyPluginAsyncTypebox<HealthOptions> = async (app, { tasks, cloud, paused, readiness, metrics }) => {
+const healthRoutes: FastifyPluginAsyncTypebox<HealthOptions> = async (app, { tasks, cloud, paused, readiness, metrics, pacer }) => {
   app.get(
     '/healthz',
     {
@@ -26,7 +28,9 @@ const healthRoutes: FastifyPluginAsyncTypebox<HealthOptions> = async (app, { tas
       schema: {
         operationId: 'health',
         summary: 'Liveness and cloud in use',
-        description: 'Cheap (no I/O): the process answers. Says which EC2 is in use and how busy the service is. Never needs a token.',
+        description:
+          'Cheap (no I/O): the process answers. Says which EC2 is in use, how busy the service is, and how its EC2 calls are paced ' +
+          '(tokens left, calls throttled, current rate per kind). Never needs a token.',
         response: { 200: Health },
       },
     },
@@ -39,6 +43,10 @@ const healthRoutes: FastifyPluginAsyncTypebox<HealthOptions> = async (app, { tas
         paused,
         queued,
         running_playbooks: runningPlaybooks,
+        pacing: {
+          limits: Object.fromEntries(CALL_KINDS.map((kind) => [kind, `${pacer.limits[kind].capacity}/${pacer.limits[kind].refillPerSecond}`])),
+          buckets: pacer.snapshot().map(({ configuredRate, ...bucket }) => ({ ...bucket, configured_rate: configuredRate })),
+        },
       };
     },
   );
@@ -73,7 +81,8 @@ const healthRoutes: FastifyPluginAsyncTypebox<HealthOptions> = async (app, { tas
         summary: 'Prometheus metrics',
         description:
           'Task counts by action and status, queue depth, running playbooks, playbook and HTTP request duration ' +
-          'histograms, and the process metrics; every name starts with `ec2_api_`.',
+          'histograms, EC2 call pacing (tokens left, rate, calls and throttled calls per kind), and the process metrics; ' +
+          'every name starts with `ec2_api_`.',
         response: { 200: MetricsText },
       },
     },
