@@ -60,21 +60,25 @@ for (const bad of badTasks) {
   });
 }
 
-t.test('throttled RunInstances and DescribeInstances are retried', async (t) => {
+t.test('throttled RunInstances and DescribeInstances are retried, by one layer', async (t) => {
   const ec2 = await ec2Recorder(moto.url, { throttle: { RunInstances: 4, DescribeInstances: 1 } });
   t.teardown(() => ec2.close());
   const batch = ['thr-1', 'thr-2', 'thr-3'].map((id) => createTask(id, hash));
-  // botocore's own retries off: the module's retries must do it.
-  const run = await asService('create.yml', { ec2_api_tasks: batch }, {
-    endpoint: ec2.url,
-    env: { AWS_RETRY_MODE: 'standard', AWS_MAX_ATTEMPTS: '1' },
-  });
+  const run = await asService('create.yml', { ec2_api_tasks: batch }, { endpoint: ec2.url });
   t.equal(run.exitCode, 0, 'exit 0', { output: run.output });
   for (const { task_id } of batch) t.match(run.results[task_id], { ok: true, state: 'running' });
   t.equal(ec2.calls('RunInstances').length, 3 + 4, 'each throttled launch was tried again');
   const perTask = batch.map(({ task_id }) => ec2.calls('RunInstances').filter((c) => tagValue(c.params, 'TaskId') === task_id).length);
   t.same(perTask.map((n) => n >= 1), [true, true, true]);
   for (const { task_id } of batch) t.equal(liveInstancesOfTask(moto.url, task_id).length, 1, `one instance for ${task_id}`);
+
+  // botocore's standard mode is the only retry layer (docs/pacing.md): with it set to one try, nothing tries again.
+  const once = await ec2Recorder(moto.url, { throttle: { RunInstances: 1 } });
+  t.teardown(() => once.close());
+  const single = await asService('create.yml', { ec2_api_tasks: [createTask('thr-once', hash)] }, { endpoint: once.url, env: { AWS_MAX_ATTEMPTS: '1' } });
+  t.not(single.exitCode, 0, 'the run fails');
+  t.match(single.results['thr-once'], { ok: false, error: /RequestLimitExceeded/ });
+  t.equal(once.calls('RunInstances').length, 1, 'after one try: no second layer retries it');
 });
 
 t.test('RunInstances carries a ClientToken derived from the task id, the same on every run', async (t) => {

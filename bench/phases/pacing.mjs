@@ -1,0 +1,213 @@
+// pacing: bursts of creates and deletes against a metered EC2 (moto behind
+// bench/lib/metered-ec2.mjs, which refuses calls beyond EC2's documented
+// buckets with RequestLimitExceeded), and the same against moto alone.
+//
+// - bursts of N creates (BENCH_PACING_BURSTS, default 40,100,300) on one
+//   running service: drain time (burst sent → last task final), the floor
+//   (N − 5) / 2 s that RunInstances' bucket allows, their ratio, the first
+//   result, RunInstances calls and throttled calls as the proxy counted them;
+// - 100 deletes of the 100-burst's instances: drain time, and the
+//   TerminateInstances floor (max(0, calls − 100) / 5 s: 0 when the bucket
+//   holds them all), so the ratio is taken against the same 100 deletes on
+//   moto alone;
+// - against moto alone (nothing metered): 20 creates and 100 deletes.
+// Before the bursts the service runs one create (it resolves the image once
+// and reuses it for an hour, as a running service does) and both sides'
+// buckets are full again. See bench/README.md, "pacing".
+import { startMeteredEc2 } from '../lib/metered-ec2.mjs';
+import { loginSource } from '../lib/load.mjs';
+import { warmUp } from '../lib/ec2.mjs';
+import { sleep, startMoto, startService } from '../lib/procs.mjs';
+
+const TERMINAL = new Set(['succeeded', 'failed', 'canceled']);
+/** Issue 18's targets. */
+export const PACING_TARGETS = { ratio: 1.15, throttledShare: 0.1, firstResultS: { 40: 3 }, unmeteredCreates: { 20: 4 } };
+const DELETES = 100;
+const UNMETERED_CREATES = 20;
+/** Long enough for a RunInstances bucket (5 at 2/s) to be full again, on both sides. */
+const REFILL_MS = 3_000;
+
+const log = (...args) => console.log('·', ...args);
+const round = (n, digits = 2) => (n === null || n === undefined || Number.isNaN(n) ? null : Math.round(n * 10 ** digits) / 10 ** digits);
+
+function bursts() {
+  const raw = process.env.BENCH_PACING_BURSTS?.trim();
+  if (!raw) return [40, 100, 300];
+  const sizes = raw.split(',').map((s) => Number(s.trim()));
+  if (sizes.some((n) => !Number.isInteger(n) || n < 6)) throw new Error(`BENCH_PACING_BURSTS must be whole numbers ≥ 6, comma-separated, got "${raw}"`);
+  return sizes;
+}
+
+async function accepted(response, what) {
+  const body = await response.json().catch(() => ({}));
+  if (response.status !== 202) throw new Error(`${what} → ${response.status} ${JSON.stringify(body)}`);
+  return body.task_id;
+}
+
+const submitCreate = (url, login) =>
+  fetch(`${url}/create-async`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(login) }).then((r) =>
+    accepted(r, 'POST /create-async'),
+  );
+const submitDelete = (url, ip) => fetch(`${url}/delete-async/${ip}`).then((r) => accepted(r, `GET /delete-async/${ip}`));
+
+/** Every task's final document (polled in order, moving past final ones at once), or throws at the deadline. */
+async function finalDocs(url, ids, deadline) {
+  const docs = [];
+  for (const id of ids) {
+    for (;;) {
+      const doc = await fetch(`${url}/status/${id}`).then((r) => r.json());
+      if (TERMINAL.has(doc.status)) {
+        docs.push(doc);
+        break;
+      }
+      if (Date.now() > deadline) throw new Error(`task ${id} not final by the deadline (${doc.status})`);
+      await sleep(100);
+    }
+  }
+  return docs;
+}
+
+/** A burst: submits all at once, waits for all; times from the tasks' own finished_at. */
+async function burst(url, submits, timeoutS) {
+  const t0 = Date.now();
+  const ids = await Promise.all(submits.map((submit) => submit()));
+  const docs = await finalDocs(url, ids, t0 + timeoutS * 1000);
+  const finished = docs.map((d) => Date.parse(d.finished_at));
+  return {
+    docs,
+    drain_s: round((Math.max(...finished) - t0) / 1000),
+    first_result_s: round((Math.min(...finished) - t0) / 1000),
+    failed: docs.filter((d) => d.status !== 'succeeded').length,
+    first_error: docs.find((d) => d.status !== 'succeeded')?.error ?? null,
+  };
+}
+
+/** The proxy's counts for one action: calls (throttled included) and throttled. */
+function counted(ec2, action) {
+  const count = ec2.stats()[action] ?? { calls: 0, throttled: 0 };
+  return { calls: count.calls, throttled: count.throttled };
+}
+
+function throttledElsewhere(ec2, except) {
+  return Object.fromEntries(Object.entries(ec2.stats()).filter(([action, c]) => action !== except && c.throttled > 0).map(([a, c]) => [a, c.throttled]));
+}
+
+async function pacingOf(url) {
+  const health = await fetch(`${url}/healthz`).then((r) => r.json());
+  return health.pacing.buckets.map(({ kind, tokens, rate, calls, throttled }) => ({ kind, tokens: round(tokens), rate: round(rate), calls, throttled }));
+}
+
+export async function phasePacing() {
+  const out = { bursts: {}, deletes: null, unmetered: null };
+  const moto = await startMoto();
+  await warmUp(moto.url);
+  const ec2 = await startMeteredEc2(moto.url);
+  const service = await startService(ec2.url, { name: 'service-pacing' });
+  const nextLogin = loginSource();
+  const ipsOf = {};
+  try {
+    log('pacing: one create first (the service resolves the image once), then full buckets');
+    const warm = await burst(service.url, [() => submitCreate(service.url, nextLogin())], 120);
+    if (warm.failed) throw new Error(`the warm-up create failed: ${warm.first_error}`);
+
+    for (const n of bursts()) {
+      await sleep(REFILL_MS);
+      ec2.reset();
+      log(`pacing: ${n} creates at once against the metered EC2 (floor ${(n - 5) / 2} s)`);
+      const result = await burst(service.url, Array.from({ length: n }, () => () => submitCreate(service.url, nextLogin())), 120 + n * 2);
+      ipsOf[n] = result.docs.map((d) => d.ip).filter(Boolean);
+      const run = counted(ec2, 'RunInstances');
+      const floor = (n - 5) / 2;
+      out.bursts[n] = {
+        tasks: n,
+        drain_s: result.drain_s,
+        floor_s: floor,
+        ratio: round(result.drain_s / floor),
+        first_result_s: result.first_result_s,
+        failed: result.failed,
+        first_error: result.first_error,
+        run_instances_calls: run.calls,
+        run_instances_throttled: run.throttled,
+        throttled_share: round(run.throttled / run.calls, 3),
+        other_throttled: throttledElsewhere(ec2, 'RunInstances'),
+        pacing_after: await pacingOf(service.url),
+      };
+      const b = out.bursts[n];
+      log(`  drained in ${b.drain_s} s (floor ${floor} s, ×${b.ratio}); first result ${b.first_result_s} s; ${b.failed} failed; RunInstances ${b.run_instances_throttled}/${b.run_instances_calls} throttled`);
+    }
+
+    const toDelete = (ipsOf[100] ?? Object.values(ipsOf)[0] ?? []).slice(0, DELETES);
+    if (toDelete.length === DELETES) {
+      await sleep(REFILL_MS);
+      ec2.reset();
+      log(`pacing: ${DELETES} deletes at once against the metered EC2`);
+      const result = await burst(service.url, toDelete.map((ip) => () => submitDelete(service.url, ip)), 300);
+      const terminate = counted(ec2, 'TerminateInstances');
+      out.deletes = {
+        tasks: DELETES,
+        drain_s: result.drain_s,
+        floor_s: Math.max(0, terminate.calls - terminate.throttled - 100) / 5,
+        failed: result.failed,
+        first_error: result.first_error,
+        terminate_calls: terminate.calls,
+        terminate_throttled: terminate.throttled,
+        other_throttled: throttledElsewhere(ec2, 'TerminateInstances'),
+      };
+      log(`  drained in ${out.deletes.drain_s} s; ${result.failed} failed; TerminateInstances ${terminate.throttled}/${terminate.calls} throttled`);
+    } else {
+      log(`pacing: deletes skipped: a 100-create burst is needed first (BENCH_PACING_BURSTS)`);
+    }
+  } finally {
+    await service.stop();
+    await ec2.close();
+  }
+
+  // The same service against moto alone: nothing refused, nothing paced beyond the buckets.
+  const plain = await startService(moto.url, { name: 'service-unmetered' });
+  try {
+    await burst(plain.url, [() => submitCreate(plain.url, nextLogin())], 120);
+    await sleep(REFILL_MS);
+    log(`pacing: ${UNMETERED_CREATES} creates, then ${DELETES} creates and their deletes, against moto alone`);
+    const creates = await burst(plain.url, Array.from({ length: UNMETERED_CREATES }, () => () => submitCreate(plain.url, nextLogin())), 300);
+    await sleep(REFILL_MS);
+    const made = await burst(plain.url, Array.from({ length: DELETES }, () => () => submitCreate(plain.url, nextLogin())), 600);
+    await sleep(REFILL_MS);
+    const deletes = await burst(plain.url, made.docs.map((d) => () => submitDelete(plain.url, d.ip)), 300);
+    out.unmetered = {
+      creates: { tasks: UNMETERED_CREATES, drain_s: creates.drain_s, first_result_s: creates.first_result_s, failed: creates.failed },
+      creates_100: { drain_s: made.drain_s, failed: made.failed },
+      deletes: { tasks: DELETES, drain_s: deletes.drain_s, failed: deletes.failed },
+    };
+    log(`  ${UNMETERED_CREATES} creates in ${creates.drain_s} s; ${DELETES} creates in ${made.drain_s} s; ${DELETES} deletes in ${deletes.drain_s} s`);
+    if (out.deletes) out.deletes.ratio_to_unmetered = round(out.deletes.drain_s / deletes.drain_s);
+  } finally {
+    await plain.stop();
+    await moto.stop();
+  }
+  return out;
+}
+
+/** The table's rows: add(phase, metric, value, target, pass). */
+export function pacingRows(pacing, add) {
+  if (!pacing) return;
+  for (const [n, b] of Object.entries(pacing.bursts)) {
+    const phase = `pacing ${n} creates`;
+    add(phase, 'drain s / floor s', `${b.drain_s} / ${b.floor_s} (×${b.ratio})`, `≤ ×${PACING_TARGETS.ratio}`, b.ratio <= PACING_TARGETS.ratio);
+    add(phase, 'RunInstances throttled', `${b.run_instances_throttled}/${b.run_instances_calls}`, `≤ ${PACING_TARGETS.throttledShare * 100} %`, b.throttled_share <= PACING_TARGETS.throttledShare);
+    add(phase, 'tasks failed', b.failed, '0', b.failed === 0);
+    const firstTarget = PACING_TARGETS.firstResultS[n];
+    add(phase, 'first result s', b.first_result_s, firstTarget ? `≤ ${firstTarget}` : '', firstTarget ? b.first_result_s <= firstTarget : null);
+  }
+  if (pacing.deletes) {
+    const d = pacing.deletes;
+    const ratio = d.ratio_to_unmetered ?? null;
+    add('pacing 100 deletes', 'drain s (TerminateInstances floor s)', `${d.drain_s} (${d.floor_s})`, '');
+    add('pacing 100 deletes', 'drain / same on moto alone', ratio, `≤ ×${PACING_TARGETS.ratio}`, ratio === null ? null : ratio <= PACING_TARGETS.ratio);
+    add('pacing 100 deletes', 'TerminateInstances throttled; failed', `${d.terminate_throttled}/${d.terminate_calls}; ${d.failed}`, '0', d.terminate_throttled === 0 && d.failed === 0);
+  }
+  if (pacing.unmetered) {
+    const c = pacing.unmetered.creates;
+    const target = PACING_TARGETS.unmeteredCreates[c.tasks];
+    add(`pacing moto alone ${c.tasks} creates`, 'drain s', c.drain_s, target ? `≤ ${target}` : '', target ? c.drain_s <= target && c.failed === 0 : null);
+  }
+}
