@@ -35,7 +35,7 @@ export interface paths {
         };
         /**
          * Liveness and cloud in use
-         * @description Cheap (no I/O): the process answers. Says which EC2 is in use and how busy the service is. Never needs a token.
+         * @description Cheap (no I/O): the process answers. Says which EC2 is in use, how busy the service is, and how its EC2 calls are paced (tokens left, calls throttled, current rate per kind). Never needs a token.
          */
         get: operations["health"];
         put?: never;
@@ -75,7 +75,7 @@ export interface paths {
         };
         /**
          * Prometheus metrics
-         * @description Task counts by action and status, queue depth, running playbooks, playbook and HTTP request duration histograms, and the process metrics; every name starts with `ec2_api_`.
+         * @description Task counts by action and status, queue depth, running playbooks, playbook and HTTP request duration histograms, EC2 call pacing (tokens left, rate, calls and throttled calls per kind), and the process metrics; every name starts with `ec2_api_`.
          */
         get: operations["metrics"];
         put?: never;
@@ -437,7 +437,29 @@ export interface operations {
                      *       "accepting": true,
                      *       "paused": false,
                      *       "queued": 0,
-                     *       "running_playbooks": 0
+                     *       "running_playbooks": 0,
+                     *       "pacing": {
+                     *         "limits": {
+                     *           "run_instances": "5/2",
+                     *           "terminate_instances": "100/5",
+                     *           "mutating": "50/5",
+                     *           "describe": "100/20"
+                     *         },
+                     *         "buckets": [
+                     *           {
+                     *             "kind": "run_instances",
+                     *             "endpoint": "http://127.0.0.1:44699",
+                     *             "region": "us-east-1",
+                     *             "account": "4fe2c9b04f1a",
+                     *             "capacity": 5,
+                     *             "tokens": 3.5,
+                     *             "rate": 2,
+                     *             "configured_rate": 2,
+                     *             "calls": 12,
+                     *             "throttled": 0
+                     *           }
+                     *         ]
+                     *       }
                      *     }
                      */
                     "application/json": {
@@ -454,6 +476,33 @@ export interface operations {
                         /** @description Tasks waiting for a playbook run */
                         queued: number;
                         running_playbooks: number;
+                        /** @description How EC2 calls are paced: one token bucket per account, Region and kind of call */
+                        pacing: {
+                            /** @description Each kind's bucket, "capacity/refill per second" */
+                            limits: {
+                                [key: string]: string;
+                            };
+                            /** @description The buckets in use (made at the first call of their kind) */
+                            buckets: {
+                                kind: "run_instances" | "terminate_instances" | "mutating" | "describe";
+                                /** @description The EC2 endpoint the calls go to (empty: the Region's AWS endpoint) */
+                                endpoint: string;
+                                region: string;
+                                /** @description A digest of the access key id: EC2 meters per account */
+                                account: string;
+                                /** @description Tokens when full (EC2_API_RATE_*) */
+                                capacity: number;
+                                /** @description Tokens left; below zero while calls wait for tokens already taken */
+                                tokens: number;
+                                /** @description Refill rate in use, tokens/s: lowered on RequestLimitExceeded, back up to configured_rate */
+                                rate: number;
+                                configured_rate: number;
+                                /** @description Calls paced (every try) since the start */
+                                calls: number;
+                                /** @description Calls EC2 answered with RequestLimitExceeded since the start */
+                                throttled: number;
+                            }[];
+                        };
                     };
                 };
             };
