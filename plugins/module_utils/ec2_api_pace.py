@@ -19,6 +19,11 @@ import socket
 import threading
 import time
 
+try:
+    from urllib.parse import urlsplit, urlunsplit
+except ImportError:  # Python 2, which these modules do not support otherwise
+    from urlparse import urlsplit, urlunsplit
+
 KINDS = ('run_instances', 'terminate_instances', 'mutating', 'describe')
 
 # Setting name and default (capacity/refill per second): EC2's documented
@@ -235,8 +240,10 @@ def bucket_key(client):
         access_key = credentials.get_frozen_credentials().access_key if credentials else ''
     except AttributeError:
         pass
-    return {'endpoint': client.meta.endpoint_url or '', 'region': client.meta.region_name or '',
-            'account': account_of(access_key)}
+    endpoint = urlsplit(client.meta.endpoint_url or '')
+    # A user:password in the endpoint's URL stays out of the key (shown on /healthz and /metrics).
+    shown = urlunsplit((endpoint.scheme, endpoint.netloc.rpartition('@')[2], endpoint.path, '', ''))
+    return {'endpoint': shown.rstrip('/'), 'region': client.meta.region_name or '', 'account': account_of(access_key)}
 
 
 def is_throttle(response):

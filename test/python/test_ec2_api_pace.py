@@ -238,6 +238,14 @@ class BotocoreHooks(unittest.TestCase):
         self.assertEqual(key['account'], pace.account_of('AKIDEXAMPLE'))
         self.assertNotIn('AKIDEXAMPLE', json.dumps(key))
 
+    def test_a_password_in_the_endpoint_stays_out_of_the_key(self):
+        import boto3
+        client = boto3.session.Session().client('ec2', region_name='eu-west-1', endpoint_url='http://user:pw@127.0.0.1:9/',
+                                                aws_access_key_id='AKIDEXAMPLE', aws_secret_access_key='secret')
+        key = pace.bucket_key(client)
+        self.assertEqual(key['endpoint'], 'http://127.0.0.1:9')
+        self.assertEqual(key['region'], 'eu-west-1')
+
     def test_a_throttled_answer_is_reported_and_others_are_not(self):
         class Http:
             def __init__(self, status_code):
