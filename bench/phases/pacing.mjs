@@ -82,10 +82,10 @@ async function burst(url, submits, timeoutS) {
   };
 }
 
-/** The proxy's counts for one action: calls (throttled included) and throttled. */
+/** The proxy's counts for one action: calls (throttled included), throttled, and seconds from its first call to its last. */
 function counted(ec2, action) {
-  const count = ec2.stats()[action] ?? { calls: 0, throttled: 0 };
-  return { calls: count.calls, throttled: count.throttled };
+  const count = ec2.stats()[action] ?? { calls: 0, throttled: 0, first_at: 0, last_at: 0 };
+  return { calls: count.calls, throttled: count.throttled, span_s: round((count.last_at - count.first_at) / 1000) };
 }
 
 function throttledElsewhere(ec2, except) {
@@ -126,6 +126,9 @@ export async function phasePacing() {
         first_result_s: result.first_result_s,
         failed: result.failed,
         first_error: result.first_error,
+        // From the first RunInstances EC2 saw to the last: the pacing alone, without the start-up before it.
+        launch_span_s: run.span_s,
+        launch_span_ratio: round(run.span_s / floor),
         run_instances_calls: run.calls,
         run_instances_throttled: run.throttled,
         throttled_share: round(run.throttled / run.calls, 3),
@@ -133,7 +136,10 @@ export async function phasePacing() {
         pacing_after: await pacingOf(service.url),
       };
       const b = out.bursts[n];
-      log(`  drained in ${b.drain_s} s (floor ${floor} s, ×${b.ratio}); first result ${b.first_result_s} s; ${b.failed} failed; RunInstances ${b.run_instances_throttled}/${b.run_instances_calls} throttled`);
+      log(
+        `  drained in ${b.drain_s} s (floor ${floor} s, ×${b.ratio}); first result ${b.first_result_s} s; ${b.failed} failed; ` +
+          `RunInstances ${b.run_instances_throttled}/${b.run_instances_calls} throttled, first to last ${b.launch_span_s} s (×${b.launch_span_ratio})`,
+      );
     }
 
     const toDelete = (ipsOf[100] ?? Object.values(ipsOf)[0] ?? []).slice(0, DELETES);
@@ -193,6 +199,7 @@ export function pacingRows(pacing, add) {
   for (const [n, b] of Object.entries(pacing.bursts)) {
     const phase = `pacing ${n} creates`;
     add(phase, 'drain s / floor s', `${b.drain_s} / ${b.floor_s} (×${b.ratio})`, `≤ ×${PACING_TARGETS.ratio}`, b.ratio <= PACING_TARGETS.ratio);
+    add(phase, 'first to last RunInstances s', `${b.launch_span_s} (×${b.launch_span_ratio})`, '');
     add(phase, 'RunInstances throttled', `${b.run_instances_throttled}/${b.run_instances_calls}`, `≤ ${PACING_TARGETS.throttledShare * 100} %`, b.throttled_share <= PACING_TARGETS.throttledShare);
     add(phase, 'tasks failed', b.failed, '0', b.failed === 0);
     const firstTarget = PACING_TARGETS.firstResultS[n];
