@@ -37,7 +37,7 @@ t.test('a burst of 15 creates in two concurrent runs shares one budget: RunInsta
   t.ok(mostAtOnce >= 2, `runs went side by side (at most ${mostAtOnce} at once)`);
   const run = ec2.stats().RunInstances!;
   t.equal(run.calls - run.throttled, 15, 'EC2 launched 15');
-  t.ok(run.throttled <= 1, `at most 1 RunInstances throttled (was ${run.throttled}; unpaced, two runs of 4 workers each lose about half)`);
+  t.ok(run.throttled <= 1, `at most 1 RunInstances throttled (was ${run.throttled}; unpaced, two runs sending at once lose about half)`);
   t.ok((run.last_at - run.first_at) / 1000 >= floor(15) * 0.9, 'the launches took the time the bucket allows: they were paced, not refused');
   const throttledElsewhere = Object.entries(ec2.stats()).filter(([action, count]) => action !== 'RunInstances' && count.throttled > 0);
   t.same(throttledElsewhere, [], 'no other call was throttled');
