@@ -94,6 +94,12 @@ function throttledElsewhere(ec2, except) {
   return Object.fromEntries(Object.entries(ec2.stats()).filter(([action, c]) => action !== except && c.throttled > 0).map(([a, c]) => [a, c.throttled]));
 }
 
+/** Create runs that ended, from /metrics. */
+async function createRuns(url) {
+  const text = await fetch(`${url}/metrics`).then((r) => r.text());
+  return [...text.matchAll(/^ec2_api_playbook_duration_seconds_count\{action="create",outcome="[a-z_]+"\} (\d+)$/gm)].reduce((sum, m) => sum + Number(m[1]), 0);
+}
+
 async function pacingOf(url) {
   const health = await fetch(`${url}/healthz`).then((r) => r.json());
   return health.pacing.buckets.map(({ kind, tokens, rate, calls, throttled }) => ({ kind, tokens: round(tokens), rate: round(rate), calls, throttled }));
@@ -116,13 +122,18 @@ export async function phasePacing() {
       await sleep(REFILL_MS);
       ec2.reset();
       log(`pacing: ${n} creates at once against the metered EC2 (floor ${(n - 5) / 2} s)`);
+      const runsBefore = await createRuns(service.url);
       const result = await burst(service.url, Array.from({ length: n }, () => () => submitCreate(service.url, nextLogin())), 120 + n * 2);
+      // Results come before their run ends: wait for the last run to end, then count them.
+      while ((await fetch(`${service.url}/healthz`).then((r) => r.json())).running_playbooks > 0) await sleep(200);
+      const runs = (await createRuns(service.url)) - runsBefore;
       ipsOf[n] = result.docs.map((d) => d.ip).filter(Boolean);
       const run = counted(ec2, 'RunInstances');
       const floor = (n - 5) / 2;
       out.bursts[n] = {
         tasks: n,
         submit_s: result.submit_s,
+        playbook_runs: runs,
         drain_s: result.drain_s,
         floor_s: floor,
         ratio: round(result.drain_s / floor),
@@ -141,7 +152,8 @@ export async function phasePacing() {
       const b = out.bursts[n];
       log(
         `  drained in ${b.drain_s} s (floor ${floor} s, ×${b.ratio}); first result ${b.first_result_s} s; ${b.failed} failed; ` +
-          `RunInstances ${b.run_instances_throttled}/${b.run_instances_calls} throttled, first to last ${b.launch_span_s} s (×${b.launch_span_ratio})`,
+          `RunInstances ${b.run_instances_throttled}/${b.run_instances_calls} throttled, first to last ${b.launch_span_s} s (×${b.launch_span_ratio}); ` +
+          `submitted in ${b.submit_s} s, ${b.playbook_runs} runs`,
       );
     }
 
