@@ -1,9 +1,10 @@
 // The engine's resources, opened when the app starts and closed when it
 // stops: the database (claimed for this process), the EC2 in use (the
-// bundled emulator is started here), the password workers, and the task
-// service on top of them. Each adds its onClose hook as it opens; Fastify
-// runs them last-added first, so the task service stops before the workers,
-// the emulator and the database it uses.
+// bundled emulator is started here), the socket that paces every run's EC2
+// calls (docs/pacing.md), the password workers, and the task service on top
+// of them. Each adds its onClose hook as it opens; Fastify runs them
+// last-added first, so the task service stops before the workers, the
+// pacer, the emulator and the database it uses.
 import fp from 'fastify-plugin';
 import type { FastifyInstance } from 'fastify';
 import { resolveCloud, type Cloud } from '../ansible/cloud.js';
