@@ -29,4 +29,11 @@ export const TARGETS = {
   },
   /** Sync POST /create ÷ the same playbook run by hand: no slower. */
   sync: { ratio: atMost(1, '×') },
+  /** Issue 18, against the metered EC2: drain ÷ floor ((N − 5) / 2 s), share of RunInstances throttled, first result; moto alone. */
+  pacing: {
+    ratio: atMost(1.15, '×'),
+    throttledShare: { text: '≤ 10 %', pass: (share) => share !== null && share !== undefined && share <= 0.1 },
+    firstResultS: { 40: atMost(3, ' s') },
+    unmeteredLastResultS: { 20: atMost(4, ' s') },
+  },
 };

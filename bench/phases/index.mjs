@@ -5,8 +5,9 @@ import accept from './accept.mjs';
 import acceptDistinct from './accept-distinct.mjs';
 import drain from './drain.mjs';
 import memory from './memory.mjs';
+import pacing from './pacing.mjs';
 import status from './status.mjs';
 import statusLoad from './status-load.mjs';
 import sync from './sync.mjs';
 
-export const PHASES = [accept, acceptDistinct, status, statusLoad, memory, drain, sync];
+export const PHASES = [accept, acceptDistinct, status, statusLoad, memory, drain, sync, pacing];

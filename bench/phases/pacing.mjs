@@ -18,17 +18,16 @@ import { startMeteredEc2 } from '../lib/metered-ec2.mjs';
 import { loginSource } from '../lib/load.mjs';
 import { warmUp } from '../lib/ec2.mjs';
 import { sleep, startMoto, startService } from '../lib/procs.mjs';
+import { log, round as roundTo } from '../lib/stats.mjs';
+import { TARGETS } from '../targets.mjs';
 
 const TERMINAL = new Set(['succeeded', 'failed', 'canceled']);
-/** Issue 18's targets. */
-export const PACING_TARGETS = { ratio: 1.15, throttledShare: 0.1, firstResultS: { 40: 3 }, unmeteredCreates: { 20: 4 } };
 const DELETES = 100;
 const UNMETERED_CREATES = 20;
 /** Long enough for a RunInstances bucket (5 at 2/s) to be full again, on both sides. */
 const REFILL_MS = 3_000;
 
-const log = (...args) => console.log('·', ...args);
-const round = (n, digits = 2) => (n === null || n === undefined || Number.isNaN(n) ? null : Math.round(n * 10 ** digits) / 10 ** digits);
+const round = (n, digits = 2) => roundTo(n, digits);
 
 function bursts() {
   const raw = process.env.BENCH_PACING_BURSTS?.trim();
@@ -105,7 +104,7 @@ async function pacingOf(url) {
   return health.pacing.buckets.map(({ kind, tokens, rate, calls, throttled }) => ({ kind, tokens: round(tokens), rate: round(rate), calls, throttled }));
 }
 
-export async function phasePacing() {
+async function phasePacing() {
   const out = { bursts: {}, deletes: null, unmetered: null };
   const moto = await startMoto();
   await warmUp(moto.url);
@@ -211,28 +210,36 @@ export async function phasePacing() {
 }
 
 /** The table's rows: add(phase, metric, value, target, pass). */
-export function pacingRows(pacing, add) {
-  if (!pacing) return;
+function check(pacing, add) {
+  const { ratio, throttledShare, firstResultS, unmeteredLastResultS } = TARGETS.pacing;
   for (const [n, b] of Object.entries(pacing.bursts)) {
     const phase = `pacing ${n} creates`;
-    add(phase, 'drain s / floor s', `${b.drain_s} / ${b.floor_s} (×${b.ratio})`, `≤ ×${PACING_TARGETS.ratio}`, b.ratio <= PACING_TARGETS.ratio);
+    add(phase, 'drain s / floor s', `${b.drain_s} / ${b.floor_s} (×${b.ratio})`, ratio.text, ratio.pass(b.ratio));
     add(phase, 'first to last RunInstances s', `${b.launch_span_s} (×${b.launch_span_ratio})`, '');
-    add(phase, 'RunInstances throttled', `${b.run_instances_throttled}/${b.run_instances_calls}`, `≤ ${PACING_TARGETS.throttledShare * 100} %`, b.throttled_share <= PACING_TARGETS.throttledShare);
+    add(phase, 'RunInstances throttled', `${b.run_instances_throttled}/${b.run_instances_calls}`, throttledShare.text, throttledShare.pass(b.throttled_share));
     add(phase, 'tasks failed', b.failed, '0', b.failed === 0);
     if (b.ratio_to_unmetered !== undefined) add(phase, 'drain / same on moto alone', b.ratio_to_unmetered, '');
-    const firstTarget = PACING_TARGETS.firstResultS[n];
-    add(phase, 'first result s', b.first_result_s, firstTarget ? `≤ ${firstTarget}` : '', firstTarget ? b.first_result_s <= firstTarget : null);
+    const first = firstResultS[n];
+    add(phase, 'first result s', b.first_result_s, first ? first.text : '', first ? first.pass(b.first_result_s) : null);
   }
   if (pacing.deletes) {
     const d = pacing.deletes;
-    const ratio = d.ratio_to_unmetered ?? null;
+    const r = d.ratio_to_unmetered ?? null;
     add('pacing 100 deletes', 'drain s (TerminateInstances floor s)', `${d.drain_s} (${d.floor_s})`, '');
-    add('pacing 100 deletes', 'drain / same on moto alone', ratio, `≤ ×${PACING_TARGETS.ratio}`, ratio === null ? null : ratio <= PACING_TARGETS.ratio);
+    add('pacing 100 deletes', 'drain / same on moto alone', r, ratio.text, r === null ? null : ratio.pass(r));
     add('pacing 100 deletes', 'TerminateInstances throttled; failed', `${d.terminate_throttled}/${d.terminate_calls}; ${d.failed}`, '0', d.terminate_throttled === 0 && d.failed === 0);
   }
   if (pacing.unmetered) {
     const c = pacing.unmetered.creates;
-    const target = PACING_TARGETS.unmeteredCreates[c.tasks];
-    add(`pacing moto alone ${c.tasks} creates`, 'drain s', c.drain_s, target ? `≤ ${target}` : '', target ? c.drain_s <= target && c.failed === 0 : null);
+    const target = unmeteredLastResultS[c.tasks];
+    add(`pacing moto alone ${c.tasks} creates`, 'drain s', c.drain_s, target ? target.text : '', target ? target.pass(c.drain_s) && c.failed === 0 : null);
   }
 }
+
+export default {
+  name: 'pacing',
+  key: 'pacing',
+  idleMoto: false,
+  run: phasePacing,
+  check,
+};
