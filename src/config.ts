@@ -34,6 +34,8 @@ export interface Config {
   maxQueued: number;
   maxAttempts: number;
   idempotencyTtl: number;
+  /** EC2_API_RETENTION in seconds: how long a task is kept after it ends; 0 keeps every task. */
+  retentionSeconds: number;
   paused: boolean;
   logLevel: string;
   /** LOG_FORMAT: `json` (one JSON object a line), `pretty` (pino-pretty), or `auto`: pretty on a terminal, else JSON. */
@@ -98,6 +100,22 @@ function flag(env: NodeJS.ProcessEnv, name: string): boolean {
   if (raw === '' || raw === '0' || raw === 'false' || raw === 'no') return false;
   if (raw === '1' || raw === 'true' || raw === 'yes') return true;
   throw new ConfigError(`${name} must be 1 or 0, got "${env[name]}"`);
+}
+
+const DURATION_UNITS: Record<string, number> = { s: 1, m: 60, h: 3_600, d: 86_400 };
+/** The longest retention accepted: ten years, far beyond any need, well within a Date. */
+const MAX_DURATION_SECONDS = 3_650 * 86_400;
+
+/** A duration such as `90s`, `15m`, `12h` or `30d`, in seconds; a bare `0` means none. */
+function duration(env: NodeJS.ProcessEnv, name: string, fallback: number): number {
+  const raw = env[name];
+  if (raw === undefined || raw.trim() === '') return fallback;
+  const match = /^\s*(\d+)\s*([smhd])?\s*$/.exec(raw);
+  const seconds = match && (match[2] ? Number(match[1]) * DURATION_UNITS[match[2]]! : Number(match[1]) === 0 ? 0 : NaN);
+  if (seconds === null || !Number.isSafeInteger(seconds) || seconds > MAX_DURATION_SECONDS) {
+    throw new ConfigError(`${name} must be a whole number with a unit s, m, h or d (e.g. 30d or 12h, at most 3650d), or 0 to keep every task, got "${raw}"`);
+  }
+  return seconds;
 }
 
 function endpoint(env: NodeJS.ProcessEnv): string | null {
@@ -206,6 +224,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     maxQueued: integer(env, 'EC2_API_MAX_QUEUED', 10_000, 1, 1_000_000),
     maxAttempts: integer(env, 'EC2_API_MAX_ATTEMPTS', 3, 1, 100),
     idempotencyTtl: integer(env, 'EC2_API_IDEMPOTENCY_TTL', 86_400, 60, 30 * 86_400),
+    retentionSeconds: duration(env, 'EC2_API_RETENTION', 30 * 86_400),
     paused: flag(env, 'EC2_API_PAUSED'),
     logLevel,
     logFormat,

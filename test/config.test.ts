@@ -46,6 +46,7 @@ t.test('defaults of the operational settings', async (t) => {
   t.equal(config.maxQueued, 10_000);
   t.equal(config.maxAttempts, 3);
   t.equal(config.idempotencyTtl, 86_400);
+  t.equal(config.retentionSeconds, 30 * 86_400);
   t.equal(config.projectDir, projectRoot);
   t.equal(config.playbookDir, path.join(projectRoot, 'playbooks'));
   t.match(config.ansiblePlaybook, /ansible-playbook$/);
@@ -181,6 +182,29 @@ t.test('whole-number settings and their bounds', async (t) => {
         `${name}=${bad} is refused with a message naming the variable`,
       );
     }
+  }
+});
+
+t.test('EC2_API_RETENTION: a duration with a unit, 30 days by default, 0 keeps everything', async (t) => {
+  t.equal(loadConfig({}).retentionSeconds, 30 * 86_400, 'default 30d');
+  const cases: [string, number][] = [
+    ['90s', 90],
+    ['15m', 900],
+    ['12h', 43_200],
+    ['7d', 604_800],
+    [' 30d ', 2_592_000],
+    ['0', 0],
+    ['0d', 0],
+    ['3650d', 3_650 * 86_400],
+    ['', 30 * 86_400],
+  ];
+  for (const [raw, seconds] of cases) t.equal(loadConfig({ EC2_API_RETENTION: raw }).retentionSeconds, seconds, `"${raw}"`);
+  for (const bad of ['30', '1w', '-1d', '1.5h', 'd', '30 days', '3651d', 'forever']) {
+    t.equal(
+      configError({ EC2_API_RETENTION: bad }).message,
+      `EC2_API_RETENTION must be a whole number with a unit s, m, h or d (e.g. 30d or 12h, at most 3650d), or 0 to keep every task, got "${bad}"`,
+      `"${bad}" is refused with a sentence`,
+    );
   }
 });
 
