@@ -6,6 +6,7 @@ import path from 'node:path';
 import Database from 'better-sqlite3';
 import t from 'tap';
 import { DatabaseFileError, openDatabase, SCHEMA_VERSION, type Db } from '../src/tasks/db.js';
+import { TaskEvents } from '../src/tasks/events.js';
 import { GroupCommit } from '../src/tasks/group-commit.js';
 import type { CreateParams } from '../src/tasks/model.js';
 import { TaskStore, type NewTask } from '../src/tasks/store.js';
@@ -47,6 +48,19 @@ async function addAll(store: TaskStore, tasks: NewTask[]): Promise<string[]> {
   return ids;
 }
 
+/** Schema 3, as the release before the runs table made it. */
+const V3_SCHEMA = `
+  CREATE TABLE tasks (id TEXT PRIMARY KEY, action TEXT NOT NULL, status TEXT NOT NULL, params TEXT NOT NULL, ip TEXT,
+    instance_id TEXT, instance_state TEXT, error TEXT, progress TEXT, log TEXT NOT NULL DEFAULT '', attempts INTEGER NOT NULL DEFAULT 0,
+    runner_pid INTEGER, runner_start TEXT, created_at TEXT NOT NULL, started_at TEXT, finished_at TEXT,
+    cancel_requested INTEGER NOT NULL DEFAULT 0, batch_id TEXT, log_tail TEXT NOT NULL DEFAULT '', log_size INTEGER NOT NULL DEFAULT 0);
+  CREATE INDEX tasks_status ON tasks (status); CREATE INDEX tasks_created ON tasks (created_at); CREATE INDEX tasks_ip ON tasks (ip);
+  CREATE TABLE idempotency_keys (key TEXT PRIMARY KEY, request_hash TEXT NOT NULL, task_id TEXT NOT NULL REFERENCES tasks (id), expires_at TEXT NOT NULL);
+  CREATE INDEX idempotency_expiry ON idempotency_keys (expires_at);
+  CREATE TABLE service_owner (id INTEGER PRIMARY KEY CHECK (id = 1), pid INTEGER NOT NULL, start_time TEXT NOT NULL);
+  CREATE TABLE task_events (id INTEGER PRIMARY KEY AUTOINCREMENT, task_id TEXT NOT NULL REFERENCES tasks (id), at TEXT NOT NULL, type TEXT NOT NULL, data TEXT NOT NULL);
+  CREATE INDEX task_events_task ON task_events (task_id, id);`;
+
 const mode = (file: string) => (fs.statSync(file).mode & 0o777).toString(8);
 
 t.test('openDatabase', async (t) => {
@@ -59,8 +73,11 @@ t.test('openDatabase', async (t) => {
     t.equal(db.pragma('busy_timeout', { simple: true }), 2000);
     t.equal(db.pragma('user_version', { simple: true }), SCHEMA_VERSION);
     const tables = (db.prepare(`SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name`).all() as { name: string }[]).map((r) => r.name);
-    for (const name of ['idempotency_keys', 'service_owner', 'task_events', 'tasks']) t.ok(tables.includes(name), `table ${name}`);
+    for (const name of ['idempotency_keys', 'runs', 'task_events', 'tasks']) t.ok(tables.includes(name), `table ${name}`);
     t.notOk(tables.includes('queue_items'), 'no second queue table');
+    t.notOk(tables.includes('service_owner'), 'the owner is an OS lock now, not a row');
+    t.equal(db.pragma('secure_delete', { simple: true }), 1, 'deleted content is zeroed');
+    t.equal(db.pragma('auto_vacuum', { simple: true }), 2, 'INCREMENTAL: purges can give pages back');
   });
 
   t.test('NORMAL sync when asked', async (t) => {
@@ -137,6 +154,48 @@ t.test('openDatabase', async (t) => {
     t.equal(store.waiting, 1, 'and counted as waiting');
     t.same(store.getLog('old-1'), { head: 'PLAY RECAP', tail: '', size: 10 }, 'its log is kept, as the beginning');
     t.notOk(db.prepare(`SELECT 1 FROM sqlite_master WHERE name = 'queue_items'`).get(), 'queue_items is gone');
+  });
+
+  t.test('a database of schema 3 (a log copied into each task of a batch, hashes kept, no auto_vacuum) is migrated and rewritten', async (t) => {
+    const file = path.join(tempDir(), 'v3.db');
+    const old = new Database(file);
+    fs.chmodSync(file, 0o600);
+    old.pragma('journal_mode = WAL');
+    // Schema 3 exactly as the last release made it: its three migrations, run by hand.
+    old.exec(V3_SCHEMA);
+    const log = 'PLAY [create] '.repeat(5_000);
+    const insert = old.prepare(
+      `INSERT INTO tasks (id, action, status, params, batch_id, log, log_tail, log_size, created_at, finished_at)
+       VALUES (?, 'create', ?, ?, ?, ?, ?, ?, '2026-11-27T09:00:00.000Z', ?)`,
+    );
+    const hashed = (n: number) => JSON.stringify({ username: 'suitepad', password_hash: `$6$salt$oldhash${n}` });
+    for (let i = 0; i < 20; i++) insert.run(`t-${i}`, 'succeeded', hashed(i), 'batch-a', log, 'END', log.length, '2026-11-27T09:01:00.000Z');
+    insert.run('t-other', 'failed', hashed(20), 'batch-b', 'other log', '', 9, '2026-11-27T09:01:00.000Z');
+    insert.run('t-queued', 'queued', hashed(21), null, '', '', 0, null);
+    insert.run('t-keyed', 'succeeded', hashed(22), 'batch-b', 'other log', '', 9, '2026-11-27T09:01:00.000Z');
+    old.prepare(`INSERT INTO idempotency_keys VALUES ('k', 'h', 't-keyed', '2999-01-01T00:00:00.000Z')`).run();
+    old.prepare(`INSERT INTO service_owner VALUES (1, 1, 'x')`).run();
+    old.pragma('user_version = 3');
+    t.equal(old.pragma('auto_vacuum', { simple: true }), 0, 'the old file has no auto_vacuum');
+    old.close();
+
+    const db = openDatabase(file);
+    t.teardown(() => db.close());
+    t.equal(db.pragma('user_version', { simple: true }), SCHEMA_VERSION);
+    t.equal(db.pragma('auto_vacuum', { simple: true }), 2, 'rewritten (VACUUM) with auto_vacuum=INCREMENTAL');
+    const store = new TaskStore(db, new GroupCommit(db));
+    for (const id of ['t-0', 't-19']) t.same(store.getLog(id), { head: log, tail: 'END', size: log.length }, `${id} reads its log as before`);
+    t.same(store.getLog('t-other'), { head: 'other log', tail: '', size: 9 });
+    t.same(store.getLog('t-queued'), { head: '', tail: '', size: 0 }, 'no log, none made up');
+    const runs = db.prepare('SELECT count(*) AS n FROM runs').get() as { n: number };
+    t.equal(runs.n, 2, 'one stored log per run: batch-a once (not 20 times), batch-b once');
+    t.same(store.paramsOf('t-0'), { username: 'suitepad' }, 'an ended task no longer holds its hash');
+    t.same(store.paramsOf('t-queued'), { username: 'suitepad', password_hash: '$6$salt$oldhash21' }, 'a queued one keeps it: it will run');
+    t.same(store.paramsOf('t-keyed'), { username: 'suitepad', password_hash: '$6$salt$oldhash22' }, 'a live key keeps it for replays');
+    db.pragma('wal_checkpoint(TRUNCATE)');
+    const bytes = fs.readFileSync(file).toString('latin1');
+    t.notOk(bytes.includes('oldhash0'), 'no dropped hash is left anywhere in the file (the rewrite leaves no old page)');
+    t.ok(bytes.includes('oldhash21'), 'while a kept one is there (the check can fail)');
   });
 
   t.test('a database from a newer ec2-api is refused', async (t) => {
@@ -234,8 +293,24 @@ t.test('a delete that ends without an ip keeps the one it targeted; logs are sto
   store.claim('b', 1);
   store.finish(del!, { status: 'failed', instance_state: 'not_found', error: 'no managed instance has public IP 54.9.9.9' });
   t.match(store.get(del!), { ip: '54.9.9.9', instance_state: 'not_found' });
-  store.setLog([del!], { head: 'HEAD', tail: 'TAIL', size: 100 });
+  store.setLog('run-1', [del!], { head: 'HEAD', tail: 'TAIL', size: 100 });
   t.same(store.getLog(del!), { head: 'HEAD', tail: 'TAIL', size: 100 });
+});
+
+t.test('a run\'s log is stored once for all its tasks; a log no task points to goes', async (t) => {
+  const { db, store } = freshStore(t);
+  const ids = await addAll(store, Array.from({ length: 100 }, create));
+  store.claim('b', 100);
+  const big = { head: 'h'.repeat(64 * 1024), tail: 't'.repeat(1024 * 1024), size: 5_000_000 };
+  const stored = () => (db.prepare('SELECT count(*) AS n, coalesce(sum(length(head) + length(tail)), 0) AS bytes FROM runs').get() as { n: number; bytes: number });
+  store.setLog('run-a', [ids[0]!], { head: 'early', tail: '', size: 5 }); // one task's result came early
+  store.setLog('run-a', ids, big); // the run ended
+  t.same(stored(), { n: 1, bytes: big.head.length + big.tail.length }, 'one copy of 1.06 MiB, not 100');
+  for (const id of [ids[0]!, ids[99]!]) t.same(store.getLog(id), big, 'each task reads the whole log');
+  store.setLog('cleanup', [ids[0]!], { head: 'cleanup', tail: '', size: 7 });
+  t.equal(stored().n, 2, 'a clean-up run of one task has its own log');
+  store.setLog('cleanup-2', ids, { head: 'again', tail: '', size: 5 });
+  t.same(stored(), { n: 1, bytes: 5 }, 'logs nothing points to are deleted');
 });
 
 t.test('requeue: back to waiting, with or without the attempt refunded; never a finished task', async (t) => {
@@ -290,6 +365,86 @@ t.test('unfinished(): queued and running tasks, oldest first', async (t) => {
       [ids[2], 'queued'],
     ],
   );
+});
+
+t.test('password hashes: kept while the task may run, or while a live key may replay it', async (t) => {
+  const { store } = freshStore(t);
+  const hashOf = (id: string) => (store.paramsOf(id) as { password_hash?: string }).password_hash;
+  const [plain, failed] = await addAll(store, [create(), create()]);
+  const keyed = create();
+  const expiring = create();
+  await store.add(keyed, { key: 'live', request_hash: 'h', ttlSeconds: 3600 }, () => undefined);
+  await store.add(expiring, { key: 'short', request_hash: 'h', ttlSeconds: 0.3 }, () => undefined);
+  store.claim('b', 10);
+  t.equal(hashOf(plain!), createParams.password_hash, 'running: kept');
+  store.requeue([plain!], true);
+  t.equal(hashOf(plain!), createParams.password_hash, 'queued again: kept');
+  store.claim('b2', 10);
+  store.finish(plain!, { status: 'succeeded' });
+  t.equal(hashOf(plain!), undefined, 'ended: gone');
+  t.same(store.paramsOf(plain!), { username: 'suitepad' }, 'the rest of the parameters stay');
+  store.finish(failed!, { status: 'failed', error: 'x' });
+  t.equal(hashOf(failed!), undefined, 'failed: gone');
+  store.finish(keyed.id, { status: 'succeeded' });
+  t.equal(hashOf(keyed.id), createParams.password_hash, 'ended, but its key lives: kept for a replay to be checked');
+  await new Promise((resolve) => setTimeout(resolve, 400));
+  store.finish(expiring.id, { status: 'succeeded' });
+  t.equal(hashOf(expiring.id), undefined, 'ended after its key expired: gone');
+  t.equal(store.purgeExpiredKeys(), 1);
+
+  const [queued] = await addAll(store, [create()]);
+  t.equal(store.cancelQueued(queued!), true);
+  t.equal(hashOf(queued!), undefined, 'canceled while queued: gone');
+
+  // A key that expires after its task ended takes the hash with it when it is purged, or taken over.
+  const purged = create();
+  const takenOver = create();
+  await store.add(purged, { key: 'p', request_hash: 'h', ttlSeconds: 0.3 }, () => undefined);
+  await store.add(takenOver, { key: 'o', request_hash: 'h', ttlSeconds: 0.3 }, () => undefined);
+  store.claim('b3', 10);
+  store.finish(purged.id, { status: 'succeeded' });
+  store.finish(takenOver.id, { status: 'succeeded' });
+  t.equal(hashOf(purged.id), createParams.password_hash, 'kept while the key lives');
+  await new Promise((resolve) => setTimeout(resolve, 400));
+  await store.add(create(), { key: 'o', request_hash: 'h2', ttlSeconds: 3600 }, () => undefined);
+  t.equal(hashOf(takenOver.id), undefined, 'its expired key taken over by a new request: gone');
+  t.equal(hashOf(purged.id), createParams.password_hash, 'not yet purged');
+  store.purgeExpiredKeys();
+  t.equal(hashOf(purged.id), undefined, 'its key purged: gone');
+});
+
+t.test('purgeEnded: tasks ended before the cutoff go, with their events and logs; never a queued, running or keyed one', async (t) => {
+  const { db, store } = freshStore(t);
+  const events = new TaskEvents(db);
+  const ids = await addAll(store, Array.from({ length: 5 }, create));
+  const keyed = create();
+  await store.add(keyed, { key: 'k', request_hash: 'h', ttlSeconds: 3600 }, () => undefined);
+  const [queued] = await addAll(store, [create()]);
+  store.claim('b', 6); // the five and the keyed one; `queued` stays queued
+  const [running, ...ending] = ids;
+  for (const id of [...ending, keyed.id]) store.finish(id!, { status: 'succeeded' });
+  store.setLog('run', [...ids, keyed.id], { head: 'log', tail: '', size: 3 });
+  events.recordStatus([...ids, keyed.id, queued!].map((id) => store.get(id)!));
+  const count = (sql: string) => (db.prepare(sql).get() as { n: number }).n;
+
+  t.equal(store.purgeEnded(new Date(Date.now() - 60_000).toISOString(), 100), 0, 'nothing ended before a minute ago');
+  const cutoff = new Date(Date.now() + 1_000).toISOString();
+  t.equal(store.purgeEnded(cutoff, 3), 3, 'at most the batch size');
+  t.equal(store.purgeEnded(cutoff, 3), 1, 'then the rest');
+  t.equal(store.purgeEnded(cutoff, 3), 0);
+  for (const id of ending) t.equal(store.get(id!), undefined, 'an ended task is gone');
+  t.equal(count(`SELECT count(*) AS n FROM task_events WHERE task_id IN (${ending.map((id) => `'${id}'`).join(',')})`), 0, 'with its events');
+  t.equal(store.get(running!)?.status, 'running', 'a running task stays');
+  t.equal(store.get(queued!)?.status, 'queued', 'a queued task stays');
+  t.equal(store.get(keyed.id)?.status, 'succeeded', 'a task a key points to stays');
+  t.same(store.getLog(running!), { head: 'log', tail: '', size: 3 }, 'the shared log stays while a task points to it');
+  t.equal(count('SELECT count(*) AS n FROM task_events WHERE task_id = ' + `'${running}'`), 1, 'the events of a kept task stay');
+
+  store.finish(running!, { status: 'failed', error: 'x' });
+  db.prepare(`UPDATE idempotency_keys SET expires_at = '2000-01-01T00:00:00.000Z'`).run();
+  store.purgeExpiredKeys();
+  t.equal(store.purgeEnded(new Date(Date.now() + 1_000).toISOString(), 100), 2, 'the last two, once ended and unkeyed');
+  t.equal(count('SELECT count(*) AS n FROM runs'), 0, 'and the log goes with the last task of its run');
 });
 
 t.test('idempotency keys', async (t) => {

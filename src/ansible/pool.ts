@@ -35,7 +35,11 @@ export class PlaybookPool {
   /** After stopAll(): the service is stopping, and no new run may start. */
   private closed = false;
 
-  constructor(private readonly size: number) {}
+  constructor(
+    private readonly size: number,
+    /** The service's private directory for run folders (runner.ts). */
+    private readonly runsDir: string,
+  ) {}
 
   /** ansible-playbook processes running (or starting) now. */
   get running(): number {
@@ -44,7 +48,7 @@ export class PlaybookPool {
 
   /** Queues a run; it starts when a slot is free. */
   run(options: RunOptions): PlaybookRun {
-    const run = new PlaybookRun(options);
+    const run = new PlaybookRun(options, this.runsDir);
     if (this.closed) run.stop('shutdown');
     this.waiting.push(run);
     void run.done.then(

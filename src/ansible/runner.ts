@@ -1,8 +1,10 @@
 // Runs one `ansible-playbook` and reports what happened, machine-readably.
 //
-// - argv array, no shell; the task's variables go in a 0600 file in a 0700
-//   temp dir (`-e @file`), never on the command line or in the environment,
-//   and the dir is removed afterwards;
+// - argv array, no shell; the task's variables (password hashes included)
+//   go in a 0600 file in a 0700 run folder (`-e @file`), never on the command
+//   line or in the environment; the folder is removed when the run ends, and
+//   the folders a killed service left are removed at the next start
+//   (`removeStaleRunFolders`);
 // - the child leads its own process group, so a timeout or a stop kills the
 //   whole tree (ansible forks workers and module processes);
 // - progress and the final results arrive as JSON lines on fd 3 from our
@@ -10,8 +12,8 @@
 //   that a module reports early arrive as JSON lines in a report file in the
 //   same private dir (EC2_API_REPORT_FILE); stdout/stderr are the human log,
 //   kept capped (output.ts) with secrets already censored by `no_log`.
+import { randomUUID } from 'node:crypto';
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import readline from 'node:readline';
 import { execa } from 'execa';
@@ -90,6 +92,27 @@ export function childEnvironment(
 /** How often the report file is read while the playbook runs. */
 const REPORT_POLL_MS = 100;
 
+/** Every run folder's name starts with this, so that a stale one is recognised as ours. */
+const RUN_FOLDER_PREFIX = 'ec2-api-run-';
+
+/**
+ * Removes the run folders (vars files with password hashes) that a service
+ * killed mid-run left in `runsDir`. Only for a service that holds the
+ * database's lock and has stopped the last process's playbooks: then no run
+ * of ours uses them. Returns how many were removed.
+ */
+export function removeStaleRunFolders(runsDir: string): number {
+  let names: string[];
+  try {
+    names = fs.readdirSync(runsDir);
+  } catch {
+    return 0; // no run has ever made it
+  }
+  const stale = names.filter((name) => name.startsWith(RUN_FOLDER_PREFIX));
+  for (const name of stale) fs.rmSync(path.join(runsDir, name), { recursive: true, force: true });
+  return stale.length;
+}
+
 /** Marks every string as unsafe, so Ansible never evaluates `{{ … }}` inside it. */
 export function markUnsafe(value: unknown): unknown {
   if (typeof value === 'string') return { __ansible_unsafe: value };
@@ -105,6 +128,8 @@ export function markUnsafe(value: unknown): unknown {
  * when a slot is free); a run stopped before it started never spawns.
  */
 export class PlaybookRun {
+  /** Names the run: its folder, and its log, which the tasks it runs share. */
+  readonly id = randomUUID();
   readonly done: Promise<RunResult>;
   private stopReason: StopReason | null = null;
   private readonly output = new CappedOutput();
@@ -112,7 +137,11 @@ export class PlaybookRun {
   private killTimer: NodeJS.Timeout | undefined;
   private begin!: () => void;
 
-  constructor(private readonly options: RunOptions) {
+  constructor(
+    private readonly options: RunOptions,
+    /** Where its run folder is made: a private directory of the service's own. */
+    private readonly runsDir: string,
+  ) {
     const started = new Promise<void>((resolve) => (this.begin = resolve));
     this.done = started.then(() => this.run());
   }
@@ -154,12 +183,9 @@ export class PlaybookRun {
   private async run(): Promise<RunResult> {
     const started = Date.now();
     if (this.stopReason) return this.result(started, { kind: 'stopped', reason: this.stopReason === 'cancel' ? 'cancel' : 'shutdown' });
-    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ec2-api-run-'));
+    const dir = path.join(this.runsDir, `${RUN_FOLDER_PREFIX}${this.id}`);
     const varsFile = path.join(dir, 'vars.json');
     const reportFile = path.join(dir, 'report.jsonl');
-    fs.writeFileSync(varsFile, JSON.stringify(markUnsafe(this.options.vars)), { mode: 0o600, flag: 'wx' });
-    fs.writeFileSync(reportFile, '', { mode: 0o600, flag: 'wx' });
-
     const env = childEnvironment({
       ...this.options.env,
       ANSIBLE_CONFIG: path.join(this.options.projectDir, 'ansible.cfg'),
@@ -179,10 +205,16 @@ export class PlaybookRun {
     let results: Record<string, unknown> = {};
     let lastError: string | null = null;
     let imageId: string | null = null;
-    const report = new ReportTail(reportFile, (taskId, entry) => this.options.onResult?.(taskId, entry));
+    let report: ReportTail | undefined;
     let timeout: NodeJS.Timeout | undefined;
 
     try {
+      // Inside the try: when a write fails (a full disk), the folder and what it holds are removed too.
+      fs.mkdirSync(this.runsDir, { recursive: true, mode: 0o700 });
+      fs.mkdirSync(dir, { mode: 0o700 });
+      fs.writeFileSync(varsFile, JSON.stringify(markUnsafe(this.options.vars)), { mode: 0o600, flag: 'wx' });
+      fs.writeFileSync(reportFile, '', { mode: 0o600, flag: 'wx' });
+      report = new ReportTail(reportFile, (taskId, entry) => this.options.onResult?.(taskId, entry));
       const child = execa(this.options.ansiblePlaybook, ['-i', 'inventory', this.options.playbook, '-e', `@${varsFile}`], {
         cwd: this.options.projectDir,
         env,
@@ -241,7 +273,7 @@ export class PlaybookRun {
       else end = { kind: 'completed', exitCode: outcome.exitCode };
       return { ...this.result(started, end), results, lastError, imageId };
     } finally {
-      report.finish();
+      report?.finish();
       clearTimeout(timeout);
       clearTimeout(this.killTimer);
       fs.rmSync(dir, { recursive: true, force: true });

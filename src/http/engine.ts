@@ -1,5 +1,5 @@
 // The engine's resources, opened when the app starts and closed when it
-// stops: the database (claimed for this process), the EC2 in use (the
+// stops: the database (locked for this process), the EC2 in use (the
 // bundled emulator is started here), the socket that paces every run's EC2
 // calls (docs/pacing.md), the password workers, and the task service on top
 // of them. Each adds its onClose hook as it opens; Fastify runs them
@@ -13,8 +13,8 @@ import { startPacerServer } from '../ansible/pacer-server.js';
 import type { Config } from '../config.js';
 import { loadSystemAccounts } from '../login/accounts.js';
 import { PasswordHasher } from '../login/hasher.js';
-import { openDatabase, type Db } from '../tasks/db.js';
-import { claimDatabase, releaseDatabase } from '../tasks/ownership.js';
+import { besideDatabase, openDatabase, type Db } from '../tasks/db.js';
+import { ServiceLock } from '../tasks/service-lock.js';
 import { TaskService } from '../tasks/service.js';
 
 export interface Engine {
@@ -36,18 +36,19 @@ const HASH_QUEUE_LIMIT = 2_000;
 
 async function engine(app: FastifyInstance, { config, cloud: given }: { config: Config; cloud?: Cloud }): Promise<void> {
   const systemAccounts = loadSystemAccounts(config.projectDir);
-  const db = openDatabase(config.dbPath, config.dbSync);
-  app.addHook('onClose', async () => {
-    if (!db.open) return;
-    releaseDatabase(db);
-    db.close();
-  });
+  // The lock first: nothing touches the file (not even a migration) while another service uses it.
+  const lock = ServiceLock.acquire(config.dbPath);
+  app.addHook('onClose', async () => lock.release());
+  let db: Db;
   try {
-    claimDatabase(db, config.dbPath);
+    db = openDatabase(config.dbPath, config.dbSync);
   } catch (error) {
-    db.close();
+    lock.release();
     throw error;
   }
+  app.addHook('onClose', async () => {
+    if (db.open) db.close();
+  });
 
   const cloud = given ?? (await resolveCloud(config));
   if (!given) app.addHook('onClose', async () => cloud.stop());
@@ -80,6 +81,8 @@ async function engine(app: FastifyInstance, { config, cloud: given }: { config: 
       maxQueued: config.maxQueued,
       maxAttempts: config.maxAttempts,
       idempotencyTtl: config.idempotencyTtl,
+      retentionSeconds: config.retentionSeconds,
+      runsDir: besideDatabase(config.dbPath).runs,
       paused: config.paused,
       systemAccounts,
     },

@@ -1,7 +1,8 @@
 // Opens the one SQLite file that holds the tasks (which are the queue), their
-// events and idempotency keys, and brings its schema up to date. The file
-// and its -wal/-shm companions hold password hashes: they are created private
-// and a file others can read is refused. Nothing happens on import.
+// events, their runs' logs and idempotency keys, and brings its schema up to
+// date. The file and its -wal/-shm companions hold password hashes: they are
+// created private and a file others can read is refused. Nothing happens on
+// import.
 import fs from 'node:fs';
 import path from 'node:path';
 import Database from 'better-sqlite3';
@@ -26,6 +27,13 @@ export class DatabaseFileError extends Error {
  * - foreign_keys: enforce the references between tables.
  * - cache_size=-2000 (2 MiB, not better-sqlite3's 16 MiB): the hot rows are
  *   few and small, and the service keeps to 100 MB with thousands queued.
+ * - secure_delete: what is deleted or overwritten (a password hash once its
+ *   task has ended, a purged task) is zeroed in the file, not left in a free
+ *   page or cell for anyone who later reads the file.
+ * - journal_size_limit: after a checkpoint the -wal file (copies of recently
+ *   written pages) is cut back to 8 MiB instead of keeping its largest size.
+ * auto_vacuum=INCREMENTAL is set in `openDatabase` (it needs a VACUUM on a
+ * file that has tables): purges give their pages back to the file system.
  */
 const PRAGMAS = (sync: 'NORMAL' | 'FULL') => [
   'journal_mode = WAL',
@@ -33,6 +41,8 @@ const PRAGMAS = (sync: 'NORMAL' | 'FULL') => [
   'busy_timeout = 2000',
   'foreign_keys = ON',
   'cache_size = -2000',
+  'secure_delete = ON',
+  'journal_size_limit = 8388608',
 ];
 
 /** Migrations in order; user_version records how many have run. */
@@ -113,12 +123,61 @@ const MIGRATIONS: string[] = [
   ALTER TABLE tasks ADD COLUMN log_size INTEGER NOT NULL DEFAULT 0;
   UPDATE tasks SET log_size = length(log);
   `,
+  `
+  -- A playbook run's log, stored once for all the tasks it ran (a batch of up
+  -- to 100 used to hold a copy each). head: the first 64 KiB; tail: the last
+  -- 1 MiB; size: how much the playbook wrote in all.
+  CREATE TABLE runs (
+    id    TEXT PRIMARY KEY,
+    head  TEXT NOT NULL,
+    tail  TEXT NOT NULL,
+    size  INTEGER NOT NULL
+  );
+  ALTER TABLE tasks ADD COLUMN run_id TEXT REFERENCES runs (id);
+  CREATE INDEX tasks_run ON tasks (run_id);
+  -- The tasks' copies of one run's log become one row (tasks of one batch
+  -- with the same log shared a run); then the copies go.
+  CREATE TEMP TABLE run_of (task_id TEXT PRIMARY KEY, run_id TEXT NOT NULL);
+  INSERT INTO run_of
+    SELECT id, min(id) OVER (PARTITION BY coalesce(batch_id, id), log, log_tail, log_size) FROM tasks
+    WHERE log_size > 0 OR log <> '' OR log_tail <> '';
+  INSERT INTO runs (id, head, tail, size)
+    SELECT id, log, log_tail, log_size FROM tasks WHERE id IN (SELECT run_id FROM run_of);
+  UPDATE tasks SET run_id = (SELECT run_id FROM run_of WHERE task_id = tasks.id);
+  DROP TABLE run_of;
+  ALTER TABLE tasks DROP COLUMN log;
+  ALTER TABLE tasks DROP COLUMN log_tail;
+  ALTER TABLE tasks DROP COLUMN log_size;
+  -- Retention finds ended tasks by when they ended; a key's task is looked
+  -- up when tasks are purged (and by the foreign key's check).
+  CREATE INDEX tasks_finished ON tasks (finished_at) WHERE finished_at IS NOT NULL;
+  CREATE INDEX idempotency_task ON idempotency_keys (task_id);
+  -- An ended create keeps no password hash unless a live idempotency key still needs it.
+  UPDATE tasks SET params = json_remove(params, '$.password_hash')
+  WHERE action = 'create' AND status IN ('succeeded', 'failed', 'canceled') AND json_valid(params)
+    AND NOT EXISTS (SELECT 1 FROM idempotency_keys k
+                    WHERE k.task_id = tasks.id AND k.expires_at > strftime('%Y-%m-%dT%H:%M:%fZ', 'now'));
+  -- One service per file is now an OS lock beside it (service-lock.ts).
+  DROP TABLE service_owner;
+  `,
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;
 
 /** The database file and the two SQLite makes beside it in WAL mode. */
 const databaseFiles = (file: string) => [file, `${file}-wal`, `${file}-shm`];
+
+/** What the service keeps beside its database file, besides SQLite's own: all of it private to the service. */
+export function besideDatabase(file: string) {
+  return {
+    /** Held locked by the service for as long as it lives (service-lock.ts). */
+    lock: `${file}.lock`,
+    /** Who holds the lock: pid, host name and start time, as one JSON line. */
+    holder: `${file}.holder`,
+    /** The run folders of the playbooks running now (their vars files hold password hashes). */
+    runs: `${file}.runs`,
+  };
+}
 
 export function openDatabase(file: string, sync: 'NORMAL' | 'FULL' = 'FULL'): Db {
   if (file === ':memory:') return prepare(new Database(file), sync);
@@ -135,9 +194,32 @@ export function openDatabase(file: string, sync: 'NORMAL' | 'FULL' = 'FULL'): Db
 }
 
 function prepare(db: Db, sync: 'NORMAL' | 'FULL'): Db {
+  // On a new file this takes effect with the first table; on an older one only after a VACUUM (below).
+  db.pragma('auto_vacuum = INCREMENTAL');
   for (const pragma of PRAGMAS(sync)) db.pragma(pragma);
   migrate(db);
+  if (db.pragma('auto_vacuum', { simple: true }) !== INCREMENTAL) convertToIncrementalVacuum(db);
   return db;
+}
+
+const INCREMENTAL = 2;
+
+/**
+ * Once, for a file made before auto_vacuum was set: VACUUM rewrites it (and,
+ * with secure_delete, leaves none of its old free pages). It is atomic, so a
+ * crash or a full disk leaves the file as it was, and the next start tries
+ * again. It needs free space about the size of the file.
+ */
+function convertToIncrementalVacuum(db: Db): void {
+  try {
+    db.exec('VACUUM');
+  } catch (error) {
+    db.close();
+    const why = error instanceof Error ? error.message : String(error);
+    throw new DatabaseFileError(
+      `could not rewrite ${db.name} for incremental vacuum (done once after an upgrade; it needs free disk space about the size of the file): ${why}; free some space and start again`,
+    );
+  }
 }
 
 /** A database that others can read leaks password hashes: say so, and how to fix it, rather than start. */

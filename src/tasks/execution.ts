@@ -176,7 +176,7 @@ export class Execution {
           };
           this.deps.events.record([{ taskId, type: 'step_end', data }]);
         }
-        this.finish(task, outcomeOf(task, entry, ''), group.run.currentOutput);
+        this.finish(task, outcomeOf(task, entry, ''), group.run);
       },
     });
     // A cancel recorded between the claim and now.
@@ -206,7 +206,8 @@ export class Execution {
   private async cleanUp(tasks: RunnableTask[], log: CappedText): Promise<void> {
     const creates: RunnableTask[] = [];
     for (const task of tasks) {
-      if (task.action === 'delete') this.finish(task, { status: 'canceled', ip: task.params.ip, error: CANCELED }, log);
+      // Its log is the run that was canceled (set when that run ended), if any.
+      if (task.action === 'delete') this.finish(task, { status: 'canceled', ip: task.params.ip, error: CANCELED });
       else creates.push(task);
     }
     if (!creates.length) return;
@@ -275,7 +276,7 @@ export class Execution {
   private async wait(group: Group): Promise<RunResult> {
     try {
       const result = await group.run.done;
-      this.deps.store.setLog(group.tasks.map((task) => task.id), groupLog(group, result.log));
+      this.deps.store.setLog(group.run.id, group.tasks.map((task) => task.id), groupLog(group, result.log));
       this.deps.log.info(
         { task_ids: group.tasks.map((task) => task.id), playbook: `${group.run.name}.yml`, end: result.end.kind, seconds: result.durationMs / 1000 },
         'playbook ended',
@@ -312,10 +313,10 @@ export class Execution {
   }
 
   /** running → a terminal state, told to everyone watching or waiting. */
-  private finish(task: Task, outcome: Outcome, log?: CappedText): void {
+  private finish(task: Task, outcome: Outcome, run?: PlaybookRun): void {
     const { store, events } = this.deps;
     if (!store.finish(task.id, outcome)) return;
-    if (log) store.setLog([task.id], log);
+    if (run) store.setLog(run.id, [task.id], run.currentOutput);
     const finished = store.get(task.id)!;
     events.recordStatus([finished]);
     this.deps.ended(finished);

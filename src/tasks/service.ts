@@ -7,12 +7,14 @@
 import { listManagedInstances, type ManagedInstance } from '../ansible/instances.js';
 import { EMPTY_OUTPUT, type CappedText } from '../ansible/output.js';
 import { PlaybookPool, type RunReport } from '../ansible/pool.js';
+import { removeStaleRunFolders } from '../ansible/runner.js';
 import type { PasswordHasher } from '../login/hasher.js';
 import { Cancellation } from './cancel.js';
 import type { Db } from './db.js';
 import { TaskEvents, type TaskEvent } from './events.js';
 import { Execution, type ExecutionOptions, type Logger } from './execution.js';
 import { GroupCommit } from './group-commit.js';
+import { Housekeeping } from './housekeeping.js';
 import { Intake, type Submitted } from './intake.js';
 import { InstanceListing } from './listing.js';
 import { TERMINAL, type Task, type TaskFilter } from './model.js';
@@ -30,13 +32,16 @@ export interface EngineOptions extends ExecutionOptions {
   batchDelayMs: number;
   maxQueued: number;
   idempotencyTtl: number;
+  /** EC2_API_RETENTION in seconds (0: keep every task). */
+  retentionSeconds: number;
+  /** The service's private directory for playbook run folders. */
+  runsDir: string;
   paused: boolean;
   systemAccounts: ReadonlySet<string>;
 }
 
 /** Seconds a listing of the instances may take. */
 const LIST_TIMEOUT_SECONDS = 300;
-const KEY_PURGE_MS = 3_600_000;
 
 export class TaskService {
   private readonly store: TaskStore;
@@ -50,7 +55,7 @@ export class TaskService {
   private readonly listing: InstanceListing;
   /** Batches being run: the database stays open until they have settled. */
   private readonly batches = new Set<Promise<void>>();
-  private purgeTimer: NodeJS.Timeout | undefined;
+  private readonly housekeeping: Housekeeping;
 
   constructor(
     db: Db,
@@ -59,8 +64,9 @@ export class TaskService {
     private readonly log: Logger,
   ) {
     this.store = new TaskStore(db, new GroupCommit(db));
+    this.housekeeping = new Housekeeping(db, this.store, options.retentionSeconds, log);
     this.events = new TaskEvents(db);
-    this.pool = new PlaybookPool(options.concurrency);
+    this.pool = new PlaybookPool(options.concurrency, options.runsDir);
     this.waiters = new Waiters((id) => this.store.get(id));
     this.execution = new Execution(options, {
       store: this.store,
@@ -92,8 +98,10 @@ export class TaskService {
   /** Repairs what the last process left (recovery.ts), then starts taking tasks. */
   async start(): Promise<void> {
     await recover(this.store, this.events, this.options.maxAttempts, this.log);
-    this.store.purgeExpiredKeys();
-    this.purgeTimer = setInterval(() => this.store.purgeExpiredKeys(), KEY_PURGE_MS).unref();
+    // The last process's playbooks are gone now (recover killed any left): their run folders hold hashes.
+    const stale = removeStaleRunFolders(this.options.runsDir);
+    if (stale) this.log.warn({ removed: stale }, 'removed the run folders of playbooks interrupted by the last stop');
+    this.housekeeping.start();
     this.scheduler.start();
     this.intake.open();
     if (this.options.paused) {
@@ -121,7 +129,7 @@ export class TaskService {
 
   /** Shutdown, last step: the queue lets go of its store. The database is closed by its owner after this. */
   async close(): Promise<void> {
-    clearInterval(this.purgeTimer);
+    await this.housekeeping.stop();
     await this.scheduler.stop();
   }
 

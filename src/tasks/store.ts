@@ -44,6 +44,16 @@ const COLUMNS =
 
 const now = () => new Date().toISOString();
 
+/**
+ * The password hash goes when a create can no longer run (it has ended),
+ * unless a live idempotency key still points to the task: a replay with
+ * that key is checked against it (intake.ts). Then it goes when the key
+ * expires or is taken over. docs/task-lifecycle.md, "What is kept".
+ */
+const LIVE_KEY = 'EXISTS (SELECT 1 FROM idempotency_keys k WHERE k.task_id = tasks.id AND k.expires_at > @at)';
+const WITHOUT_HASH = `CASE WHEN action = 'create' AND json_valid(params) THEN json_remove(params, '$.password_hash') ELSE params END`;
+const ENDED = `status IN ('succeeded', 'failed', 'canceled')`;
+
 function toTask(row: TaskRow): Task {
   return {
     ...row,
@@ -75,7 +85,11 @@ export class TaskStore {
       ),
       get: db.prepare(`SELECT ${COLUMNS} FROM tasks WHERE id = ?`),
       params: db.prepare('SELECT params FROM tasks WHERE id = ?'),
-      log: db.prepare('SELECT log AS head, log_tail AS tail, log_size AS size FROM tasks WHERE id = ?'),
+      // A task keeps a pointer to its run's log (runs), shared by the tasks of that run.
+      log: db.prepare(
+        `SELECT coalesce(r.head, '') AS head, coalesce(r.tail, '') AS tail, coalesce(r.size, 0) AS size
+         FROM tasks t LEFT JOIN runs r ON r.id = t.run_id WHERE t.id = ?`,
+      ),
       unfinished: db.prepare(`SELECT ${COLUMNS} FROM tasks WHERE status IN ('queued', 'running') ORDER BY rowid`),
       countWaiting: db.prepare(`SELECT count(*) AS n FROM tasks WHERE status = 'queued'`),
       countByStatus: db.prepare('SELECT action, status, count(*) AS count FROM tasks GROUP BY action, status'),
@@ -105,10 +119,18 @@ export class TaskStore {
       finish: db.prepare(
         `UPDATE tasks SET status = @status, ip = coalesce(@ip, ip), instance_id = @instance_id,
            instance_state = @instance_state, error = @error, finished_at = @at,
-           runner_pid = NULL, runner_start = NULL
+           runner_pid = NULL, runner_start = NULL,
+           params = CASE WHEN ${LIVE_KEY} THEN params ELSE ${WITHOUT_HASH} END
          WHERE id = @id AND status IN ('queued', 'running')`,
       ),
-      setLog: db.prepare('UPDATE tasks SET log = @head, log_tail = @tail, log_size = @size WHERE id = @id'),
+      runPut: db.prepare(
+        `INSERT INTO runs (id, head, tail, size) VALUES (@run, @head, @tail, @size)
+         ON CONFLICT (id) DO UPDATE SET head = excluded.head, tail = excluded.tail, size = excluded.size`,
+      ),
+      runOf: db.prepare('SELECT run_id FROM tasks WHERE id = ?').pluck(),
+      runPoint: db.prepare('UPDATE tasks SET run_id = @run WHERE id = @id'),
+      // A run's log goes with the last task that points to it.
+      runDropUnused: db.prepare('DELETE FROM runs WHERE id = ? AND NOT EXISTS (SELECT 1 FROM tasks WHERE run_id = runs.id)'),
       requeue: db.prepare(
         `UPDATE tasks SET status = 'queued', runner_pid = NULL, runner_start = NULL, progress = NULL, batch_id = NULL,
            attempts = attempts - @refund WHERE id = @id AND status = 'running'`,
@@ -116,7 +138,8 @@ export class TaskStore {
       // Only a task that never ran, or a delete (it leaves nothing behind), ends at once: a create
       // that ran before (stopped, or interrupted) may have launched its instance.
       cancelQueued: db.prepare(
-        `UPDATE tasks SET status = 'canceled', error = @error, finished_at = @at
+        `UPDATE tasks SET status = 'canceled', error = @error, finished_at = @at,
+           params = CASE WHEN ${LIVE_KEY} THEN params ELSE ${WITHOUT_HASH} END
          WHERE id = @id AND status = 'queued' AND cancel_requested = 0 AND (started_at IS NULL OR action = 'delete')`,
       ),
       requestCancel: db.prepare(`UPDATE tasks SET cancel_requested = 1 WHERE id = ? AND status IN ('queued', 'running')`),
@@ -127,6 +150,22 @@ export class TaskStore {
         'INSERT INTO idempotency_keys (key, request_hash, task_id, expires_at) VALUES (@key, @request_hash, @task_id, @expires_at)',
       ),
       keyPurge: db.prepare('DELETE FROM idempotency_keys WHERE expires_at <= ?'),
+      // The hash of an ended task whose key goes: taken over by a new request, or expired.
+      forgetHashOfKey: db.prepare(
+        `UPDATE tasks SET params = ${WITHOUT_HASH} WHERE id = (SELECT task_id FROM idempotency_keys WHERE key = ?) AND ${ENDED}`,
+      ),
+      forgetHashesOfExpiredKeys: db.prepare(
+        `UPDATE tasks SET params = ${WITHOUT_HASH}
+         WHERE id IN (SELECT task_id FROM idempotency_keys WHERE expires_at <= @at) AND ${ENDED} AND NOT ${LIVE_KEY}`,
+      ),
+      // Ended before the cutoff, and no idempotency key (however old) points to it: keys are purged first.
+      expired: db.prepare(
+        `SELECT id FROM tasks WHERE finished_at < @cutoff AND ${ENDED}
+           AND NOT EXISTS (SELECT 1 FROM idempotency_keys k WHERE k.task_id = tasks.id)
+         ORDER BY finished_at LIMIT @limit`,
+      ).pluck(),
+      deleteEvents: db.prepare('DELETE FROM task_events WHERE task_id = ?'),
+      deleteTask: db.prepare(`DELETE FROM tasks WHERE id = ? AND ${ENDED} RETURNING run_id`).pluck(),
     };
     this.waitingCount = (this.stmt.countWaiting.get() as { n: number }).n;
   }
@@ -156,7 +195,8 @@ export class TaskStore {
     const created_at = now();
     this.stmt.insert.run({ id: task.id, action: task.action, params: JSON.stringify(task.params), ip: task.ip ?? null, created_at });
     if (key) {
-      // An expired key may still hold the row: the new request takes it over.
+      // An expired key may still hold the row: the new request takes it over (and its ended task's hash goes).
+      this.stmt.forgetHashOfKey.run(key.key);
       this.stmt.keyDelete.run(key.key);
       this.stmt.keyInsert.run({
         key: key.key,
@@ -260,10 +300,22 @@ export class TaskStore {
     return changes === 1;
   }
 
-  /** The playbook output a task keeps as its log (tasks of one batch share their run's). */
-  setLog(ids: string[], log: CappedText): void {
+  /**
+   * The output of run `runId` as the log of `ids`: stored once, however many
+   * tasks it ran (written again as the run goes on). A run's log no task
+   * points to any more goes.
+   */
+  setLog(runId: string, ids: string[], log: CappedText): void {
     this.db.transaction(() => {
-      for (const id of ids) this.stmt.setLog.run({ id, ...log });
+      this.stmt.runPut.run({ run: runId, ...log });
+      const before = new Set<string>();
+      for (const id of ids) {
+        const previous = this.stmt.runOf.get(id) as string | null | undefined;
+        if (previous && previous !== runId) before.add(previous);
+        this.stmt.runPoint.run({ id, run: runId });
+      }
+      for (const run of before) this.stmt.runDropUnused.run(run);
+      this.stmt.runDropUnused.run(runId); // none of `ids` exists
     })();
   }
 
@@ -340,7 +392,32 @@ export class TaskStore {
     return this.stmt.keyGet.get(key, now()) as IdempotencyRecord | undefined;
   }
 
+  /** Drops the expired idempotency keys, and the password hashes of ended tasks only they kept. */
   purgeExpiredKeys(): number {
-    return this.stmt.keyPurge.run(now()).changes;
+    const at = now();
+    return this.db.transaction(() => {
+      this.stmt.forgetHashesOfExpiredKeys.run({ at });
+      return this.stmt.keyPurge.run(at).changes;
+    })();
+  }
+
+  /**
+   * Deletes up to `limit` tasks that ended before `cutoff` (ISO time), with
+   * their events and, once no task points to it, their run's log: one short
+   * transaction. Queued and running tasks, and tasks an idempotency key
+   * points to, are never deleted. Returns how many went.
+   */
+  purgeEnded(cutoff: string, limit: number): number {
+    return this.db.transaction(() => {
+      const ids = this.stmt.expired.all({ cutoff, limit }) as string[];
+      const runs = new Set<string>();
+      for (const id of ids) {
+        this.stmt.deleteEvents.run(id);
+        const run = this.stmt.deleteTask.get(id) as string | null | undefined;
+        if (run) runs.add(run);
+      }
+      for (const run of runs) this.stmt.runDropUnused.run(run);
+      return ids.length;
+    })();
   }
 }
