@@ -413,6 +413,29 @@ t.test('password hashes: kept while the task may run, or while a live key may re
   t.equal(hashOf(purged.id), undefined, 'its key purged: gone');
 });
 
+t.test('after a batch has run and ended, the closed file holds none of its hashes, not even in free space (secure_delete)', async (t) => {
+  // The same writes a batch makes: claim, runner, progress (each moves the row, leaving its old copy behind), finish.
+  const runBatch = async (secureDelete: boolean) => {
+    const { db, file } = freshDb(t);
+    if (!secureDelete) db.pragma('secure_delete = OFF'); // the control: what the file would hold without it
+    const store = new TaskStore(db, new GroupCommit(db));
+    const tasks = Array.from({ length: 20 }, (_, i): NewTask => ({
+      id: newId(),
+      action: 'create',
+      params: { username: 'suitepad', password_hash: `$6$saltsalt$${String(i).padStart(86, 'h')}` },
+    }));
+    await addAll(store, tasks);
+    store.claim('b', 20);
+    store.setRunner(tasks.map((task) => task.id), 4242, '123456');
+    store.setProgress(tasks.map((task) => task.id), { step: 2, of: 4, name: 'Launch one instance per task and wait until it runs' });
+    for (const task of tasks) store.finish(task.id, { status: 'succeeded', ip: '54.1.2.3', instance_id: 'i-0123456789abcdef0', instance_state: 'running' });
+    db.close();
+    return (fs.readFileSync(file).toString('latin1').match(/\$6\$saltsalt\$h*\d+/g) ?? []).length;
+  };
+  t.ok((await runBatch(false)) > 0, 'without secure_delete, old copies of the rows keep hashes in the file (so the check can find them)');
+  t.equal(await runBatch(true), 0, 'with it, none is left');
+});
+
 t.test('purgeEnded: tasks ended before the cutoff go, with their events and logs; never a queued, running or keyed one', async (t) => {
   const { db, store } = freshStore(t);
   const events = new TaskEvents(db);
