@@ -303,7 +303,9 @@ t.test('a run\'s log is stored once for all its tasks; a log no task points to g
   store.claim('b', 100);
   const big = { head: 'h'.repeat(64 * 1024), tail: 't'.repeat(1024 * 1024), size: 5_000_000 };
   const stored = () => (db.prepare('SELECT count(*) AS n, coalesce(sum(length(head) + length(tail)), 0) AS bytes FROM runs').get() as { n: number; bytes: number });
-  store.setLog('run-a', [ids[0]!], { head: 'early', tail: '', size: 5 }); // one task's result came early
+  store.setLogSoFar('run-a', [ids[0]!], { head: 'early', tail: '', size: 5 }); // one task's result came early
+  store.setLogSoFar('run-a', [ids[1]!], { head: 'early, and more', tail: '', size: 15 }); // and another's
+  t.same(store.getLog(ids[1]!), { head: 'early', tail: '', size: 5 }, 'while the run goes on, the output is stored once, not rewritten');
   store.setLog('run-a', ids, big); // the run ended
   t.same(stored(), { n: 1, bytes: big.head.length + big.tail.length }, 'one copy of 1.06 MiB, not 100');
   for (const id of [ids[0]!, ids[99]!]) t.same(store.getLog(id), big, 'each task reads the whole log');

@@ -316,7 +316,7 @@ export class Execution {
   private finish(task: Task, outcome: Outcome, run?: PlaybookRun): void {
     const { store, events } = this.deps;
     if (!store.finish(task.id, outcome)) return;
-    if (run) store.setLog(run.id, [task.id], run.currentOutput);
+    if (run) store.setLogSoFar(run.id, [task.id], run.currentOutput);
     const finished = store.get(task.id)!;
     events.recordStatus([finished]);
     this.deps.ended(finished);

@@ -127,6 +127,7 @@ export class TaskStore {
         `INSERT INTO runs (id, head, tail, size) VALUES (@run, @head, @tail, @size)
          ON CONFLICT (id) DO UPDATE SET head = excluded.head, tail = excluded.tail, size = excluded.size`,
       ),
+      runPutIfNone: db.prepare('INSERT INTO runs (id, head, tail, size) VALUES (@run, @head, @tail, @size) ON CONFLICT (id) DO NOTHING'),
       runOf: db.prepare('SELECT run_id FROM tasks WHERE id = ?').pluck(),
       runPoint: db.prepare('UPDATE tasks SET run_id = @run WHERE id = @id'),
       // A run's log goes with the last task that points to it.
@@ -301,22 +302,41 @@ export class TaskStore {
   }
 
   /**
-   * The output of run `runId` as the log of `ids`: stored once, however many
-   * tasks it ran (written again as the run goes on). A run's log no task
-   * points to any more goes.
+   * The output of run `runId` as the log of `ids`, when the run has ended:
+   * stored once, however many tasks it ran. A run's log no task points to
+   * any more goes.
    */
   setLog(runId: string, ids: string[], log: CappedText): void {
     this.db.transaction(() => {
       this.stmt.runPut.run({ run: runId, ...log });
-      const before = new Set<string>();
-      for (const id of ids) {
-        const previous = this.stmt.runOf.get(id) as string | null | undefined;
-        if (previous && previous !== runId) before.add(previous);
-        this.stmt.runPoint.run({ id, run: runId });
-      }
-      for (const run of before) this.stmt.runDropUnused.run(run);
-      this.stmt.runDropUnused.run(runId); // none of `ids` exists
+      this.pointToRun(runId, ids);
     })();
+  }
+
+  /**
+   * Points `ids` to the log of run `runId` while the run goes on (a task's
+   * result came early): the output so far is stored only if nothing of that
+   * run is yet, so a hundred early results do not each rewrite up to 1 MiB.
+   * Readers get the live output meanwhile; `setLog` stores the whole log when
+   * the run ends.
+   */
+  setLogSoFar(runId: string, ids: string[], log: CappedText): void {
+    this.db.transaction(() => {
+      this.stmt.runPutIfNone.run({ run: runId, ...log });
+      this.pointToRun(runId, ids);
+    })();
+  }
+
+  /** In the caller's transaction: `ids` now read run `runId`'s log; a log they pointed to before goes if nothing else does. */
+  private pointToRun(runId: string, ids: string[]): void {
+    const before = new Set<string>();
+    for (const id of ids) {
+      const previous = this.stmt.runOf.get(id) as string | null | undefined;
+      if (previous && previous !== runId) before.add(previous);
+      this.stmt.runPoint.run({ id, run: runId });
+    }
+    for (const run of before) this.stmt.runDropUnused.run(run);
+    this.stmt.runDropUnused.run(runId); // when none of `ids` exists
   }
 
   /** running → queued. `refund` gives back the attempt when the run was stopped on purpose. */
