@@ -78,7 +78,7 @@ t.test('EC2_API_RETENTION: ended tasks go with their events and logs, queued and
   const plainId = (await inject({ method: 'POST', url: '/create', payload: VALID })).json().task_id as string;
   const finished = service.tasks.get(plainId)!;
   t.equal(finished.status, 'succeeded');
-  t.equal(service.db.prepare('SELECT count(*) AS n FROM task_events WHERE task_id = ?').pluck().get(plainId), 3, 'it has its events (queued, running, succeeded)…');
+  t.ok((service.db.prepare('SELECT count(*) FROM task_events WHERE task_id = ?').pluck().get(plainId) as number) >= 3, 'it has its events (queued, running, steps, succeeded)…');
 
   await eventually(() => service.tasks.get(plainId) === undefined, 60_000, 'the ended task to be deleted');
   t.ok(Date.now() - Date.parse(finished.finished_at!) >= 2_000, 'not before EC2_API_RETENTION has passed');
