@@ -151,9 +151,15 @@ t.test('a canceled create interrupted too often is still cleaned up at the next 
   const created = (await first.app.inject({ method: 'POST', url: '/create', payload: VALID })).json();
   t.equal(created.status, 'running');
   await first.close();
-  // As crashes would leave it: running, its cancel recorded, EC2_API_MAX_ATTEMPTS runs already interrupted.
+  // As crashes would leave it: running, its cancel recorded, EC2_API_MAX_ATTEMPTS runs already interrupted
+  // (and, never ended, still holding its password hash, which the real end removed).
   const conn = new Database(db);
-  conn.prepare(`UPDATE tasks SET status = 'running', attempts = 3, cancel_requested = 1, finished_at = NULL WHERE id = ?`).run(created.task_id);
+  conn
+    .prepare(
+      `UPDATE tasks SET status = 'running', attempts = 3, cancel_requested = 1, finished_at = NULL,
+         params = json_set(params, '$.password_hash', '$6$salt$hash') WHERE id = ?`,
+    )
+    .run(created.task_id);
   conn.close();
 
   const service = await startService(moto.url, { EC2_API_DB: db, EC2_API_MAX_ATTEMPTS: '3' });
