@@ -11,7 +11,9 @@ import { GroupCommit } from '../src/tasks/group-commit.js';
 import type { CreateParams } from '../src/tasks/model.js';
 import { SqliteTaskStore } from '../src/tasks/sqlite-store.js';
 import type { NewTask, StateChange, TaskStore } from '../src/tasks/store.js';
-import { tempDir } from './helpers/harness.js';
+import { execFileSync } from 'node:child_process';
+import { v7 as uuidv7 } from 'uuid';
+import { liveInstancesOfTask, startMoto, startService, tempDir, untilTerminal } from './helpers/harness.js';
 
 const ISO = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/;
 const isIso = (value: string | null) => value !== null && ISO.test(value) && new Date(value).toISOString() === value;
@@ -61,7 +63,7 @@ async function addAll(store: TaskStore, tasks: NewTask[]): Promise<string[]> {
 const mode = (file: string) => (fs.statSync(file).mode & 0o777).toString(8);
 
 t.test('openDatabase', async (t) => {
-  t.test('creates the file and its directories with WAL and synchronous=FULL; the tasks table is the only queue', async (t) => {
+  t.test('creates the file and its directories with WAL and synchronous=FULL, with no second queue table', async (t) => {
     const { db, file } = freshDb(t);
     t.ok(fs.existsSync(file), 'the file exists, parent directories included');
     t.equal(db.pragma('journal_mode', { simple: true }), 'wal');
@@ -345,6 +347,33 @@ t.test('unfinished(): queued and running tasks, oldest first', async (t) => {
       [ids[2], 'queued'],
     ],
   );
+});
+
+t.test('the tasks table is the only queue: a row written with SQL alone is counted, claimed, and run after a restart', async (t) => {
+  const moto = await startMoto();
+  t.teardown(() => moto.stop());
+  const file = path.join(tempDir(), 'ec2-api.db');
+  await (await startService(moto.url, { EC2_API_DB: file, EC2_API_PAUSED: '1' })).close(); // the schema, nothing else
+
+  // One INSERT from another connection: no push, no second record anywhere.
+  const id = uuidv7();
+  const password_hash = execFileSync('openssl', ['passwd', '-6', '-stdin'], { input: 'only-a-row\n', encoding: 'utf8' }).trim();
+  const conn = new Database(file);
+  conn
+    .prepare(`INSERT INTO tasks (id, action, status, params, created_at) VALUES (?, 'create', 'queued', ?, ?)`)
+    .run(id, JSON.stringify({ username: 'sqlonly', password_hash }), new Date().toISOString());
+  conn.close();
+
+  const db = openDatabase(file);
+  const store = storeOn(db);
+  t.equal(store.waiting, 1, 'a store opened on the file counts it as waiting');
+  db.close();
+
+  const service = await startService(moto.url, { EC2_API_DB: file });
+  t.teardown(() => service.close());
+  const task = await untilTerminal(service.tasks, id);
+  t.match(task, { status: 'succeeded', instance_state: 'running', attempts: 1 }, 'the started service claimed and ran it');
+  t.equal(liveInstancesOfTask(moto.url, id).length, 1, 'its instance runs');
 });
 
 t.test('idempotency keys', async (t) => {
