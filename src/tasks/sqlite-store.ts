@@ -39,7 +39,7 @@ function readProgress(text: string | null): Progress | null {
 }
 
 /** What a succeeded task's progress says: the run is done (its last step of as many as there were). */
-export function doneProgress(last: Progress | null): Progress {
+function doneProgress(last: Progress | null): Progress {
   const of = last?.of || 1;
   return { step: of, of, name: 'done' };
 }
