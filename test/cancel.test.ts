@@ -1,6 +1,7 @@
 // Cancel: a queued task never runs; a running create is stopped and the
 // instance it already launched is terminated; members of the same batch go
-// back to the queue; a finished task cannot be canceled.
+// back to the queue; a finished task cannot be canceled (a running delete:
+// test/cancel-delete.test.ts).
 import Database from 'better-sqlite3';
 import path from 'node:path';
 import t from 'tap';

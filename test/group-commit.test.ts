@@ -4,16 +4,17 @@ import Database from 'better-sqlite3';
 import path from 'node:path';
 import t from 'tap';
 import { openDatabase } from '../src/tasks/db.js';
+import { TaskEvents } from '../src/tasks/events.js';
 import { GroupCommit } from '../src/tasks/group-commit.js';
-import { TaskStore } from '../src/tasks/store.js';
+import { SqliteTaskStore } from '../src/tasks/sqlite-store.js';
 import { startService, tempDir, VALID } from './helpers/harness.js';
 
 t.test('writes of one turn commit together; a failing one fails alone', async (t) => {
   const file = path.join(tempDir(), 'g.db');
   const db = openDatabase(file);
   t.teardown(() => db.close());
-  const store = new TaskStore(db, new GroupCommit(db));
-  const add = (id: string) => store.add({ id, action: 'delete', params: { ip: '1.2.3.4' }, ip: '1.2.3.4' }, undefined, () => undefined);
+  const store = new SqliteTaskStore(db, new GroupCommit(db), new TaskEvents(db), () => undefined);
+  const add = (id: string) => store.add({ id, action: 'delete', params: { ip: '1.2.3.4' }, ip: '1.2.3.4' });
   const results = await Promise.allSettled([add('a'), add('b'), add('a'), add('c')]);
   t.same(results.map((r) => r.status), ['fulfilled', 'fulfilled', 'rejected', 'fulfilled'], 'the duplicate id alone is refused');
   t.equal(store.waiting, 3, 'only committed tasks count as waiting');

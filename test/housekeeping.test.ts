@@ -5,9 +5,10 @@ import fs from 'node:fs';
 import path from 'node:path';
 import t from 'tap';
 import { openDatabase } from '../src/tasks/db.js';
+import { TaskEvents } from '../src/tasks/events.js';
 import { GroupCommit } from '../src/tasks/group-commit.js';
 import { Housekeeping } from '../src/tasks/housekeeping.js';
-import { TaskStore } from '../src/tasks/store.js';
+import { SqliteTaskStore } from '../src/tasks/sqlite-store.js';
 import { tempDir } from './helpers/harness.js';
 
 const quiet = { info() {}, warn() {}, error() {} };
@@ -19,17 +20,17 @@ async function filled(ended: number) {
   t.teardown(() => {
     if (db.open) db.close();
   });
-  const store = new TaskStore(db, new GroupCommit(db));
+  const store = new SqliteTaskStore(db, new GroupCommit(db), new TaskEvents(db), () => undefined);
   const params = { username: 'suitepad', password_hash: '$6$salt$hash' };
   for (let i = 0; i < ended; i++) {
     const id = `00000000-0000-4000-8000-${String(i).padStart(12, '0')}`;
-    await store.add({ id, action: 'create', params }, undefined, () => undefined);
-    store.claim(`batch-${i}`, 1);
-    store.finish(id, { status: 'succeeded' });
+    await store.add({ id, action: 'create', params });
+    await store.claim(`batch-${i}`, 1);
+    await store.finish(id, { status: 'succeeded' });
     store.setLog(`run-${i}`, [id], { head: 'x'.repeat(64 * 1024), tail: `${i}`.repeat(36 * 1024), size: 1_000_000 });
   }
   const queued = 'ffffffff-0000-4000-8000-000000000000';
-  await store.add({ id: queued, action: 'create', params }, undefined, () => undefined);
+  await store.add({ id: queued, action: 'create', params });
   const size = () => {
     db.pragma('wal_checkpoint(TRUNCATE)');
     return fs.statSync(file).size;

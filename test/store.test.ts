@@ -9,8 +9,11 @@ import { DatabaseFileError, openDatabase, SCHEMA_VERSION, type Db } from '../src
 import { TaskEvents } from '../src/tasks/events.js';
 import { GroupCommit } from '../src/tasks/group-commit.js';
 import type { CreateParams } from '../src/tasks/model.js';
-import { TaskStore, type NewTask } from '../src/tasks/store.js';
-import { tempDir } from './helpers/harness.js';
+import { SqliteTaskStore } from '../src/tasks/sqlite-store.js';
+import type { NewTask, StateChange, TaskStore } from '../src/tasks/store.js';
+import { execFileSync } from 'node:child_process';
+import { v7 as uuidv7 } from 'uuid';
+import { liveInstancesOfTask, startMoto, startService, tempDir, untilTerminal } from './helpers/harness.js';
 
 const ISO = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/;
 const isIso = (value: string | null) => value !== null && ISO.test(value) && new Date(value).toISOString() === value;
@@ -30,10 +33,19 @@ function freshDb(t: Teardown): { db: Db; file: string } {
   return { db, file };
 }
 
-function freshStore(t: Teardown): { db: Db; store: TaskStore } {
-  const { db } = freshDb(t);
-  return { db, store: new TaskStore(db, new GroupCommit(db)) };
+/** The SQLite store on `db`, with every change its hook is told of. */
+function storeOn(db: Db, changes: StateChange[] = []): TaskStore {
+  return new SqliteTaskStore(db, new GroupCommit(db), new TaskEvents(db), (change) => changes.push(change));
 }
+
+function freshStore(t: Teardown): { db: Db; store: TaskStore; changes: StateChange[] } {
+  const { db } = freshDb(t);
+  const changes: StateChange[] = [];
+  return { db, store: storeOn(db, changes), changes };
+}
+
+/** The ids of a batch, oldest first. */
+const batchIds = (store: TaskStore, batch: string) => store.batch(batch).map((row) => row.task.id);
 
 const createParams: CreateParams = { username: 'suitepad', password_hash: '$6$salt$hash' };
 let counter = 0;
@@ -44,7 +56,7 @@ const remove = (ip: string): NewTask => ({ id: newId(), action: 'delete', params
 /** Adds tasks one after the other (each its own commit), returning their ids. */
 async function addAll(store: TaskStore, tasks: NewTask[]): Promise<string[]> {
   const ids: string[] = [];
-  for (const task of tasks) ids.push((await store.add(task, undefined, () => undefined)).task.id);
+  for (const task of tasks) ids.push((await store.add(task)).id);
   return ids;
 }
 
@@ -64,7 +76,7 @@ const V3_SCHEMA = `
 const mode = (file: string) => (fs.statSync(file).mode & 0o777).toString(8);
 
 t.test('openDatabase', async (t) => {
-  t.test('creates the file and its directories with WAL and synchronous=FULL; the tasks table is the only queue', async (t) => {
+  t.test('creates the file and its directories with WAL and synchronous=FULL, with no second queue table', async (t) => {
     const { db, file } = freshDb(t);
     t.ok(fs.existsSync(file), 'the file exists, parent directories included');
     t.equal(db.pragma('journal_mode', { simple: true }), 'wal');
@@ -94,7 +106,7 @@ t.test('openDatabase', async (t) => {
     const file = path.join(dir, 'shared.db');
     const db = openDatabase(file);
     t.teardown(() => db.close());
-    await addAll(new TaskStore(db, new GroupCommit(db)), [create()]); // a write: the WAL holds a hash now
+    await addAll(storeOn(db), [create()]); // a write: the WAL holds a hash now
     for (const name of [file, `${file}-wal`, `${file}-shm`]) {
       t.ok(fs.existsSync(name), `${path.basename(name)} exists`);
       t.equal(mode(name), '600', `${path.basename(name)} is readable by its owner only`);
@@ -116,12 +128,12 @@ t.test('openDatabase', async (t) => {
 
   t.test('reopening is idempotent and keeps the data', async (t) => {
     const { db, file } = freshDb(t);
-    const [id] = await addAll(new TaskStore(db, new GroupCommit(db)), [create()]);
+    const [id] = await addAll(storeOn(db), [create()]);
     db.close();
     for (let i = 0; i < 2; i++) {
       const again = openDatabase(file);
       t.equal(again.pragma('user_version', { simple: true }), SCHEMA_VERSION, `reopen ${i + 1}: same schema version`);
-      t.equal(new TaskStore(again, new GroupCommit(again)).get(id!)?.status, 'queued', `reopen ${i + 1}: the task is still there`);
+      t.equal(storeOn(again).get(id!)?.status, 'queued', `reopen ${i + 1}: the task is still there`);
       again.close();
     }
   });
@@ -149,7 +161,7 @@ t.test('openDatabase', async (t) => {
     const db = openDatabase(file);
     t.teardown(() => db.close());
     t.equal(db.pragma('user_version', { simple: true }), SCHEMA_VERSION);
-    const store = new TaskStore(db, new GroupCommit(db));
+    const store = storeOn(db);
     t.equal(store.get('old-1')?.status, 'queued', 'the task is kept');
     t.equal(store.waiting, 1, 'and counted as waiting');
     t.same(store.getLog('old-1'), { head: 'PLAY RECAP', tail: '', size: 10 }, 'its log is kept, as the beginning');
@@ -183,7 +195,7 @@ t.test('openDatabase', async (t) => {
     t.teardown(() => db.close());
     t.equal(db.pragma('user_version', { simple: true }), SCHEMA_VERSION);
     t.equal(db.pragma('auto_vacuum', { simple: true }), 2, 'rewritten (VACUUM) with auto_vacuum=INCREMENTAL');
-    const store = new TaskStore(db, new GroupCommit(db));
+    const store = storeOn(db);
     for (const id of ['t-0', 't-19']) t.same(store.getLog(id), { head: log, tail: 'END', size: log.length }, `${id} reads its log as before`);
     t.same(store.getLog('t-other'), { head: 'other log', tail: '', size: 9 });
     t.same(store.getLog('t-queued'), { head: '', tail: '', size: 0 }, 'no log, none made up');
@@ -208,14 +220,14 @@ t.test('openDatabase', async (t) => {
   });
 });
 
-t.test('add → get: queued, counted as waiting once committed', async (t) => {
-  const { store } = freshStore(t);
+t.test('add → get: queued, counted as waiting once committed, with its queued event, then the hook', async (t) => {
+  const { db, store, changes } = freshStore(t);
   const before = Date.now();
   const task = create();
-  const adding = store.add(task, undefined, (row) => row.id);
+  const adding = store.add(task);
   t.equal(store.waiting, 0, 'not counted before the commit');
-  const { task: added, alongside } = await adding;
-  t.equal(alongside, task.id, 'what is written alongside runs in the same commit');
+  t.equal(changes.length, 0, 'nobody is told before the commit');
+  const added = await adding;
   t.equal(store.waiting, 1);
   const read = store.get(task.id)!;
   t.same(added, read, 'add returns exactly what a read of the new row returns');
@@ -224,74 +236,105 @@ t.test('add → get: queued, counted as waiting once committed', async (t) => {
   for (const field of ['ip', 'instance_id', 'instance_state', 'error', 'progress', 'runner_pid', 'runner_start', 'started_at', 'finished_at'] as const) {
     t.equal(read[field], null, `${field} is null until known`);
   }
+  t.same(changes.map((c) => [c.task.id, c.event.type, c.event.data.status]), [[task.id, 'status', 'queued']], 'one change, told once');
+  const stored = db.prepare('SELECT task_id, type FROM task_events').all();
+  t.same(stored, [{ task_id: task.id, type: 'status' }], 'its status event is stored with it');
   t.same(store.paramsOf(task.id), createParams, 'the parameters round-trip, as unknown until checked');
   t.same(store.getLog(task.id), { head: '', tail: '', size: 0 });
-  const del = await store.add(remove('54.1.2.3'), undefined, () => undefined);
-  t.equal(del.task.ip, '54.1.2.3', 'a delete keeps its target IP');
+  const del = await store.add(remove('54.1.2.3'));
+  t.equal(del.ip, '54.1.2.3', 'a delete keeps its target IP');
   t.equal(store.get('no-such-task'), undefined);
-  await t.rejects(store.add({ ...create(), id: task.id }, undefined, () => undefined), 'a duplicate id is refused');
+  await t.rejects(store.add({ ...create(), id: task.id }), 'a duplicate id is refused');
   t.equal(store.waiting, 2, 'and not counted');
+  t.equal(changes.length, 2, 'nor told');
+  t.equal((db.prepare('SELECT count(*) AS n FROM task_events').get() as { n: number }).n, 2, 'nor its event stored');
 });
 
 t.test('claim: the oldest waiting tasks, up to the limit, under one batch id', async (t) => {
-  const { store } = freshStore(t);
+  const { store, changes } = freshStore(t);
   const ids = await addAll(store, [create(), create(), create(), create()]);
-  t.equal(store.claim('batch-1', 3), 3);
+  t.equal(await store.claim('batch-1', 3), 3);
   t.equal(store.waiting, 1);
   const batch = store.batch('batch-1');
   t.same(batch.map((row) => row.task.id), ids.slice(0, 3), 'oldest first');
-  t.same(store.batchIds('batch-1'), ids.slice(0, 3));
   for (const { task, params } of batch) {
     t.match(task, { status: 'running', attempts: 1 });
     t.ok(isIso(task.started_at), 'started_at set');
     t.same(params, createParams);
   }
-  t.equal(store.claim('batch-2', 3), 1, 'the rest');
-  t.equal(store.claim('batch-3', 3), 0, 'nothing waits');
+  t.same(
+    changes.slice(4).map((c) => [c.task.id, c.event.data.status]),
+    ids.slice(0, 3).map((id) => [id, 'running']),
+    'a running event each, in order',
+  );
+  t.equal(await store.claim('batch-2', 3), 1, 'the rest');
+  t.equal(await store.claim('batch-3', 3), 0, 'nothing waits');
   t.same([...store.runningBatches().keys()].sort(), ['batch-1', 'batch-2']);
 });
 
 t.test('claim: two operations on one IP never share a batch or run at once', async (t) => {
   const { store } = freshStore(t);
   const [a1, a2, b1, c1, a3] = await addAll(store, [remove('10.0.0.1'), remove('10.0.0.1'), remove('10.0.0.2'), create(), remove('10.0.0.1')]);
-  t.equal(store.claim('first', 10), 3);
-  t.same(store.batchIds('first'), [a1, b1, c1], 'one delete per IP, creates alongside');
-  t.equal(store.claim('second', 10), 0, 'the other deletes of 10.0.0.1 wait while one runs');
-  store.finish(a1!, { status: 'succeeded', instance_state: 'terminated' });
-  t.equal(store.claim('third', 10), 1);
-  t.same(store.batchIds('third'), [a2], 'then the next one, alone');
-  store.finish(a2!, { status: 'failed', instance_state: 'not_found' });
-  t.equal(store.claim('fourth', 10), 1);
-  t.same(store.batchIds('fourth'), [a3]);
+  t.equal(await store.claim('first', 10), 3);
+  t.same(batchIds(store, 'first'), [a1, b1, c1], 'one delete per IP, creates alongside');
+  t.equal(await store.claim('second', 10), 0, 'the other deletes of 10.0.0.1 wait while one runs');
+  await store.finish(a1!, { status: 'succeeded', instance_state: 'terminated' });
+  t.equal(await store.claim('third', 10), 1);
+  t.same(batchIds(store, 'third'), [a2], 'then the next one, alone');
+  await store.finish(a2!, { status: 'failed', instance_state: 'not_found' });
+  t.equal(await store.claim('fourth', 10), 1);
+  t.same(batchIds(store, 'fourth'), [a3]);
 });
 
 t.test('progress and runner only while running; finish once, and it clears the runner', async (t) => {
-  const { store } = freshStore(t);
+  const { store, changes } = freshStore(t);
   const [id, other] = await addAll(store, [create(), create()]);
   store.setProgress([id!], { step: 1, of: 4, name: 'queued step' });
   t.equal(store.get(id!)!.progress, null, 'a queued task has no progress');
-  store.claim('b', 2);
+  await store.claim('b', 2);
   store.setProgress([id!], { step: 2, of: 4, name: 'launch instance' });
   t.same(store.get(id!)!.progress, { step: 2, of: 4, name: 'launch instance' });
   store.setRunner([id!, other!], 4242, '123456');
   t.match(store.get(other!), { runner_pid: 4242, runner_start: '123456' });
 
-  t.equal(store.finish(id!, { status: 'succeeded', ip: '54.1.2.3', instance_id: 'i-0123', instance_state: 'running' }), true);
-  const done = store.get(id!)!;
+  const told = changes.length;
+  const done = (await store.finish(id!, { status: 'succeeded', ip: '54.1.2.3', instance_id: 'i-0123', instance_state: 'running' }, { runId: 'run-0', log: { head: 'LOG', tail: '', size: 3 } }))!;
+  t.same(done, store.get(id!), 'finish returns the task as it now stands');
   t.match(done, { status: 'succeeded', ip: '54.1.2.3', instance_id: 'i-0123', instance_state: 'running', error: null, runner_pid: null });
+  t.same(done.progress, { step: 4, of: 4, name: 'done' }, 'a succeeded task says it is done, not the step its result came at');
+  t.same(store.getLog(id!), { head: 'LOG', tail: '', size: 3 }, 'its log, in the same write');
   t.ok(isIso(done.finished_at));
-  t.equal(store.finish(id!, { status: 'failed', error: 'late' }), false, 'a second finish is refused');
+  t.same(changes.slice(told).map((c) => [c.task.id, c.event.data.status]), [[id, 'succeeded']], 'told once, with its event');
+  t.equal(await store.finish(id!, { status: 'failed', error: 'late' }), undefined, 'a second finish is refused');
   t.same(store.get(id!), done, 'and changes nothing');
+  t.equal(changes.length, told + 1, 'and tells nobody');
   store.setProgress([id!], { step: 3, of: 4, name: 'after the end' });
-  t.same(store.get(id!)!.progress, { step: 2, of: 4, name: 'launch instance' }, 'a finished task keeps its last progress');
+  t.same(store.get(id!)!.progress, { step: 4, of: 4, name: 'done' }, 'a finished task keeps its last progress');
   t.equal(store.get(other!)!.runner_pid, 4242, 'the other task keeps its runner');
+
+  store.setProgress([other!], { step: 2, of: 4, name: 'launch instance' });
+  await store.finish(other!, { status: 'failed', error: 'boom' });
+  t.same(store.get(other!)!.progress, { step: 2, of: 4, name: 'launch instance' }, 'a failed task keeps the step it stopped at');
+});
+
+t.test('a row whose progress is not readable reads as no progress, and still ends', async (t) => {
+  const { db, store } = freshStore(t);
+  const [broken, odd] = await addAll(store, [create(), create()]);
+  await store.claim('b', 2);
+  db.prepare(`UPDATE tasks SET progress = '{"step": 1, "of"' WHERE id = ?`).run(broken);
+  db.prepare(`UPDATE tasks SET progress = '{"step": "one", "of": 4, "name": "x"}' WHERE id = ?`).run(odd);
+  t.equal(store.get(broken!)!.progress, null, 'broken JSON');
+  t.equal(store.get(odd!)!.progress, null, 'JSON of another shape');
+  t.same(store.list({ limit: 10 }).map((task) => task.progress), [null, null], 'the listing reads too');
+  t.same(store.unfinished().map((task) => task.id), [broken, odd], 'and recovery');
+  t.match(await store.finish(broken!, { status: 'succeeded' }), { status: 'succeeded', progress: { step: 1, of: 1, name: 'done' } });
 });
 
 t.test('a delete that ends without an ip keeps the one it targeted; logs are stored capped', async (t) => {
   const { store } = freshStore(t);
   const [del] = await addAll(store, [remove('54.9.9.9')]);
-  store.claim('b', 1);
-  store.finish(del!, { status: 'failed', instance_state: 'not_found', error: 'no managed instance has public IP 54.9.9.9' });
+  await store.claim('b', 1);
+  await store.finish(del!, { status: 'failed', instance_state: 'not_found', error: 'no managed instance has public IP 54.9.9.9' });
   t.match(store.get(del!), { ip: '54.9.9.9', instance_state: 'not_found' });
   store.setLog('run-1', [del!], { head: 'HEAD', tail: 'TAIL', size: 100 });
   t.same(store.getLog(del!), { head: 'HEAD', tail: 'TAIL', size: 100 });
@@ -300,11 +343,11 @@ t.test('a delete that ends without an ip keeps the one it targeted; logs are sto
 t.test('a run\'s log is stored once for all its tasks; a log no task points to goes', async (t) => {
   const { db, store } = freshStore(t);
   const ids = await addAll(store, Array.from({ length: 100 }, create));
-  store.claim('b', 100);
+  await store.claim('b', 100);
   const big = { head: 'h'.repeat(64 * 1024), tail: 't'.repeat(1024 * 1024), size: 5_000_000 };
   const stored = () => (db.prepare('SELECT count(*) AS n, coalesce(sum(length(head) + length(tail)), 0) AS bytes FROM runs').get() as { n: number; bytes: number });
-  store.setLogSoFar('run-a', [ids[0]!], { head: 'early', tail: '', size: 5 }); // one task's result came early
-  store.setLogSoFar('run-a', [ids[1]!], { head: 'early, and more', tail: '', size: 15 }); // and another's
+  await store.finish(ids[0]!, { status: 'succeeded' }, { runId: 'run-a', log: { head: 'early', tail: '', size: 5 } }); // one task's result came early
+  await store.finish(ids[1]!, { status: 'succeeded' }, { runId: 'run-a', log: { head: 'early, and more', tail: '', size: 15 } }); // and another's
   t.same(store.getLog(ids[1]!), { head: 'early', tail: '', size: 5 }, 'while the run goes on, the output is stored once, not rewritten');
   store.setLog('run-a', ids, big); // the run ended
   t.same(stored(), { n: 1, bytes: big.head.length + big.tail.length }, 'one copy of 1.06 MiB, not 100');
@@ -316,50 +359,63 @@ t.test('a run\'s log is stored once for all its tasks; a log no task points to g
 });
 
 t.test('requeue: back to waiting, with or without the attempt refunded; never a finished task', async (t) => {
-  const { store } = freshStore(t);
+  const { store, changes } = freshStore(t);
   const [id] = await addAll(store, [create()]);
-  store.claim('b1', 1);
+  await store.claim('b1', 1);
   const firstStart = store.get(id!)!.started_at;
   store.setRunner([id!], 99, 'x');
-  store.requeue([id!], false);
+  const told = changes.length;
+  t.same((await store.requeue([id!], false)).map((task) => task.id), [id], 'the task it moved');
   t.match(store.get(id!), { status: 'queued', attempts: 1, runner_pid: null, runner_start: null, progress: null });
+  t.same(changes.slice(told).map((c) => c.event.data.status), ['queued'], 'told, with its queued event');
   t.equal(store.waiting, 1, 'waiting again');
-  store.claim('b2', 1);
+  await store.claim('b2', 1);
   t.match(store.get(id!), { attempts: 2, started_at: firstStart }, 'started_at is the first start');
-  store.requeue([id!], true);
+  await store.requeue([id!], true);
   t.equal(store.get(id!)!.attempts, 1, 'with refund the attempt is given back');
-  store.requeue([id!], true);
-  t.equal(store.get(id!)!.attempts, 1, 'requeue of a queued task changes nothing');
+  const again = changes.length;
+  t.same(await store.requeue([id!], true), [], 'requeue of a queued task moves nothing');
+  t.equal(store.get(id!)!.attempts, 1, 'and changes nothing');
+  t.equal(changes.length, again, 'and tells nobody');
   t.equal(store.waiting, 1);
-  store.claim('b3', 1);
-  store.finish(id!, { status: 'succeeded' });
-  store.requeue([id!], false);
+  await store.claim('b3', 1);
+  await store.finish(id!, { status: 'succeeded' });
+  await store.requeue([id!], false);
   t.equal(store.get(id!)!.status, 'succeeded', 'a finished task is never requeued');
   t.equal(store.waiting, 0);
 });
 
-t.test('cancel: a queued task is canceled at once; a running one has its cancel recorded', async (t) => {
-  const { store } = freshStore(t);
-  const [queued, running] = await addAll(store, [create(), create()]);
-  store.claim('b', 1); // takes `queued`, the oldest
-  t.equal(store.cancelQueued(running!), true, 'the waiting one');
-  t.match(store.get(running!), { status: 'canceled', error: 'canceled by request', started_at: null });
-  t.equal(store.waiting, 0);
-  t.equal(store.cancelQueued(queued!), false, 'not the running one');
-  t.equal(store.isCancelRequested(queued!), false);
-  t.equal(store.requestCancel(queued!), true);
-  t.equal(store.isCancelRequested(queued!), true, 'recorded in its row, where it survives a crash');
-  t.equal(store.requestCancel(running!), false, 'a canceled task is not running');
-  t.equal(store.claim('again', 5), 0, 'a canceled task is never claimed');
+t.test('cancel: a task that never ran, or any queued delete, ends at once; a create that ran has its cancel recorded; a running delete neither', async (t) => {
+  const { store, changes } = freshStore(t);
+  const [runningCreate, queuedCreate, runningDelete, ranDelete] = await addAll(store, [create(), create(), remove('10.0.0.1'), remove('10.0.0.2')]);
+  await store.claim('b', 1); // takes the first create, the oldest
+  const told = changes.length;
+  t.match(await store.cancelQueued(queuedCreate!), { status: 'canceled', error: 'canceled by request', started_at: null }, 'the waiting one');
+  t.same(changes.slice(told).map((c) => [c.task.id, c.event.data.status]), [[queuedCreate, 'canceled']], 'told once');
+  t.equal(store.waiting, 2);
+  t.equal(await store.cancelQueued(runningCreate!), undefined, 'not the running one');
+  t.equal(store.get(runningCreate!)!.cancel_requested, false);
+  t.equal(await store.requestCancel(runningCreate!), true);
+  t.equal(store.get(runningCreate!)!.cancel_requested, true, 'recorded in its row, where it survives a crash');
+  t.equal(await store.requestCancel(queuedCreate!), false, 'a canceled task is not running');
+
+  // A delete that ran before (its run was stopped by a shutdown) and waits again: nothing to clean up, it ends at once.
+  await store.claim('d', 5);
+  await store.requeue([ranDelete!], true);
+  t.match(await store.cancelQueued(ranDelete!), { status: 'canceled' }, 'a queued delete that ran before');
+  t.equal(await store.cancelQueued(runningDelete!), undefined, 'a running delete is not canceled');
+  t.equal(await store.requestCancel(runningDelete!), false, 'nor has a cancel recorded: it may have reached EC2');
+  t.equal(store.get(runningDelete!)!.status, 'running');
+  t.equal(await store.claim('again', 5), 0, 'a canceled task is never claimed');
 });
 
 t.test('unfinished(): queued and running tasks, oldest first', async (t) => {
   const { store } = freshStore(t);
   t.same(store.unfinished(), []);
   const ids = await addAll(store, [create(), create(), create(), create()]);
-  store.claim('b', 2);
-  store.finish(ids[0]!, { status: 'failed', error: 'x' });
-  store.cancelQueued(ids[3]!);
+  await store.claim('b', 2);
+  await store.finish(ids[0]!, { status: 'failed', error: 'x' });
+  await store.cancelQueued(ids[3]!);
   t.same(
     store.unfinished().map((task) => [task.id, task.status]),
     [
@@ -375,40 +431,40 @@ t.test('password hashes: kept while the task may run, or while a live key may re
   const [plain, failed] = await addAll(store, [create(), create()]);
   const keyed = create();
   const expiring = create();
-  await store.add(keyed, { key: 'live', request_hash: 'h', ttlSeconds: 3600 }, () => undefined);
-  await store.add(expiring, { key: 'short', request_hash: 'h', ttlSeconds: 0.3 }, () => undefined);
-  store.claim('b', 10);
+  await store.add(keyed, { key: 'live', request_hash: 'h', ttlSeconds: 3600 });
+  await store.add(expiring, { key: 'short', request_hash: 'h', ttlSeconds: 0.3 });
+  await store.claim('b', 10);
   t.equal(hashOf(plain!), createParams.password_hash, 'running: kept');
-  store.requeue([plain!], true);
+  await store.requeue([plain!], true);
   t.equal(hashOf(plain!), createParams.password_hash, 'queued again: kept');
-  store.claim('b2', 10);
-  store.finish(plain!, { status: 'succeeded' });
+  await store.claim('b2', 10);
+  await store.finish(plain!, { status: 'succeeded' });
   t.equal(hashOf(plain!), undefined, 'ended: gone');
   t.same(store.paramsOf(plain!), { username: 'suitepad' }, 'the rest of the parameters stay');
-  store.finish(failed!, { status: 'failed', error: 'x' });
+  await store.finish(failed!, { status: 'failed', error: 'x' });
   t.equal(hashOf(failed!), undefined, 'failed: gone');
-  store.finish(keyed.id, { status: 'succeeded' });
+  await store.finish(keyed.id, { status: 'succeeded' });
   t.equal(hashOf(keyed.id), createParams.password_hash, 'ended, but its key lives: kept for a replay to be checked');
   await new Promise((resolve) => setTimeout(resolve, 400));
-  store.finish(expiring.id, { status: 'succeeded' });
+  await store.finish(expiring.id, { status: 'succeeded' });
   t.equal(hashOf(expiring.id), undefined, 'ended after its key expired: gone');
   t.equal(store.purgeExpiredKeys(), 1);
 
   const [queued] = await addAll(store, [create()]);
-  t.equal(store.cancelQueued(queued!), true);
+  t.ok(await store.cancelQueued(queued!));
   t.equal(hashOf(queued!), undefined, 'canceled while queued: gone');
 
   // A key that expires after its task ended takes the hash with it when it is purged, or taken over.
   const purged = create();
   const takenOver = create();
-  await store.add(purged, { key: 'p', request_hash: 'h', ttlSeconds: 0.3 }, () => undefined);
-  await store.add(takenOver, { key: 'o', request_hash: 'h', ttlSeconds: 0.3 }, () => undefined);
-  store.claim('b3', 10);
-  store.finish(purged.id, { status: 'succeeded' });
-  store.finish(takenOver.id, { status: 'succeeded' });
+  await store.add(purged, { key: 'p', request_hash: 'h', ttlSeconds: 0.3 });
+  await store.add(takenOver, { key: 'o', request_hash: 'h', ttlSeconds: 0.3 });
+  await store.claim('b3', 10);
+  await store.finish(purged.id, { status: 'succeeded' });
+  await store.finish(takenOver.id, { status: 'succeeded' });
   t.equal(hashOf(purged.id), createParams.password_hash, 'kept while the key lives');
   await new Promise((resolve) => setTimeout(resolve, 400));
-  await store.add(create(), { key: 'o', request_hash: 'h2', ttlSeconds: 3600 }, () => undefined);
+  await store.add(create(), { key: 'o', request_hash: 'h2', ttlSeconds: 3600 });
   t.equal(hashOf(takenOver.id), undefined, 'its expired key taken over by a new request: gone');
   t.equal(hashOf(purged.id), createParams.password_hash, 'not yet purged');
   store.purgeExpiredKeys();
@@ -420,17 +476,17 @@ t.test('after a batch has run and ended, the closed file holds none of its hashe
   const runBatch = async (secureDelete: boolean) => {
     const { db, file } = freshDb(t);
     if (!secureDelete) db.pragma('secure_delete = OFF'); // the control: what the file would hold without it
-    const store = new TaskStore(db, new GroupCommit(db));
+    const store = storeOn(db);
     const tasks = Array.from({ length: 20 }, (_, i): NewTask => ({
       id: newId(),
       action: 'create',
       params: { username: 'suitepad', password_hash: `$6$saltsalt$${String(i).padStart(86, 'h')}` },
     }));
     await addAll(store, tasks);
-    store.claim('b', 20);
+    await store.claim('b', 20);
     store.setRunner(tasks.map((task) => task.id), 4242, '123456');
     store.setProgress(tasks.map((task) => task.id), { step: 2, of: 4, name: 'Launch one instance per task and wait until it runs' });
-    for (const task of tasks) store.finish(task.id, { status: 'succeeded', ip: '54.1.2.3', instance_id: 'i-0123456789abcdef0', instance_state: 'running' });
+    for (const task of tasks) await store.finish(task.id, { status: 'succeeded', ip: '54.1.2.3', instance_id: 'i-0123456789abcdef0', instance_state: 'running' });
     db.close();
     return (fs.readFileSync(file).toString('latin1').match(/\$6\$saltsalt\$h*\d+/g) ?? []).length;
   };
@@ -440,16 +496,14 @@ t.test('after a batch has run and ended, the closed file holds none of its hashe
 
 t.test('purgeEnded: tasks ended before the cutoff go, with their events and logs; never a queued, running or keyed one', async (t) => {
   const { db, store } = freshStore(t);
-  const events = new TaskEvents(db);
   const ids = await addAll(store, Array.from({ length: 5 }, create));
   const keyed = create();
-  await store.add(keyed, { key: 'k', request_hash: 'h', ttlSeconds: 3600 }, () => undefined);
+  await store.add(keyed, { key: 'k', request_hash: 'h', ttlSeconds: 3600 });
   const [queued] = await addAll(store, [create()]);
-  store.claim('b', 6); // the five and the keyed one; `queued` stays queued
+  await store.claim('b', 6); // the five and the keyed one; `queued` stays queued
   const [running, ...ending] = ids;
-  for (const id of [...ending, keyed.id]) store.finish(id!, { status: 'succeeded' });
+  for (const id of [...ending, keyed.id]) await store.finish(id!, { status: 'succeeded' });
   store.setLog('run', [...ids, keyed.id], { head: 'log', tail: '', size: 3 });
-  events.recordStatus([...ids, keyed.id, queued!].map((id) => store.get(id)!));
   const count = (sql: string) => (db.prepare(sql).get() as { n: number }).n;
 
   t.equal(store.purgeEnded(new Date(Date.now() - 60_000).toISOString(), 100), 0, 'nothing ended before a minute ago');
@@ -463,24 +517,51 @@ t.test('purgeEnded: tasks ended before the cutoff go, with their events and logs
   t.equal(store.get(queued!)?.status, 'queued', 'a queued task stays');
   t.equal(store.get(keyed.id)?.status, 'succeeded', 'a task a key points to stays');
   t.same(store.getLog(running!), { head: 'log', tail: '', size: 3 }, 'the shared log stays while a task points to it');
-  t.equal(count('SELECT count(*) AS n FROM task_events WHERE task_id = ' + `'${running}'`), 1, 'the events of a kept task stay');
+  t.equal(count('SELECT count(*) AS n FROM task_events WHERE task_id = ' + `'${running}'`), 2, 'the events of a kept task stay (queued, running)');
 
-  store.finish(running!, { status: 'failed', error: 'x' });
+  await store.finish(running!, { status: 'failed', error: 'x' });
   db.prepare(`UPDATE idempotency_keys SET expires_at = '2000-01-01T00:00:00.000Z'`).run();
   store.purgeExpiredKeys();
   t.equal(store.purgeEnded(new Date(Date.now() + 1_000).toISOString(), 100), 2, 'the last two, once ended and unkeyed');
   t.equal(count('SELECT count(*) AS n FROM runs'), 0, 'and the log goes with the last task of its run');
 });
 
+t.test('the tasks table is the only queue: a row written with SQL alone is counted, claimed, and run after a restart', async (t) => {
+  const moto = await startMoto();
+  t.teardown(() => moto.stop());
+  const file = path.join(tempDir(), 'ec2-api.db');
+  await (await startService(moto.url, { EC2_API_DB: file, EC2_API_PAUSED: '1' })).close(); // the schema, nothing else
+
+  // One INSERT from another connection: no push, no second record anywhere.
+  const id = uuidv7();
+  const password_hash = execFileSync('openssl', ['passwd', '-6', '-stdin'], { input: 'only-a-row\n', encoding: 'utf8' }).trim();
+  const conn = new Database(file);
+  conn
+    .prepare(`INSERT INTO tasks (id, action, status, params, created_at) VALUES (?, 'create', 'queued', ?, ?)`)
+    .run(id, JSON.stringify({ username: 'sqlonly', password_hash }), new Date().toISOString());
+  conn.close();
+
+  const db = openDatabase(file);
+  const store = storeOn(db);
+  t.equal(store.waiting, 1, 'a store opened on the file counts it as waiting');
+  db.close();
+
+  const service = await startService(moto.url, { EC2_API_DB: file });
+  t.teardown(() => service.close());
+  const task = await untilTerminal(service.tasks, id);
+  t.match(task, { status: 'succeeded', instance_state: 'running', attempts: 1 }, 'the started service claimed and ran it');
+  t.equal(liveInstancesOfTask(moto.url, id).length, 1, 'its instance runs');
+});
+
 t.test('idempotency keys', async (t) => {
   t.test('add with a key → findKey; expired keys are not found, purged, and taken over', async (t) => {
     const { db, store } = freshStore(t);
     const first = create();
-    await store.add(first, { key: 'key-1', request_hash: 'hash-1', ttlSeconds: 3600 }, () => undefined);
+    await store.add(first, { key: 'key-1', request_hash: 'hash-1', ttlSeconds: 3600 });
     t.same(store.findKey('key-1'), { key: 'key-1', request_hash: 'hash-1', task_id: first.id });
     t.equal(store.findKey('key-2'), undefined);
 
-    await store.add(create(), { key: 'old', request_hash: 'h', ttlSeconds: -1 }, () => undefined);
+    await store.add(create(), { key: 'old', request_hash: 'h', ttlSeconds: -1 });
     t.equal(store.findKey('old'), undefined, 'expired: not found');
     const keys = () => (db.prepare('SELECT key FROM idempotency_keys ORDER BY key').all() as { key: string }[]).map((r) => r.key);
     t.same(keys(), ['key-1', 'old'], 'still stored until purged');
@@ -488,16 +569,16 @@ t.test('idempotency keys', async (t) => {
     t.same(keys(), ['key-1']);
 
     const later = create();
-    await store.add(create(), { key: 'reused', request_hash: 'h1', ttlSeconds: -1 }, () => undefined);
-    await store.add(later, { key: 'reused', request_hash: 'h2', ttlSeconds: 3600 }, () => undefined);
+    await store.add(create(), { key: 'reused', request_hash: 'h1', ttlSeconds: -1 });
+    await store.add(later, { key: 'reused', request_hash: 'h2', ttlSeconds: 3600 });
     t.same(store.findKey('reused'), { key: 'reused', request_hash: 'h2', task_id: later.id }, 'a new task takes over an expired key');
   });
 
   t.test('task and key are written in one transaction', async (t) => {
     const { store } = freshStore(t);
     const task = create();
-    await store.add(task, undefined, () => undefined);
-    await t.rejects(store.add({ ...create(), id: task.id }, { key: 'orphan', request_hash: 'h', ttlSeconds: 3600 }, () => undefined));
+    await store.add(task, undefined);
+    await t.rejects(store.add({ ...create(), id: task.id }, { key: 'orphan', request_hash: 'h', ttlSeconds: 3600 }));
     t.equal(store.findKey('orphan'), undefined, 'a failed insert leaves no key behind');
   });
 });

@@ -46,6 +46,11 @@ export class PlaybookPool {
     return this.active.size;
   }
 
+  /** Whether a run queued now would start at once. */
+  get hasFreeSlot(): boolean {
+    return this.active.size + this.waiting.length < this.size;
+  }
+
   /** Queues a run; it starts when a slot is free. */
   run(options: RunOptions): PlaybookRun {
     const run = new PlaybookRun(options, this.runsDir);

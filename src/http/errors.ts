@@ -24,6 +24,7 @@ const REFUSAL_STATUS: Record<RefusalKind, { status: number; retryAfter?: string 
   invalid: { status: 400 },
   key_conflict: { status: 409 },
   finished: { status: 409 },
+  not_cancelable: { status: 409 },
   not_found: { status: 404 },
   unavailable: { status: 503, retryAfter: '5' },
   queue_full: { status: 503, retryAfter: '30' },

@@ -5,6 +5,7 @@
 import { execFile } from 'node:child_process';
 import http from 'node:http';
 import https from 'node:https';
+import { performance } from 'node:perf_hooks';
 import { childEnvironment } from '../ansible/runner.js';
 import type { TaskService } from '../tasks/service.js';
 
@@ -67,8 +68,9 @@ export class Readiness {
 
   private ansibleVersion(): Promise<ReadinessReport['checks']['ansible']> {
     const maxAge = (this.options.ansibleCacheSeconds ?? 60) * 1000;
-    if (!this.ansible || Date.now() - this.ansible.at >= maxAge) {
-      this.ansible = { at: Date.now(), result: this.runAnsibleVersion() };
+    // The monotonic clock: a wall clock set back would keep an answer (a failure too) for as long.
+    if (!this.ansible || performance.now() - this.ansible.at >= maxAge) {
+      this.ansible = { at: performance.now(), result: this.runAnsibleVersion() };
     }
     return this.ansible.result;
   }

@@ -1,19 +1,23 @@
-// Cancel: a task that never ran ends at once and never runs; any other has
-// its cancel recorded in its row (the one place cancel state lives: it
-// survives a crash) and, when running, its playbook run stopped; execution
-// then terminates what a create launched (a create that ran before and went
-// back to the queue is cleaned up by its next claim instead of run).
-import type { TaskEvents } from './events.js';
+// Cancel: a task that never ran (or any queued delete) ends at once and never
+// runs; a create that runs, or ran before, has its cancel recorded in its row
+// (the one place cancel state lives: it survives a crash) and, when running,
+// its playbook run stopped; execution then terminates what it launched (a
+// create that went back to the queue is cleaned up by its next claim instead
+// of run). A running delete is refused: its TerminateInstances may have gone
+// out, and stopping it would only send its batch-mates back to fail
+// `not_found`. Which task is which is decided in the store's writes.
 import type { Execution, Logger } from './execution.js';
 import type { Task } from './model.js';
 import { Refusal, TASK_NOT_FOUND } from './refusal.js';
 import type { TaskStore } from './store.js';
 import type { Waiters } from './waiters.js';
 
+export const DELETE_RUNNING =
+  'the delete is already running and may have reached EC2 (TerminateInstances), so it cannot be canceled; wait for its result';
+
 export class Cancellation {
   constructor(
     private readonly store: TaskStore,
-    private readonly events: TaskEvents,
     private readonly waiters: Waiters,
     private readonly execution: Execution,
     private readonly log: Logger,
@@ -23,17 +27,11 @@ export class Cancellation {
 
   /** Cancels a task; resolves with it once canceled, or with its state after `waitMs` (cleanup still going). */
   async cancel(id: string, waitMs: number): Promise<Task> {
-    const task = this.store.get(id);
-    if (!task) throw new Refusal('not_found', TASK_NOT_FOUND);
-    if (this.store.cancelQueued(id)) {
-      const canceled = this.store.get(id)!;
-      this.events.recordStatus([canceled]);
-      this.waiters.ended(id);
-      this.log.info({ task_id: id, action: canceled.action }, 'task canceled before it ran');
-      return canceled;
-    }
-    if (this.store.requestCancel(id)) {
-      this.log.info({ task_id: id, status: task.status }, 'cancel requested: what the task launched is cleaned up');
+    if (!this.store.get(id)) throw new Refusal('not_found', TASK_NOT_FOUND);
+    const canceled = await this.store.cancelQueued(id);
+    if (canceled) return canceled;
+    if (await this.store.requestCancel(id)) {
+      this.log.info({ task_id: id }, 'cancel requested: what the task launched is cleaned up');
       // When no run holds it (queued, or claimed and not started): execution sees the cancel when it runs.
       const stopped = this.execution.stopRunOf(id);
       // Nothing runs it and nothing starts tasks now (paused, or stopping): the clean-up waits for a start that
@@ -41,7 +39,10 @@ export class Cancellation {
       if (!stopped && !this.startsTasks()) return this.store.get(id)!;
       return (await this.waiters.waitFor(id, waitMs)) ?? this.store.get(id)!;
     }
-    // Neither update took it, and nothing ran in between: it had ended when it was read above.
+    // Neither write took it: it has ended, or it is a running delete. Read after the writes, so a task that
+    // ended in between is reported as ended.
+    const task = this.store.get(id)!;
+    if (task.status === 'running') throw new Refusal('not_cancelable', DELETE_RUNNING);
     throw new Refusal('finished', `the task has already ${task.status === 'canceled' ? 'been canceled' : task.status}; nothing to cancel`);
   }
 }

@@ -73,15 +73,10 @@ export class TaskEvents {
     }
   }
 
-  /** Stores and publishes at once, in one transaction. */
+  /** Stores and publishes at once, in one transaction (playbook steps; a status event is written by the store with its change). */
   record(events: NewEvent[]): void {
     if (events.length === 0) return;
     this.publish(this.db.transaction(() => this.store(events))());
-  }
-
-  /** A `status` event per task, carrying the task as clients see it. */
-  recordStatus(tasks: Task[]): void {
-    this.record(tasks.map(statusEvent));
   }
 
   /** One task's events after `afterId`, oldest first. */

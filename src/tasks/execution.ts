@@ -3,14 +3,15 @@
 // Ansible's start-up is paid once for many tasks while every task still gets
 // its own instance, result and error; a task whose result the module reports
 // early ends at once. A canceled create has what it launched terminated
-// (cancel.yml). Every run goes through the playbook pool.
+// (cancel.yml). Every run goes through the playbook pool. Every state change
+// is one call to the store, which tells whoever needs to know (store.ts).
 import path from 'node:path';
 import { EMPTY_OUTPUT, followedBy, type CappedText } from '../ansible/output.js';
 import type { PlaybookPool } from '../ansible/pool.js';
 import type { AnsibleEvent, PlaybookResultEntry, PlaybookRun, RunResult } from '../ansible/runner.js';
 import type { TaskEvents } from './events.js';
-import { decodeParams, type Outcome, type RunnableTask, type Task } from './model.js';
-import { CANCELED, cleanupOutcome, createOutcome, deleteOutcome, entryFor, whyNoResult } from './outcomes.js';
+import { decodeParams, needsCleanUp, type Outcome, type RunnableTask, type Task } from './model.js';
+import { cleanupOutcome, createOutcome, deleteOutcome, entryFor, whyNoResult } from './outcomes.js';
 import type { TaskStore } from './store.js';
 
 export interface ExecutionOptions {
@@ -33,21 +34,20 @@ export interface Logger {
 
 export interface ExecutionDeps {
   store: TaskStore;
+  /** For the playbook steps' events (status events are the store's). */
   events: TaskEvents;
   pool: PlaybookPool;
-  /** A task ran to its end (whoever waits for it is told; what EC2 holds may have changed). */
-  ended(task: Task): void;
   log: Logger;
-  /** Tasks went back to `queued` (their run was stopped for another reason than their own cancel). */
-  requeued(taskIds: string[]): void;
 }
 
 /** A playbook run and the tasks it is for. */
 interface Group {
   run: PlaybookRun;
   tasks: RunnableTask[];
-  /** A cancel of one of its tasks stops it (a cleanup run is never stopped by a cancel). */
+  /** A cancel of one of its tasks stops it: a create run only (a delete is never canceled once running, a clean-up never). */
   cancellable: boolean;
+  /** Tasks its results ended early, still being written: awaited before the run's end is read. */
+  ending: Promise<unknown>[];
   /** The playbook step running now, and since when. */
   step?: { step: number; name: string; startedAt: number };
   /** What its tasks' log already holds (a clean-up run's goes on from the run that was canceled). */
@@ -79,15 +79,16 @@ export class Execution {
    */
   async runBatch(batchId: string): Promise<void> {
     let tasks: RunnableTask[];
+    let unreadable: Promise<unknown>;
     try {
-      tasks = this.readBatch(batchId);
+      ({ tasks, unreadable } = this.readBatch(batchId));
     } catch (error) {
       // Not even readable: the tasks stay `running`, and the next start recovers them.
       this.deps.log.error({ err: error, batch: batchId }, 'could not read a claimed batch');
       return;
     }
-    const cleanups = tasks.filter((task) => task.cancel_requested);
-    const rest = tasks.filter((task) => !task.cancel_requested);
+    const cleanups = tasks.filter(needsCleanUp);
+    const rest = tasks.filter((task) => !needsCleanUp(task));
     const parts: [RunnableTask[], () => Promise<void>][] = [
       // A cancel recorded before a crash, or before this batch started: clean up instead of running.
       [cleanups, () => this.cleanUp(cleanups, EMPTY_OUTPUT)],
@@ -96,21 +97,24 @@ export class Execution {
         return [group, () => this.runGroup(action, group)];
       }),
     ];
-    const ran = await Promise.allSettled(parts.map(([group, work]) => (group.length ? work() : undefined)));
-    ran.forEach((outcome, i) => {
-      if (outcome.status === 'rejected') this.afterInternalError(parts[i]![0], outcome.reason);
-    });
+    const ran = await Promise.allSettled([unreadable, ...parts.map(([group, work]) => (group.length ? work() : undefined))]);
+    await Promise.all(
+      ran.slice(1).map((outcome, i) => (outcome.status === 'rejected' ? this.afterInternalError(parts[i]![0], outcome.reason) : undefined)),
+    );
+    if (ran[0]!.status === 'rejected') this.deps.log.error({ err: ran[0].reason, batch: batchId }, 'could not fail a task whose row is damaged');
   }
 
-  private afterInternalError(tasks: RunnableTask[], error: unknown): void {
+  private async afterInternalError(tasks: RunnableTask[], error: unknown): Promise<void> {
     try {
       this.deps.log.error({ err: error, task_ids: tasks.map((task) => task.id) }, 'running tasks failed unexpectedly');
       const open = this.stillRunning(tasks);
       const retry = open.filter((task) => task.attempts < this.options.maxAttempts);
-      this.requeue(retry, false);
-      for (const task of open.filter((t) => !retry.includes(t))) {
-        this.finish(task, { status: 'failed', error: 'internal error while running the task; the service log has the details' });
-      }
+      await this.deps.store.requeue(ids(retry), false);
+      await Promise.all(
+        open
+          .filter((t) => !retry.includes(t))
+          .map((task) => this.deps.store.finish(task.id, { status: 'failed', error: 'internal error while running the task; the service log has the details' })),
+      );
     } catch (again) {
       // The database itself fails: the tasks stay `running`, and the next start recovers them.
       this.deps.log.error({ err: again }, 'could not put the tasks of a failed run back in the queue');
@@ -134,21 +138,23 @@ export class Execution {
     return undefined;
   }
 
-  /** The claimed tasks with their parameters checked; a row that fails the check fails its task. */
-  private readBatch(batchId: string): RunnableTask[] {
+  /** The claimed tasks with their parameters checked; a row that fails the check fails its task (`unreadable`, being written). */
+  private readBatch(batchId: string): { tasks: RunnableTask[]; unreadable: Promise<unknown> } {
     const runnable: RunnableTask[] = [];
+    const failing: Promise<unknown>[] = [];
     for (const { task, params } of this.deps.store.batch(batchId)) {
       const decoded = decodeParams(task.action, params);
       if (decoded) runnable.push({ ...task, ...decoded });
       else {
-        this.finish(task, {
-          status: 'failed',
-          error: `the stored ${task.action} task does not hold valid parameters (the database row was changed or damaged); it was not run`,
-        });
+        failing.push(
+          this.deps.store.finish(task.id, {
+            status: 'failed',
+            error: `the stored ${task.action} task does not hold valid parameters (the database row was changed or damaged); it was not run`,
+          }),
+        );
       }
     }
-    this.deps.events.recordStatus(runnable);
-    return runnable;
+    return { tasks: runnable, unreadable: Promise.all(failing) };
   }
 
   private async runGroup(playbook: 'create' | 'delete', tasks: RunnableTask[]): Promise<void> {
@@ -158,7 +164,7 @@ export class Execution {
     const outcomeOf = (task: RunnableTask, entry: PlaybookResultEntry | undefined, why: string): Outcome =>
       task.action === 'create' ? createOutcome(entry, why) : deleteOutcome(task.params.ip, entry, why);
 
-    const group = this.start(playbook, vars, tasks, true, {
+    const group = this.start(playbook, vars, tasks, playbook === 'create', {
       // A task whose instance is ready ends now, not with the slowest of its batch.
       onResult: (taskId, entry) => {
         const task = byId.get(taskId);
@@ -176,51 +182,44 @@ export class Execution {
           };
           this.deps.events.record([{ taskId, type: 'step_end', data }]);
         }
-        this.finish(task, outcomeOf(task, entry, ''), group.run);
+        group.ending.push(store.finish(task.id, outcomeOf(task, entry, ''), { runId: group.run.id, log: group.run.currentOutput }));
       },
     });
     // A cancel recorded between the claim and now.
-    if (tasks.some((task) => store.isCancelRequested(task.id))) group.run.stop('cancel');
+    if (tasks.some((task) => needsCleanUp(store.get(task.id)))) group.run.stop('cancel');
     const result = await this.wait(group);
     if (playbook === 'create' && result.imageId && !('ec2_image_id' in vars)) this.image = { id: result.imageId, at: Date.now() };
 
     const open = this.stillRunning(tasks);
     if (result.end.kind === 'stopped' && result.end.reason === 'shutdown') {
-      this.requeue(open);
-      log.warn({ task_ids: open.map((task) => task.id) }, 'stopped by the shutdown: the tasks run again at the next start');
+      await store.requeue(ids(open), true);
+      log.warn({ task_ids: ids(open) }, 'stopped by the shutdown: the tasks run again at the next start');
       return;
     }
-    const canceled = open.filter((task) => task.cancel_requested);
-    const others = open.filter((task) => !task.cancel_requested);
+    const canceled = open.filter(needsCleanUp);
+    const others = open.filter((task) => !needsCleanUp(task));
     if (result.end.kind === 'stopped') {
-      // Stopped for a batch-mate's cancel: the others run again (a launched instance is adopted).
-      this.requeue(others);
+      // Stopped for a batch-mate's cancel (only a create run is): the others run again, and adopt what they launched.
+      await store.requeue(ids(others), true);
     } else {
       const why = whyNoResult(result, this.options.taskTimeout);
-      for (const task of others) this.finish(task, outcomeOf(task, entryFor(result.results, task.id), why));
+      await Promise.all(others.map((task) => store.finish(task.id, outcomeOf(task, entryFor(result.results, task.id), why))));
     }
     if (canceled.length) await this.cleanUp(canceled, result.log);
   }
 
-  /** Ends canceled tasks; a create's instance, if it launched one, is terminated (found by its TaskId tag). */
-  private async cleanUp(tasks: RunnableTask[], log: CappedText): Promise<void> {
-    const creates: RunnableTask[] = [];
-    for (const task of tasks) {
-      // Its log is the run that was canceled (set when that run ended), if any.
-      if (task.action === 'delete') this.finish(task, { status: 'canceled', ip: task.params.ip, error: CANCELED });
-      else creates.push(task);
-    }
-    if (!creates.length) return;
+  /** Ends canceled creates: what each launched, if anything, is terminated (found by its TaskId tag). */
+  private async cleanUp(creates: RunnableTask[], log: CappedText): Promise<void> {
     const group = this.start('cancel', { ec2_api_cancels: creates.map((task) => ({ task_id: task.id })) }, creates, false, { logBefore: log });
     const result = await this.wait(group);
     const open = this.stillRunning(creates);
     if (result.end.kind === 'stopped') {
       // Shutdown: the cancel stays recorded, and the next start cleans up.
-      this.requeue(open);
+      await this.deps.store.requeue(ids(open), true);
       return;
     }
     const why = whyNoResult(result, this.options.taskTimeout);
-    for (const task of open) this.finish(task, cleanupOutcome(entryFor(result.results, task.id), why));
+    await Promise.all(open.map((task) => this.deps.store.finish(task.id, cleanupOutcome(entryFor(result.results, task.id), why))));
   }
 
   /** Queues a run of `playbook` for `tasks` in the pool, and tracks it while it runs. */
@@ -267,15 +266,16 @@ export class Execution {
       },
       ...extra,
     });
-    const group: Group = { run, tasks, cancellable, logBefore };
+    const group: Group = { run, tasks, cancellable, logBefore, ending: [] };
     this.groups.add(group);
     return group;
   }
 
-  /** The run's result; its output becomes the log of every task it ran (they share it). */
+  /** The run's result (once the tasks it ended early are written); its output becomes the log of every task it ran (they share it). */
   private async wait(group: Group): Promise<RunResult> {
     try {
       const result = await group.run.done;
+      await Promise.allSettled(group.ending);
       this.deps.store.setLog(group.run.id, group.tasks.map((task) => task.id), groupLog(group, result.log));
       this.deps.log.info(
         { task_ids: group.tasks.map((task) => task.id), playbook: `${group.run.name}.yml`, end: result.end.kind, seconds: result.durationMs / 1000 },
@@ -302,30 +302,10 @@ export class Execution {
       ...image,
     };
   }
-
-  /** running → queued; `refund` (the default) gives the attempt back: the run was stopped on purpose, not by a failure of the task. */
-  private requeue(tasks: Task[], refund = true): void {
-    if (!tasks.length) return;
-    const ids = tasks.map((task) => task.id);
-    this.deps.store.requeue(ids, refund);
-    this.deps.events.recordStatus(ids.flatMap((id) => this.deps.store.get(id) ?? []));
-    this.deps.requeued(ids);
-  }
-
-  /** running → a terminal state, told to everyone watching or waiting. */
-  private finish(task: Task, outcome: Outcome, run?: PlaybookRun): void {
-    const { store, events } = this.deps;
-    if (!store.finish(task.id, outcome)) return;
-    if (run) store.setLogSoFar(run.id, [task.id], run.currentOutput);
-    const finished = store.get(task.id)!;
-    events.recordStatus([finished]);
-    this.deps.ended(finished);
-    const line = { task_id: task.id, action: task.action, status: finished.status, instance_id: finished.instance_id, ip: finished.ip };
-    if (finished.status === 'failed') this.deps.log.warn({ ...line, error: finished.error }, 'task failed');
-    else this.deps.log.info(line, `task ${finished.status}`);
-  }
 }
 
 function deleteVars(tasks: RunnableTask[]): Record<string, unknown> {
   return { ec2_api_deletes: tasks.flatMap((task) => (task.action === 'delete' ? [{ task_id: task.id, ip: task.params.ip }] : [])) };
 }
+
+const ids = (tasks: Task[]): string[] => tasks.map((task) => task.id);

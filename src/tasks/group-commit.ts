@@ -32,10 +32,15 @@ export class GroupCommit {
     });
   }
 
-  private flush(): void {
+  /**
+   * Commits what is pending now, synchronously: for a process about to exit
+   * (the promises settle on later ticks, which may never come).
+   */
+  flush(): void {
     this.scheduled = false;
     const group = this.pending;
     this.pending = [];
+    if (!group.length) return;
     const outcomes: { ok: boolean; value?: unknown; error?: unknown }[] = [];
     try {
       this.db.transaction(() => {

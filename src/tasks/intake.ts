@@ -6,7 +6,6 @@
 import { createHash } from 'node:crypto';
 import { v7 as uuidv7 } from 'uuid';
 import { HashError, type PasswordHasher } from '../login/hasher.js';
-import { statusEvent, type TaskEvents } from './events.js';
 import { decodeParams, type Task } from './model.js';
 import { Refusal, shuttingDown } from './refusal.js';
 import type { NewTask, TaskStore } from './store.js';
@@ -34,11 +33,8 @@ export class Intake {
 
   constructor(
     private readonly store: TaskStore,
-    private readonly events: TaskEvents,
     private readonly hasher: PasswordHasher,
     private readonly options: IntakeOptions,
-    /** Told of every task once its row is committed: the scheduler. */
-    private readonly queued: (task: Task) => void,
   ) {}
 
   get isAccepting(): boolean {
@@ -113,17 +109,12 @@ export class Intake {
     // Checked again: hashing took time, and the service may have begun to stop.
     this.assertCanAccept();
     this.pending++;
-    let added;
     try {
-      added = await this.store.add(task, key && { ...key, ttlSeconds: this.options.idempotencyTtl }, (row) =>
-        this.events.store([statusEvent(row)]),
-      );
+      // Committed with its `queued` event; the store's hook tells the scheduler and the event streams.
+      return { task: await this.store.add(task, key && { ...key, ttlSeconds: this.options.idempotencyTtl }), replayed: false };
     } finally {
       this.pending--;
     }
-    this.events.publish(added.alongside);
-    this.queued(added.task);
-    return { task: added.task, replayed: false };
   }
 
   /** The earlier task, when this request is the same one again (same username and password); else a conflict. */

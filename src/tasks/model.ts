@@ -69,6 +69,15 @@ export interface Task {
   finished_at: string | null;
 }
 
+/**
+ * Whether a task's next run is the clean-up of a cancel instead of its own
+ * run: a create whose cancel was recorded (it may have launched). A delete
+ * never is: a queued one is canceled at once, a running one not at all
+ * (a delete row from an older release with a cancel recorded runs as a delete).
+ */
+export const needsCleanUp = (task: Pick<Task, 'action' | 'cancel_requested'> | undefined): boolean =>
+  task?.action === 'create' && task.cancel_requested;
+
 /** A task claimed to run, with its parameters checked. */
 export type RunnableTask = Task & ActionParams;
 

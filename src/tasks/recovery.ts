@@ -5,12 +5,11 @@
 // if any, is killed — it could otherwise race the new run into a second
 // instance.
 import { isSameProcessAlive, killGroupAndWait } from '../ansible/process.js';
-import type { TaskEvents } from './events.js';
 import type { Logger } from './execution.js';
-import { CANCELED } from './outcomes.js';
+import { needsCleanUp } from './model.js';
 import type { TaskStore } from './store.js';
 
-export async function recover(store: TaskStore, events: TaskEvents, maxAttempts: number, log: Logger): Promise<void> {
+export async function recover(store: TaskStore, maxAttempts: number, log: Logger): Promise<void> {
   const interrupted = store.unfinished().filter((task) => task.status === 'running');
   const orphans = new Map<number, string>();
   for (const task of interrupted) if (task.runner_pid && task.runner_start) orphans.set(task.runner_pid, task.runner_start);
@@ -22,25 +21,22 @@ export async function recover(store: TaskStore, events: TaskEvents, maxAttempts:
     }
   }
 
-  const ended: string[] = [];
-  const requeue: string[] = [];
-  for (const task of interrupted) {
-    if (task.cancel_requested && task.action === 'delete') {
-      // Nothing to clean up after a delete: it ends canceled now.
-      if (store.finish(task.id, { status: 'canceled', ip: task.ip, error: CANCELED })) ended.push(task.id);
-    } else if (task.cancel_requested) {
-      // A canceled create goes back to be cleaned up (its instance terminated), however often it was interrupted.
-      requeue.push(task.id);
-    } else if (task.attempts >= maxAttempts) {
-      const error = `abandoned after ${task.attempts} interrupted attempts (EC2_API_MAX_ATTEMPTS); the service stopped during each run`;
-      if (store.finish(task.id, { status: 'failed', error })) ended.push(task.id);
-    } else {
-      requeue.push(task.id);
-    }
-  }
-  store.requeue(requeue, false);
-  events.recordStatus([...ended, ...requeue].flatMap((id) => store.get(id) ?? []));
+  // A canceled create goes back to be cleaned up (its instance terminated), however often it was interrupted.
+  const abandoned = interrupted.filter((task) => !needsCleanUp(task) && task.attempts >= maxAttempts);
+  const requeue = interrupted.filter((task) => !abandoned.includes(task));
+  const ended = await Promise.all(
+    abandoned.map((task) =>
+      store.finish(task.id, {
+        status: 'failed',
+        error: `abandoned after ${task.attempts} interrupted attempts (EC2_API_MAX_ATTEMPTS); the service stopped during each run`,
+      }),
+    ),
+  );
+  const requeued = await store.requeue(
+    requeue.map((task) => task.id),
+    false,
+  );
   if (interrupted.length) {
-    log.warn({ requeued: requeue.length, ended: ended.length }, 'recovered tasks interrupted by the last stop');
+    log.warn({ requeued: requeued.length, ended: ended.filter(Boolean).length }, 'recovered tasks interrupted by the last stop');
   }
 }

@@ -12,7 +12,9 @@ export type RefusalKind =
   | 'key_conflict'
   | 'not_found'
   /** The task has already ended. */
-  | 'finished';
+  | 'finished'
+  /** The task is past the point where a cancel could undo it (a running delete). */
+  | 'not_cancelable';
 
 export class Refusal extends Error {
   override name = 'Refusal';

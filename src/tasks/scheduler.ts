@@ -1,27 +1,20 @@
-// Scheduling: better-queue decides when a batch starts (debounce, how many
-// at once); the `tasks` table is its store, so the rows the service commits
-// are the queue and a claim is one UPDATE of them. better-queue is used only
-// through its documented options and store interface.
+// Scheduling: better-queue is the one scheduler of the tasks table. It
+// decides when a batch starts (the debounce below); the `tasks` table is its
+// store, so the rows the service commits are the queue and a claim is one
+// UPDATE of them. better-queue is used only through its documented options
+// and store interface (docs/scheduler.md says why each method stays and
+// what each option does, from lib/queue.js of better-queue 3.8).
 //
-// How the documented options are set, and why:
-// - `store`: TaskQueueStore below. A task is pushed once, after its row has
-//   committed; `putTask` has nothing left to write and `getTask` never finds
-//   an older version to merge. `takeFirstN` claims up to EC2_API_BATCH_SIZE
-//   waiting tasks (one delete per IP) and returns the batch id as the lock.
-// - `batchSize`: the most one take may ask for. It is set far above
-//   EC2_API_BATCH_SIZE (which the store applies) because better-queue counts
-//   tasks until their batch ends and starts a batch at once whenever that
-//   count reaches batchSize: with batchSize = EC2_API_BATCH_SIZE, every task
-//   arriving while a full batch runs would start a batch of one. Above it, a
-//   batch always starts by the debounce below, and gathers what waits.
-// - `batchDelayTimeout` 10 ms, `batchDelay` EC2_API_BATCH_DELAY_MS: a batch
-//   starts once no task has arrived for 10 ms, or at the latest that long
-//   after the first one: a burst of requests shares one playbook run.
-// - `concurrent`: EC2_API_CONCURRENCY batches at once (the playbook pool
-//   enforces the same limit on processes, listings included).
-// better-queue starts its last free worker only at its next event (a push
-// or a batch's end), not right after the one before: docs/task-lifecycle.md
-// says what that costs and why it is left so.
+// - One count of waiting work: the store's `waiting` (committed `queued`
+//   rows). better-queue also counts pushes until their batch ends (it cannot
+//   be told not to); that count only tells it that something may be
+//   waiting, and nothing in the service reads it.
+// - One concurrency limit: EC2_API_CONCURRENCY, the playbook pool's
+//   (src/ansible/pool.ts). better-queue's `concurrent` is left unbounded;
+//   its `precondition` lets a claim start only when the pool has a free
+//   slot and no other claim is between its UPDATE and its batch's first
+//   run, so claimed tasks never wait `running` for a slot.
+// - One batch size: EC2_API_BATCH_SIZE, applied by the claim.
 import BetterQueue from 'better-queue';
 import { v4 as uuidv4 } from 'uuid';
 import type { TaskStore } from './store.js';
@@ -35,51 +28,88 @@ interface QueueItem {
 // better-queue's typings pass the value positionally even on error.
 type Callback<T = void> = (error: any, value: T) => void; // eslint-disable-line @typescript-eslint/no-explicit-any
 
-/** The most one take may ask the store for (see batchSize above). */
-const TAKE_LIMIT = 1_000_000;
+/**
+ * better-queue's `batchSize`. Not EC2_API_BATCH_SIZE: better-queue starts a
+ * batch at once, skipping the debounce, whenever its count (which includes
+ * the tasks of running batches) reaches batchSize, so a task arriving while
+ * a full batch runs would start a batch of one. Set above any count, a
+ * batch always starts by the debounce and gathers what waits; the claim
+ * applies EC2_API_BATCH_SIZE.
+ */
+const NEVER_BY_COUNT = Number.MAX_SAFE_INTEGER;
 
-/** better-queue's store interface over the tasks table. */
-export class TaskQueueStore implements BetterQueue.Store<QueueItem> {
+/** How soon a claim that failed (SQLITE_BUSY while another connection holds the write lock, SQLITE_FULL) is tried again. */
+export const CLAIM_RETRY_MS = 1_000;
+
+/** How often a claim held back by a full pool looks again (a batch's end also wakes it at once). */
+const SLOT_POLL_MS = 100;
+
+/** What the scheduler learns of claims: one starts, one ends without a batch to run, one fails. */
+export interface ClaimWatcher {
+  started(): void;
+  empty(): void;
+  failed(error: unknown): void;
+}
+
+const unwatched: ClaimWatcher = { started() {}, empty() {}, failed() {} };
+
+/**
+ * better-queue's store interface over the tasks table: only the methods
+ * lib/queue.js calls (takeLastN only with `filo`, deleteTask only from
+ * queue.cancel(), close only when present: none is used, none is here).
+ */
+export class TaskQueueStore implements Pick<BetterQueue.Store<QueueItem>, 'connect' | 'putTask' | 'takeFirstN' | 'getLock' | 'releaseLock'> {
   constructor(
     private readonly store: TaskStore,
     private readonly batchSize: number,
+    private readonly claims: ClaimWatcher = unwatched,
   ) {}
 
+  /** At start: how much waits (better-queue starts counting from it). */
   connect(cb: Callback<number>): void {
     defer(cb, () => this.store.waiting);
   }
 
-  getTask(_taskId: string, cb: Callback<QueueItem>): void {
-    // Each task is pushed once, after its commit: there is never an older
-    // version to merge. better-queue reads `undefined` as "not queued yet".
-    defer(cb as Callback<QueueItem | undefined>, () => undefined);
+  /** Checked (it must exist) and called at each push: a task is pushed once, after its commit, so there is never an older version to merge. */
+  getTask(_taskId: string, cb: Callback<QueueItem | undefined>): void {
+    defer(cb, () => undefined);
   }
 
+  /** Checked and called at each push: the committed row is the queue entry already. */
   putTask(_taskId: string, _task: QueueItem, _priority: number, cb: Callback): void {
-    defer(cb, () => undefined); // the row is committed already: it is the queue entry
+    defer(cb, () => undefined);
   }
 
-  deleteTask(_taskId: string, cb: Callback): void {
-    defer(cb, () => undefined); // a task canceled before it ran is no longer `queued`, so no claim takes it
+  /** The claim: up to EC2_API_BATCH_SIZE waiting tasks (better-queue's `n` is NEVER_BY_COUNT); the batch id is the lock. */
+  takeFirstN(_n: number, cb: Callback<string>): void {
+    const batch = uuidv4();
+    this.claims.started();
+    this.store.claim(batch, this.batchSize).then(
+      () => cb(null, batch),
+      (error: unknown) => {
+        this.claims.failed(error);
+        cb(error, '');
+      },
+    );
   }
 
-  takeFirstN(n: number, cb: Callback<string>): void {
+  /** The claimed batch, read back. */
+  getLock(lockId: string, cb: Callback<Record<string, QueueItem>>): void {
     defer(cb, () => {
-      const batch = uuidv4();
-      this.store.claim(batch, Math.min(n, this.batchSize));
-      return batch;
+      let items: Record<string, QueueItem>;
+      try {
+        items = Object.fromEntries(this.store.batch(lockId).map(({ task }) => [task.id, { id: task.id, batch: lockId }]));
+      } catch (error) {
+        this.claims.failed(error);
+        throw error;
+      }
+      // An empty batch (what waited was canceled, or is a delete of an IP a running delete holds) never starts.
+      if (!Object.keys(items).length) this.claims.empty();
+      return items;
     });
   }
 
-  /** Only first-in-first-out is used; the newest-first take would starve old tasks. */
-  takeLastN(n: number, cb: Callback<string>): void {
-    this.takeFirstN(n, cb);
-  }
-
-  getLock(lockId: string, cb: Callback<Record<string, QueueItem>>): void {
-    defer(cb, () => Object.fromEntries(this.store.batchIds(lockId).map((id) => [id, { id, batch: lockId }])));
-  }
-
+  /** At connect, with autoResume: batches to re-run. Recovery has requeued every running task before, so none. */
   getRunningTasks(cb: Callback<Record<string, Record<string, QueueItem>>>): void {
     defer(cb, () => {
       const running: Record<string, Record<string, QueueItem>> = {};
@@ -90,17 +120,13 @@ export class TaskQueueStore implements BetterQueue.Store<QueueItem> {
     });
   }
 
+  /** Called when a batch ends: its tasks have ended or gone back to `queued`; the batch id stays as a record of the run they shared. */
   releaseLock(_lockId: string, cb: Callback): void {
-    // The batch's tasks have ended (or gone back to `queued`); their batch id stays as a record of the run they shared.
     defer(cb, () => undefined);
-  }
-
-  close(cb: Callback): void {
-    defer(cb, () => undefined); // the database belongs to the service, which closes it after the queue
   }
 }
 
-/** The store is synchronous; better-queue expects its callbacks on a later tick. */
+/** The reads are synchronous; better-queue expects its callbacks on a later tick. */
 function defer<T>(cb: Callback<T>, work: () => T): void {
   let value: T;
   try {
@@ -113,7 +139,6 @@ function defer<T>(cb: Callback<T>, work: () => T): void {
 }
 
 export interface SchedulerOptions {
-  concurrency: number;
   batchSize: number;
   batchDelayMs: number;
   /** EC2_API_PAUSED: tasks are accepted and stored, none is started. */
@@ -123,26 +148,40 @@ export interface SchedulerOptions {
 export class Scheduler {
   private queue: BetterQueue<QueueItem> | null = null;
   private taking = false;
+  /** A claim is between its UPDATE and its batch's first run: the next one waits for it (see precondition). */
+  private claiming = false;
+  private retry: NodeJS.Timeout | undefined;
 
   constructor(
     private readonly store: TaskStore,
     private readonly options: SchedulerOptions,
-    /** Runs a claimed batch to its end; never rejects. */
+    /** Whether a playbook could start now (the pool has a free slot): the one concurrency limit. */
+    private readonly hasFreeSlot: () => boolean,
+    /** Runs a claimed batch to its end; starts its first playbook runs before it returns. Never rejects. */
     private readonly runBatch: (batchId: string) => Promise<void>,
     private readonly onError: (error: unknown) => void,
   ) {}
 
   start(): void {
+    const store = new TaskQueueStore(this.store, this.options.batchSize, {
+      started: () => (this.claiming = true),
+      empty: () => (this.claiming = false),
+      failed: (error) => this.claimFailed(error),
+    });
     this.queue = new BetterQueue<QueueItem>(
       (items: QueueItem[], cb: () => void) => {
         const batch = items[0]?.batch;
+        this.claiming = false;
         if (!batch) return cb();
         void this.runBatch(batch).finally(cb);
       },
       {
-        store: new TaskQueueStore(this.store, this.options.batchSize),
-        concurrent: this.options.concurrency,
-        batchSize: TAKE_LIMIT,
+        // The typings want every optional method of the interface; lib/queue.js calls only those TaskQueueStore has.
+        store: store as unknown as BetterQueue.Store<QueueItem>,
+        concurrent: Infinity,
+        precondition: (cb: Callback<boolean>) => cb(null, !this.claiming && this.hasFreeSlot()),
+        preconditionRetryTimeout: SLOT_POLL_MS,
+        batchSize: NEVER_BY_COUNT,
         batchDelayTimeout: 10,
         batchDelay: this.options.batchDelayMs,
         // Recovery has put every interrupted task back in the queue before this starts.
@@ -152,6 +191,17 @@ export class Scheduler {
     this.queue.on('error', this.onError);
     if (this.options.paused) this.queue.pause();
     this.taking = !this.options.paused;
+  }
+
+  /** better-queue drops a claim that fails and tries again only at its next event: here, that event is a timer. */
+  private claimFailed(error: unknown): void {
+    this.claiming = false;
+    this.onError(error);
+    if (this.retry) return;
+    this.retry = setTimeout(() => {
+      this.retry = undefined;
+      if (this.taking) this.queue?.resume();
+    }, CLAIM_RETRY_MS);
   }
 
   /** Whether queued tasks are being started: false while EC2_API_PAUSED holds them, and from shutdown on. */
@@ -172,6 +222,7 @@ export class Scheduler {
 
   async stop(): Promise<void> {
     this.taking = false;
+    clearTimeout(this.retry);
     const queue = this.queue;
     this.queue = null;
     if (queue) await new Promise<void>((resolve) => queue.destroy(() => resolve()));

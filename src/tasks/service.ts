@@ -3,7 +3,8 @@
 // stop, which the app runs in its hooks (src/app.ts). Each part does one
 // job: intake.ts admits, scheduler.ts claims batches (better-queue over the
 // tasks table), execution.ts runs them, cancel.ts, recovery.ts, waiters.ts,
-// listing.ts. See docs/task-lifecycle.md.
+// listing.ts; store.ts is the durable half, whose every committed state
+// change comes back to `changed` below. See docs/task-lifecycle.md.
 import { listManagedInstances, type ManagedInstance } from '../ansible/instances.js';
 import { EMPTY_OUTPUT, type CappedText } from '../ansible/output.js';
 import { PlaybookPool, type RunReport } from '../ansible/pool.js';
@@ -20,7 +21,8 @@ import { InstanceListing } from './listing.js';
 import { TERMINAL, type Task, type TaskFilter } from './model.js';
 import { recover } from './recovery.js';
 import { Scheduler } from './scheduler.js';
-import { TaskStore } from './store.js';
+import { SqliteTaskStore } from './sqlite-store.js';
+import type { StateChange, TaskStore } from './store.js';
 import { Waiters } from './waiters.js';
 
 export type { Logger } from './execution.js';
@@ -45,6 +47,7 @@ const LIST_TIMEOUT_SECONDS = 300;
 
 export class TaskService {
   private readonly store: TaskStore;
+  private readonly commits: GroupCommit;
   private readonly events: TaskEvents;
   private readonly pool: PlaybookPool;
   private readonly waiters: Waiters;
@@ -63,41 +66,49 @@ export class TaskService {
     private readonly options: EngineOptions,
     private readonly log: Logger,
   ) {
-    this.store = new TaskStore(db, new GroupCommit(db));
-    this.housekeeping = new Housekeeping(db, this.store, options.retentionSeconds, log);
+    this.commits = new GroupCommit(db);
     this.events = new TaskEvents(db);
+    this.store = new SqliteTaskStore(db, this.commits, this.events, (change) => this.changed(change));
+    this.housekeeping = new Housekeeping(db, this.store, options.retentionSeconds, log);
     this.pool = new PlaybookPool(options.concurrency, options.runsDir);
     this.waiters = new Waiters((id) => this.store.get(id));
-    this.execution = new Execution(options, {
-      store: this.store,
-      events: this.events,
-      pool: this.pool,
-      ended: (task) => {
-        this.waiters.ended(task.id);
-        // A launch or termination changed what EC2 holds: no listing read before it is reused.
-        this.listing.changed();
-      },
-      log,
-      requeued: (ids) => ids.forEach((id) => this.scheduler.queued(id)),
-    });
+    this.execution = new Execution(options, { store: this.store, events: this.events, pool: this.pool, log });
     this.scheduler = new Scheduler(
       this.store,
       options,
+      () => this.pool.hasFreeSlot,
       (batchId) => this.track(this.execution.runBatch(batchId)),
-      (error) => log.error({ err: error }, 'queue error'),
+      (error) => log.error({ err: error }, 'claiming tasks failed; trying again shortly'),
     );
-    this.intake = new Intake(this.store, this.events, hasher, options, (task) => this.scheduler.queued(task.id));
-    this.cancellation = new Cancellation(this.store, this.events, this.waiters, this.execution, log, () => this.scheduler.startsTasks);
+    this.intake = new Intake(this.store, hasher, options);
+    this.cancellation = new Cancellation(this.store, this.waiters, this.execution, log, () => this.scheduler.startsTasks);
     this.listing = new InstanceListing(() =>
       listManagedInstances(this.pool, { ...options, timeoutSeconds: Math.min(options.taskTimeout, LIST_TIMEOUT_SECONDS) }),
     );
+  }
+
+  /**
+   * The one hook of every committed state change (store.ts): the event
+   * streams, the scheduler, the waiters, the instance listing and the log
+   * learn of it here and nowhere else.
+   */
+  private changed({ task, event }: StateChange): void {
+    this.events.publish([event]);
+    if (task.status === 'queued') this.scheduler.queued(task.id);
+    if (!TERMINAL.has(task.status)) return;
+    this.waiters.ended(task.id);
+    // A task that ran may have launched or terminated something: no listing read before is handed out again.
+    if (task.started_at) this.listing.changed();
+    const line = { task_id: task.id, action: task.action, status: task.status, instance_id: task.instance_id, ip: task.ip };
+    if (task.status === 'failed') this.log.warn({ ...line, error: task.error }, 'task failed');
+    else this.log.info(line, `task ${task.status}`);
   }
 
   // --- Lifecycle: the app's hooks call these, in this order. ---
 
   /** Repairs what the last process left (recovery.ts), then starts taking tasks. */
   async start(): Promise<void> {
-    await recover(this.store, this.events, this.options.maxAttempts, this.log);
+    await recover(this.store, this.options.maxAttempts, this.log);
     // The last process's playbooks are gone now (recover killed any left): their run folders hold hashes.
     const stale = removeStaleRunFolders(this.options.runsDir);
     if (stale) this.log.warn({ removed: stale }, 'removed the run folders of playbooks interrupted by the last stop');
@@ -142,8 +153,8 @@ export class TaskService {
     this.intake.close();
     this.pool.killAll();
     const running = [...this.store.runningBatches().values()].flat();
-    this.store.requeue(running, true);
-    this.events.recordStatus(running.flatMap((id) => this.store.get(id) ?? []));
+    this.store.requeue(running, true).catch((error: unknown) => this.log.error({ err: error }, 'could not requeue the running tasks'));
+    this.commits.flush();
   }
 
   // --- What routes ask. ---
