@@ -8,6 +8,7 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type { Cloud } from './ansible/cloud.js';
 import type { Config } from './config.js';
 import { registerAuth } from './http/auth.js';
+import { registerBrowserGuard } from './http/browser-guard.js';
 import engine from './http/engine.js';
 import { clientErrorHandler, frameworkErrors, registerErrorHandling } from './http/errors.js';
 import { registerMetrics } from './http/metrics.js';
@@ -81,6 +82,8 @@ async function ec2Api(app: FastifyInstance, { config, cloud }: AppOptions): Prom
   await app.register(engine, { config, cloud });
   const { tasks } = app.engine;
 
+  // Before the token check: a web page of another site, or one that reached us by DNS rebinding, gets a 403.
+  registerBrowserGuard(app, { tokens: config.apiTokens.length > 0, host: config.host, allowedHosts: config.allowedHosts });
   registerAuth(app, config.apiTokens);
   // Before any route: the OpenAPI document collects every route registered after it.
   registerOpenApi(app, { tokens: config.apiTokens.length > 0 });
@@ -95,7 +98,7 @@ async function ec2Api(app: FastifyInstance, { config, cloud }: AppOptions): Prom
 
   await app.register(healthRoutes, { tasks, cloud: app.engine.cloud, paused: config.paused, readiness, metrics, pacer: app.engine.pacer });
   await app.register(compatRoutes, { tasks, syncWait: config.syncWait });
-  await app.register(taskRoutes, { tasks, streams, cancelWait: 120 });
+  await app.register(taskRoutes, { tasks, streams, cancelWait: config.cancelWait });
   await app.register(instanceRoutes, { tasks, syncWait: config.syncWait });
   await app.register(consoleRoutes);
 

@@ -3,6 +3,8 @@
 // for it; the task goes on if the client leaves.
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { FastifyReply } from 'fastify';
+// `config.changesState` (the GET deletes are refused from another site) from the browser guard.
+import type {} from '../browser-guard.js';
 import { taskView } from '../../tasks/model.js';
 import type { Submitted, TaskService } from '../../tasks/service.js';
 import { ErrorBody, IdempotencyHeaders, IpParams, OperationResult, Queued, TaskIdParams, TaskStatus, CreateBody } from '../schemas.js';
@@ -74,6 +76,7 @@ const compatRoutes: FastifyPluginAsyncTypebox<CompatOptions> = async (app, { tas
   app.get(
     '/delete/:ip',
     {
+      config: { changesState: true },
       schema: {
         operationId: 'deleteAndWait',
         summary: 'Terminate the managed instance with this public IP, and wait',
@@ -97,6 +100,7 @@ const compatRoutes: FastifyPluginAsyncTypebox<CompatOptions> = async (app, { tas
   app.get(
     '/delete-async/:ip',
     {
+      config: { changesState: true },
       schema: {
         operationId: 'deleteAsync',
         summary: 'Queue a termination',
