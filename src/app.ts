@@ -15,11 +15,11 @@ import { registerMetrics } from './http/metrics.js';
 import { registerOpenApi } from './http/openapi.js';
 import { Readiness, ec2ProbeUrl } from './http/readiness.js';
 import { REQUEST_ID_HEADER, requestIdFor } from './http/request-id.js';
-import compatRoutes from './http/routes/compat.js';
+import compatRoutes, { COMPAT_TAG } from './http/routes/compat.js';
 import consoleRoutes from './http/routes/console.js';
-import healthRoutes from './http/routes/health.js';
-import instanceRoutes from './http/routes/instances.js';
-import taskRoutes from './http/routes/tasks.js';
+import healthRoutes, { OPS_TAG } from './http/routes/health.js';
+import instanceRoutes, { INSTANCES_TAG } from './http/routes/instances.js';
+import taskRoutes, { TASKS_TAG } from './http/routes/tasks.js';
 import { EventStreams } from './http/sse.js';
 
 export interface AppOptions {
@@ -86,7 +86,7 @@ async function ec2Api(app: FastifyInstance, { config, cloud }: AppOptions): Prom
   registerBrowserGuard(app, { tokens: config.apiTokens.length > 0, host: config.host, allowedHosts: config.allowedHosts });
   registerAuth(app, config.apiTokens);
   // Before any route: the OpenAPI document collects every route registered after it.
-  registerOpenApi(app, { tokens: config.apiTokens.length > 0 });
+  registerOpenApi(app, { tokens: config.apiTokens.length > 0, tags: [COMPAT_TAG, TASKS_TAG, INSTANCES_TAG, OPS_TAG] });
   const metrics = registerMetrics(app, tasks, app.engine.pacer);
   const streams = new EventStreams();
   const readiness = new Readiness({
