@@ -75,7 +75,9 @@ export function registerOpenApi(app: FastifyInstance, { tokens, tags }: OpenApiO
           'Every error is JSON with at least `error` (a sentence a person can act on) and, for validation ' +
           'errors, `field`. When the server is configured with `API_TOKENS`, every route but `/healthz` (and the ' +
           "console's page) needs " +
-          '`Authorization: Bearer <token>`.',
+          '`Authorization: Bearer <token>`. A web page of another site may change nothing (403); without ' +
+          '`API_TOKENS`, a request must name the service by a loopback name or address, `HOST`, or a name in ' +
+          '`EC2_API_ALLOWED_HOSTS` (403 otherwise; `/healthz` and the console\'s page answer any name).',
         license: { name: 'MIT', identifier: 'MIT' },
       },
       tags,
