@@ -419,7 +419,7 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description The process is alive; which EC2 it uses and how busy it is */
+            /** @description The process is alive; which EC2 it uses, how busy it is and how its EC2 calls are paced */
             200: {
                 headers: {
                     [name: string]: unknown;
