@@ -8,17 +8,18 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type { Cloud } from './ansible/cloud.js';
 import type { Config } from './config.js';
 import { registerAuth } from './http/auth.js';
+import { registerBrowserGuard } from './http/browser-guard.js';
 import engine from './http/engine.js';
 import { clientErrorHandler, frameworkErrors, registerErrorHandling } from './http/errors.js';
 import { registerMetrics } from './http/metrics.js';
 import { registerOpenApi } from './http/openapi.js';
 import { Readiness, ec2ProbeUrl } from './http/readiness.js';
 import { REQUEST_ID_HEADER, requestIdFor } from './http/request-id.js';
-import compatRoutes from './http/routes/compat.js';
+import compatRoutes, { COMPAT_TAG } from './http/routes/compat.js';
 import consoleRoutes from './http/routes/console.js';
-import healthRoutes from './http/routes/health.js';
-import instanceRoutes from './http/routes/instances.js';
-import taskRoutes from './http/routes/tasks.js';
+import healthRoutes, { OPS_TAG } from './http/routes/health.js';
+import instanceRoutes, { INSTANCES_TAG } from './http/routes/instances.js';
+import taskRoutes, { TASKS_TAG } from './http/routes/tasks.js';
 import { EventStreams } from './http/sse.js';
 
 export interface AppOptions {
@@ -81,9 +82,11 @@ async function ec2Api(app: FastifyInstance, { config, cloud }: AppOptions): Prom
   await app.register(engine, { config, cloud });
   const { tasks } = app.engine;
 
+  // Before the token check: a web page of another site, or one that reached us by DNS rebinding, gets a 403.
+  registerBrowserGuard(app, { tokens: config.apiTokens.length > 0, host: config.host, allowedHosts: config.allowedHosts });
   registerAuth(app, config.apiTokens);
   // Before any route: the OpenAPI document collects every route registered after it.
-  registerOpenApi(app, { tokens: config.apiTokens.length > 0 });
+  registerOpenApi(app, { tokens: config.apiTokens.length > 0, tags: [COMPAT_TAG, TASKS_TAG, INSTANCES_TAG, OPS_TAG] });
   const metrics = registerMetrics(app, tasks, app.engine.pacer);
   const streams = new EventStreams();
   const readiness = new Readiness({
@@ -95,7 +98,7 @@ async function ec2Api(app: FastifyInstance, { config, cloud }: AppOptions): Prom
 
   await app.register(healthRoutes, { tasks, cloud: app.engine.cloud, paused: config.paused, readiness, metrics, pacer: app.engine.pacer });
   await app.register(compatRoutes, { tasks, syncWait: config.syncWait });
-  await app.register(taskRoutes, { tasks, streams, cancelWait: 120 });
+  await app.register(taskRoutes, { tasks, streams, cancelWait: config.cancelWait });
   await app.register(instanceRoutes, { tasks, syncWait: config.syncWait });
   await app.register(consoleRoutes);
 

@@ -21,6 +21,12 @@ export interface Config {
   region: string;
   apiTokens: string[];
   allowUnauthenticated: boolean;
+  /**
+   * EC2_API_ALLOWED_HOSTS: host names (as URLs spell them: lowercase, IPv6 in
+   * brackets, no port) that requests may name in `Host` when there are no
+   * API_TOKENS, besides the loopback names and HOST: a reverse proxy's name.
+   */
+  allowedHosts: string[];
   concurrency: number;
   batchSize: number;
   /** Milliseconds a lone task waits for others to join its batch. */
@@ -31,6 +37,8 @@ export interface Config {
   syncWait: number;
   /** Seconds running playbooks get to finish on SIGTERM/SIGINT. */
   shutdownGrace: number;
+  /** Seconds POST /tasks/<id>/cancel waits for a running task to stop and be cleaned up before answering 202. */
+  cancelWait: number;
   maxQueued: number;
   maxAttempts: number;
   idempotencyTtl: number;
@@ -177,6 +185,49 @@ function bucketSize(env: NodeJS.ProcessEnv, kind: CallKind): BucketSize {
   return { capacity, refillPerSecond };
 }
 
+/** A host as URLs spell it (lowercase, IPv6 in brackets, IPv4 canonical), without its port; null when `value` is not host[:port]. */
+export function hostName(value: string): string | null {
+  const raw = value.trim();
+  if (raw === '' || /[/?#@\\\s]/.test(raw)) return null;
+  // A bare IPv6 address (HOST=::1) has more than one colon and no brackets.
+  const bracketed = !raw.startsWith('[') && raw.split(':').length > 2 ? `[${raw}]` : raw;
+  try {
+    return new URL(`http://${bracketed}`).hostname || null;
+  } catch {
+    return null;
+  }
+}
+
+function allowedHosts(env: NodeJS.ProcessEnv): string[] {
+  return (env.EC2_API_ALLOWED_HOSTS ?? '')
+    .split(',')
+    .map((entry) => entry.trim())
+    .filter((entry) => entry !== '')
+    .map((entry) => {
+      const name = hostName(entry);
+      if (!name) {
+        throw new ConfigError(
+          `EC2_API_ALLOWED_HOSTS must list host names such as ec2.example.com, separated by commas (no scheme or path), got "${entry}"`,
+        );
+      }
+      return name;
+    });
+}
+
+/** EC2_API_DB is a file path; a URL (postgres://…) would become a folder named after its scheme. */
+function dbPath(env: NodeJS.ProcessEnv): string {
+  const raw = env.EC2_API_DB?.trim() || './data/ec2-api.db';
+  const scheme = /^([a-z][a-z0-9+.-]*):\/\//i.exec(raw)?.[1];
+  if (scheme) {
+    // Not echoed: a database URL may hold a password.
+    throw new ConfigError(
+      `EC2_API_DB must be the path of the SQLite file (default ./data/ec2-api.db), got a ${scheme}:// URL: ` +
+        'this service keeps its tasks in SQLite only; give a file path',
+    );
+  }
+  return path.resolve(raw);
+}
+
 function dbSync(env: NodeJS.ProcessEnv): 'FULL' | 'NORMAL' {
   const raw = (env.EC2_API_DB_SYNC?.trim() || 'FULL').toUpperCase();
   if (raw !== 'FULL' && raw !== 'NORMAL') throw new ConfigError(`EC2_API_DB_SYNC must be FULL or NORMAL, got "${env.EC2_API_DB_SYNC}"`);
@@ -203,13 +254,14 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   return {
     port: integer(env, 'PORT', 5000, 0, 65_535),
     host: env.HOST?.trim() || '127.0.0.1',
-    dbPath: path.resolve(env.EC2_API_DB?.trim() || './data/ec2-api.db'),
+    dbPath: dbPath(env),
     dbSync: dbSync(env),
     cloud,
     endpointUrl: endpoint(env),
     region: env.AWS_REGION?.trim() || env.AWS_DEFAULT_REGION?.trim() || 'us-east-1',
     apiTokens,
     allowUnauthenticated: flag(env, 'ALLOW_UNAUTHENTICATED'),
+    allowedHosts: allowedHosts(env),
     concurrency: integer(env, 'EC2_API_CONCURRENCY', 2, 1, 64),
     // One module run takes a whole batch for a few ms of CPU a task beyond its fixed start-up
     // (bench/README.md, Results): large batches cost less than many small ones.
@@ -221,6 +273,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     // A sync call waits as long as a run may take, plus time to queue.
     syncWait: integer(env, 'EC2_API_SYNC_WAIT', taskTimeout + 60, 1, 86_400),
     shutdownGrace: integer(env, 'EC2_API_SHUTDOWN_GRACE', 30, 0, 3_600),
+    // Long enough for a canceled create's clean-up (a terminate playbook) in the common case.
+    cancelWait: integer(env, 'EC2_API_CANCEL_WAIT', 120, 0, 3_600),
     maxQueued: integer(env, 'EC2_API_MAX_QUEUED', 10_000, 1, 1_000_000),
     maxAttempts: integer(env, 'EC2_API_MAX_ATTEMPTS', 3, 1, 100),
     idempotencyTtl: integer(env, 'EC2_API_IDEMPOTENCY_TTL', 86_400, 60, 30 * 86_400),
@@ -282,9 +336,9 @@ export function ec2Python(config: Pick<Config, 'ansiblePlaybook'>, pathVariable 
   return interpreter ? (onPath(interpreter, pathVariable) ?? interpreter) : null;
 }
 
-/** True when HOST is a loopback address, where running without tokens is safe. */
+/** True when HOST (or a host name as URLs spell it) is a loopback name or address, where running without tokens is safe. */
 export function isLoopback(host: string): boolean {
-  return host === 'localhost' || host === '::1' || /^127(\.\d{1,3}){3}$/.test(host);
+  return host === 'localhost' || host === '::1' || host === '[::1]' || /^127(\.\d{1,3}){3}$/.test(host);
 }
 
 /** The refusal the contract asks for: no tokens on an exposed address. */

@@ -10,7 +10,7 @@ import pino, { type Logger } from 'pino';
 import closeWithGrace from 'close-with-grace';
 import type { Cloud } from './ansible/cloud.js';
 import { buildApp, REDACT } from './app.js';
-import { checkExposure, loadConfig, type Config } from './config.js';
+import { checkExposure, isLoopback, loadConfig, type Config } from './config.js';
 import { packageVersion } from './http/openapi.js';
 import { backupDatabase } from './tasks/backup.js';
 
@@ -50,7 +50,12 @@ function listeningBanner(log: Logger, pretty: boolean, config: Config, url: stri
   const version = packageVersion();
   const access = config.apiTokens.length
     ? `bearer token required (${config.apiTokens.length} configured; /healthz and the console's page are open)`
-    : 'no API tokens: anyone who can connect may use it';
+    : `no API tokens: anyone who can connect may use it, by a loopback name or address${[
+        ...(isLoopback(config.host) ? [] : [config.host]),
+        ...config.allowedHosts,
+      ]
+        .map((name) => `, ${name}`)
+        .join('')} (EC2_API_ALLOWED_HOSTS adds names); no web page of another site may`;
   const links = { console: `${url}/ui`, docs: `${url}/docs`, openapi: `${url}/openapi.json`, metrics: `${url}/metrics`, readiness: `${url}/readyz` };
   if (!pretty) {
     log.info({ url, version, ...links, access }, `ec2-api ${version} listening on ${url}`);

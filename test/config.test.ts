@@ -1,8 +1,9 @@
+import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import t from 'tap';
-import { checkExposure, ConfigError, ec2Python, isLoopback, loadConfig, projectRoot } from '../src/config.js';
+import { checkExposure, ConfigError, ec2Python, hostName, isLoopback, loadConfig, projectRoot } from '../src/config.js';
 
 /** The ConfigError that loadConfig throws for this environment (fails the test when none). */
 function configError(env: NodeJS.ProcessEnv): ConfigError {
@@ -43,6 +44,7 @@ t.test('defaults of the operational settings', async (t) => {
   t.equal(config.taskTimeout, 900);
   t.equal(config.syncWait, 960, 'sync wait defaults to the task timeout plus 60 s');
   t.equal(config.shutdownGrace, 30);
+  t.equal(config.cancelWait, 120);
   t.equal(config.maxQueued, 10_000);
   t.equal(config.maxAttempts, 3);
   t.equal(config.idempotencyTtl, 86_400);
@@ -78,6 +80,54 @@ t.test('EC2_API_DB is resolved to an absolute path', async (t) => {
   t.equal(loadConfig({ EC2_API_DB: '/srv/ec2/x.db' }).dbPath, '/srv/ec2/x.db');
   t.equal(loadConfig({ EC2_API_DB: ' /srv/ec2/y.db ' }).dbPath, '/srv/ec2/y.db', 'trimmed');
   t.equal(loadConfig({}).dbPath, path.join(process.cwd(), 'data', 'ec2-api.db'));
+});
+
+t.test('EC2_API_DB refuses a URL, and says so without echoing it (it may hold a password)', async (t) => {
+  const cwd = process.cwd();
+  for (const [value, scheme] of [
+    ['postgres://app:s3cret-pw@db.example:5432/ec2', 'postgres'],
+    ['postgresql://localhost/ec2', 'postgresql'],
+    ['sqlite:///srv/ec2/x.db', 'sqlite'],
+    ['file://data/x.db', 'file'],
+  ] as const) {
+    const error = configError({ EC2_API_DB: value });
+    t.match(error.message, `EC2_API_DB must be the path of the SQLite file (default ./data/ec2-api.db), got a ${scheme}:// URL`, value);
+    t.match(error.message, /give a file path/);
+    t.notMatch(error.message, 's3cret-pw', 'the value is not echoed');
+  }
+  t.equal(loadConfig({ EC2_API_DB: 'data/postgres.db' }).dbPath, path.join(cwd, 'data', 'postgres.db'), 'a path is still a path');
+  t.equal(loadConfig({ EC2_API_DB: './a:b/x.db' }).dbPath, path.join(cwd, 'a:b', 'x.db'), 'a colon without // is a path');
+});
+
+t.test('the server started with EC2_API_DB=postgres://… exits with the sentence and makes no folder', async (t) => {
+  const cwd = fs.mkdtempSync(path.join(os.tmpdir(), 'ec2-api-db-url-'));
+  const result = spawnSync(process.execPath, [path.join(projectRoot, 'dist', 'server.js')], {
+    cwd,
+    env: { ...process.env, PORT: '0', AWS_ENDPOINT_URL: 'http://127.0.0.1:9', EC2_API_DB: 'postgres://app:s3cret-pw@db.example/ec2' },
+    encoding: 'utf8',
+    timeout: 30_000,
+  });
+  t.equal(result.status, 1, 'it exits 1');
+  t.match(result.stderr, /EC2_API_DB must be the path of the SQLite file .* got a postgres:\/\/ URL/);
+  t.notMatch(result.stderr + result.stdout, 's3cret-pw', 'the URL is not written out');
+  t.same(fs.readdirSync(cwd), [], 'nothing was made where it ran (it used to make a folder named postgres:)');
+});
+
+t.test('EC2_API_ALLOWED_HOSTS: host names as URLs spell them', async (t) => {
+  t.same(loadConfig({}).allowedHosts, [], 'none by default');
+  t.same(loadConfig({ EC2_API_ALLOWED_HOSTS: ' ec2.example.com, Proxy.Example.org:8443 ,,[::1]' }).allowedHosts, ['ec2.example.com', 'proxy.example.org', '[::1]'], 'trimmed, lowercased, port dropped');
+  for (const bad of ['https://ec2.example.com', 'ec2.example.com/api', 'user@ec2.example.com', 'two words']) {
+    t.match(configError({ EC2_API_ALLOWED_HOSTS: `ok.example, ${bad}` }).message, `EC2_API_ALLOWED_HOSTS must list host names such as ec2.example.com, separated by commas (no scheme or path), got "${bad}"`);
+  }
+});
+
+t.test('hostName: the host of a Host header or a setting, as URLs spell it', async (t) => {
+  t.equal(hostName('LocalHost:5000'), 'localhost');
+  t.equal(hostName('::1'), '[::1]', 'a bare IPv6 address (HOST=::1)');
+  t.equal(hostName('[::1]:5000'), '[::1]');
+  t.equal(hostName('127.1'), '127.0.0.1', 'IPv4 in its canonical form');
+  t.equal(hostName('0x7f.0.0.1:80'), '127.0.0.1');
+  for (const bad of ['', 'a b', 'evil.example/x', 'user@host', 'host:port', '[::1']) t.equal(hostName(bad), null, `"${bad}" is not a host`);
 });
 
 t.test('EC2_API_CLOUD', async (t) => {
@@ -165,6 +215,7 @@ t.test('whole-number settings and their bounds', async (t) => {
     ['EC2_API_BATCH_SIZE', 'batchSize', 1, 500],
     ['EC2_API_SYNC_WAIT', 'syncWait', 1, 86_400],
     ['EC2_API_SHUTDOWN_GRACE', 'shutdownGrace', 0, 3_600],
+    ['EC2_API_CANCEL_WAIT', 'cancelWait', 0, 3_600],
     ['EC2_API_MAX_QUEUED', 'maxQueued', 1, 1_000_000],
     ['EC2_API_MAX_ATTEMPTS', 'maxAttempts', 1, 100],
     ['EC2_API_IDEMPOTENCY_TTL', 'idempotencyTtl', 60, 30 * 86_400],
@@ -266,7 +317,7 @@ t.test('loadConfig reads only the object it is given', async (t) => {
 });
 
 t.test('isLoopback', async (t) => {
-  for (const host of ['127.0.0.1', '127.0.1.1', '127.255.255.254', 'localhost', '::1']) {
+  for (const host of ['127.0.0.1', '127.0.1.1', '127.255.255.254', 'localhost', '::1', '[::1]']) {
     t.equal(isLoopback(host), true, `${host} is loopback`);
   }
   for (const host of ['0.0.0.0', '::', '10.0.0.1', '192.168.1.10', '1127.0.0.1', '127.0.0.1.nip.io', 'localhost.example.com', '127.0.0', '']) {

@@ -65,6 +65,11 @@ for (const tokens of [false, true]) {
         t.equal(Boolean(responses['401']), tokens && !open, tokens && !open ? '401 for a missing or wrong token' : 'no 401 where no token is needed');
         const queuesATask = QUEUEING.has(`${method} ${route}`);
         t.equal(Boolean(responses['503']) || !queuesATask, true, '503 where a task is queued: shutting down or queue full');
+        for (const [code, answer] of Object.entries(responses as Record<string, Json>)) {
+          // Each route says what its answers mean: never the generator's filler, nor a bare reason phrase.
+          t.notMatch(answer.description, /^(Default Response|OK|Created|Accepted|Not found|Conflict)$/, `${code} has its own description: ${answer.description}`);
+        }
+        t.equal(Boolean(responses['403']), queuesATask || operation.operationId === 'cancelTask' || (!tokens && !open), '403 where a web page may be refused');
         const waits = ['post /create', 'get /delete/{ip}'].includes(`${method} ${route}`);
         t.equal(Boolean(responses['502'] && responses['504']) || !waits, true, '502 and 504 where the route waits for its task');
       });

@@ -55,7 +55,7 @@ export interface paths {
         };
         /**
          * Readiness: database, ansible-playbook and EC2 endpoint
-         * @description Runs `SELECT 1` on the database, `ansible-playbook --version` (at most once a minute, then cached) and an HTTP GET of the EC2 endpoint (2 s timeout; any HTTP answer counts). 503 names the failing checks.
+         * @description Runs `SELECT 1` on the database, `ansible-playbook --version` (at most once every 60 s, then cached) and an HTTP GET of the EC2 endpoint (2 s timeout; any HTTP answer counts). 503 names the failing checks.
          */
         get: operations["readiness"];
         put?: never;
@@ -279,7 +279,7 @@ export interface paths {
         put?: never;
         /**
          * Cancel a task
-         * @description A queued task becomes `canceled` and never runs. A running one has its playbook stopped; a create then has the instance it launched (if any) terminated, so nothing is left running. 200 with the canceled task; 202 when the cleanup is still going (follow /tasks/<id>); 409 for a task that has already ended.
+         * @description A queued task becomes `canceled` and never runs. A running one has its playbook stopped; a create then has the instance it launched (if any) terminated, so nothing is left running. The answer waits up to 120 s (EC2_API_CANCEL_WAIT) for that: 200 with the canceled task; 202 when the clean-up is still going (follow /tasks/<id>); 409 for a task that has already ended.
          */
         post: operations["cancelTask"];
         delete?: never;
@@ -364,7 +364,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description Invalid request (input the schema refuses, or a malformed URL): `error` says what is wrong, `field` which input */
+            /** @description The request could not be read (a malformed URL, header or body): `error` says what is wrong */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -419,7 +419,7 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description The process is alive; which EC2 it uses and how busy it is */
+            /** @description The process is alive; which EC2 it uses, how busy it is and how its EC2 calls are paced */
             200: {
                 headers: {
                     [name: string]: unknown;
@@ -506,7 +506,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description Invalid request (input the schema refuses, or a malformed URL): `error` says what is wrong, `field` which input */
+            /** @description The request could not be read (a malformed URL, header or body): `error` says what is wrong */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -556,7 +556,7 @@ export interface operations {
                                 /** @description Why the check failed */
                                 error?: string;
                             };
-                            /** @description `ansible-playbook --version` runs (checked at most once a minute) */
+                            /** @description `ansible-playbook --version` runs (checked at most once every 60 s) */
                             ansible: {
                                 ok: boolean;
                                 /** @description What `ansible-playbook --version` reports */
@@ -576,7 +576,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description Invalid request (input the schema refuses, or a malformed URL): `error` says what is wrong, `field` which input */
+            /** @description The request could not be read (a malformed URL, header or body): `error` says what is wrong */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -637,7 +637,7 @@ export interface operations {
                                 /** @description Why the check failed */
                                 error?: string;
                             };
-                            /** @description `ansible-playbook --version` runs (checked at most once a minute) */
+                            /** @description `ansible-playbook --version` runs (checked at most once every 60 s) */
                             ansible: {
                                 ok: boolean;
                                 /** @description What `ansible-playbook --version` reports */
@@ -677,7 +677,7 @@ export interface operations {
                     "text/plain; version=0.0.4": string;
                 };
             };
-            /** @description Invalid request (input the schema refuses, or a malformed URL): `error` says what is wrong, `field` which input */
+            /** @description The request could not be read (a malformed URL, header or body): `error` says what is wrong */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -777,7 +777,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description Invalid request (input the schema refuses, or a malformed URL): `error` says what is wrong, `field` which input */
+            /** @description Invalid input (a field, a parameter or a header the schema refuses): `error` says what is wrong, `field` which input */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -801,6 +801,28 @@ export interface operations {
             };
             /** @description No valid bearer token (only when the server is configured with API_TOKENS) */
             401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "error": "username is not valid: it must be 1–32 characters: lowercase letters, digits, \"_\" or \"-\", starting with a letter or \"_\"",
+                     *       "field": "username"
+                     *     }
+                     */
+                    "application/json": {
+                        /** @description What went wrong, as a sentence a person can act on */
+                        error: string;
+                        /** @description The input at fault, for validation errors */
+                        field?: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description Refused: the request came from a web page of another site (Sec-Fetch-Site, or Origin against Host) */
+            403: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -860,7 +882,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description Unavailable: shutting down, or the queue is full (see Retry-After) */
+            /** @description The task was not accepted: the service is shutting down, or too many tasks are waiting; retry after Retry-After */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -958,7 +980,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description Invalid request (input the schema refuses, or a malformed URL): `error` says what is wrong, `field` which input */
+            /** @description Invalid input (a field, a parameter or a header the schema refuses): `error` says what is wrong, `field` which input */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -1002,6 +1024,28 @@ export interface operations {
                     };
                 };
             };
+            /** @description Refused: the request came from a web page of another site (Sec-Fetch-Site, or Origin against Host) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "error": "username is not valid: it must be 1–32 characters: lowercase letters, digits, \"_\" or \"-\", starting with a letter or \"_\"",
+                     *       "field": "username"
+                     *     }
+                     */
+                    "application/json": {
+                        /** @description What went wrong, as a sentence a person can act on */
+                        error: string;
+                        /** @description The input at fault, for validation errors */
+                        field?: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
             /** @description Conflict: this Idempotency-Key was used with a different request body */
             409: {
                 headers: {
@@ -1024,7 +1068,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description Unavailable: shutting down, or the queue is full (see Retry-After) */
+            /** @description The task was not accepted: the service is shutting down, or too many tasks are waiting; retry after Retry-After */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -1111,7 +1155,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description Invalid request (input the schema refuses, or a malformed URL): `error` says what is wrong, `field` which input */
+            /** @description Invalid input (a field, a parameter or a header the schema refuses): `error` says what is wrong, `field` which input */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -1211,7 +1255,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description Invalid request (input the schema refuses, or a malformed URL): `error` says what is wrong, `field` which input */
+            /** @description Invalid input (a field, a parameter or a header the schema refuses): `error` says what is wrong, `field` which input */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -1235,6 +1279,28 @@ export interface operations {
             };
             /** @description No valid bearer token (only when the server is configured with API_TOKENS) */
             401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "error": "username is not valid: it must be 1–32 characters: lowercase letters, digits, \"_\" or \"-\", starting with a letter or \"_\"",
+                     *       "field": "username"
+                     *     }
+                     */
+                    "application/json": {
+                        /** @description What went wrong, as a sentence a person can act on */
+                        error: string;
+                        /** @description The input at fault, for validation errors */
+                        field?: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description Refused: the request came from a web page of another site (Sec-Fetch-Site, or Origin against Host) */
+            403: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -1289,7 +1355,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description Unavailable: shutting down, or the queue is full (see Retry-After) */
+            /** @description The task was not accepted: the service is shutting down, or too many tasks are waiting; retry after Retry-After */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -1365,7 +1431,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description Invalid request (input the schema refuses, or a malformed URL): `error` says what is wrong, `field` which input */
+            /** @description Invalid input (a field, a parameter or a header the schema refuses): `error` says what is wrong, `field` which input */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -1409,7 +1475,29 @@ export interface operations {
                     };
                 };
             };
-            /** @description Unavailable: shutting down, or the queue is full (see Retry-After) */
+            /** @description Refused: the request came from a web page of another site (Sec-Fetch-Site, or Origin against Host) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "error": "username is not valid: it must be 1–32 characters: lowercase letters, digits, \"_\" or \"-\", starting with a letter or \"_\"",
+                     *       "field": "username"
+                     *     }
+                     */
+                    "application/json": {
+                        /** @description What went wrong, as a sentence a person can act on */
+                        error: string;
+                        /** @description The input at fault, for validation errors */
+                        field?: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description The task was not accepted: the service is shutting down, or too many tasks are waiting; retry after Retry-After */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -1455,7 +1543,7 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description OK */
+            /** @description A page of tasks, newest first */
             200: {
                 headers: {
                     [name: string]: unknown;
@@ -1489,7 +1577,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description Invalid request (input the schema refuses, or a malformed URL): `error` says what is wrong, `field` which input */
+            /** @description Invalid input (a field, a parameter or a header the schema refuses): `error` says what is wrong, `field` which input */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -1550,7 +1638,7 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description OK */
+            /** @description The task */
             200: {
                 headers: {
                     [name: string]: unknown;
@@ -1598,7 +1686,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description Invalid request (input the schema refuses, or a malformed URL): `error` says what is wrong, `field` which input */
+            /** @description Invalid input (a field, a parameter or a header the schema refuses): `error` says what is wrong, `field` which input */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -1642,7 +1730,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description Not found */
+            /** @description No task has that id */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -1684,7 +1772,7 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description Default Response */
+            /** @description The output from `offset` on */
             200: {
                 headers: {
                     [name: string]: unknown;
@@ -1693,7 +1781,7 @@ export interface operations {
                     "text/plain": string;
                 };
             };
-            /** @description Invalid request (input the schema refuses, or a malformed URL): `error` says what is wrong, `field` which input */
+            /** @description Invalid input (a field, a parameter or a header the schema refuses): `error` says what is wrong, `field` which input */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -1737,7 +1825,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description Not found */
+            /** @description No task has that id */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -1778,7 +1866,7 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description Default Response */
+            /** @description The task's events, until it ends */
             200: {
                 headers: {
                     [name: string]: unknown;
@@ -1787,7 +1875,7 @@ export interface operations {
                     "text/event-stream": string;
                 };
             };
-            /** @description Invalid request (input the schema refuses, or a malformed URL): `error` says what is wrong, `field` which input */
+            /** @description Invalid input (a field, a parameter or a header the schema refuses): `error` says what is wrong, `field` which input */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -1831,7 +1919,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description Not found */
+            /** @description No task has that id */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -1853,7 +1941,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description Too many event streams are open, or the service is shutting down: reconnect after Retry-After */
+            /** @description 1000 event streams are open already, or the service is shutting down: reconnect after Retry-After */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -1891,7 +1979,7 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description Default Response */
+            /** @description Every task's events, as they happen */
             200: {
                 headers: {
                     [name: string]: unknown;
@@ -1900,7 +1988,7 @@ export interface operations {
                     "text/event-stream": string;
                 };
             };
-            /** @description Invalid request (input the schema refuses, or a malformed URL): `error` says what is wrong, `field` which input */
+            /** @description Invalid input (a field, a parameter or a header the schema refuses): `error` says what is wrong, `field` which input */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -1944,7 +2032,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description Too many event streams are open, or the service is shutting down: reconnect after Retry-After */
+            /** @description 1000 event streams are open already, or the service is shutting down: reconnect after Retry-After */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -1983,7 +2071,7 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description OK */
+            /** @description Canceled: the task has ended */
             200: {
                 headers: {
                     [name: string]: unknown;
@@ -2031,7 +2119,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description Accepted */
+            /** @description Still being stopped or cleaned up after 120 s: follow /tasks/<task_id> */
             202: {
                 headers: {
                     [name: string]: unknown;
@@ -2079,7 +2167,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description Invalid request (input the schema refuses, or a malformed URL): `error` says what is wrong, `field` which input */
+            /** @description Invalid input (a field, a parameter or a header the schema refuses): `error` says what is wrong, `field` which input */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -2123,7 +2211,29 @@ export interface operations {
                     };
                 };
             };
-            /** @description Not found */
+            /** @description Refused: the request came from a web page of another site (Sec-Fetch-Site, or Origin against Host) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "error": "username is not valid: it must be 1–32 characters: lowercase letters, digits, \"_\" or \"-\", starting with a letter or \"_\"",
+                     *       "field": "username"
+                     *     }
+                     */
+                    "application/json": {
+                        /** @description What went wrong, as a sentence a person can act on */
+                        error: string;
+                        /** @description The input at fault, for validation errors */
+                        field?: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description No task has that id */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -2145,7 +2255,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description Conflict */
+            /** @description The task cannot be canceled: `error` says why (it has already ended) */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -2178,7 +2288,7 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description OK */
+            /** @description The managed instances */
             200: {
                 headers: {
                     [name: string]: unknown;
@@ -2198,7 +2308,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description Invalid request (input the schema refuses, or a malformed URL): `error` says what is wrong, `field` which input */
+            /** @description The request could not be read (a malformed URL, header or body): `error` says what is wrong */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -2242,7 +2352,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description The playbook or EC2 failed: `error` says why */
+            /** @description Reading EC2 failed: `error` says why */
             502: {
                 headers: {
                     [name: string]: unknown;
@@ -2264,7 +2374,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description Unavailable: shutting down, or the queue is full (see Retry-After) */
+            /** @description The service is shutting down: retry after Retry-After */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -2327,7 +2437,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Created */
+            /** @description With ?wait=true: launched and running */
             201: {
                 headers: {
                     [name: string]: unknown;
@@ -2375,7 +2485,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description Accepted */
+            /** @description Accepted: the task is stored and queued; the Location header names its /tasks URL */
             202: {
                 headers: {
                     [name: string]: unknown;
@@ -2423,7 +2533,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description Invalid request (input the schema refuses, or a malformed URL): `error` says what is wrong, `field` which input */
+            /** @description Invalid input (a field, a parameter or a header the schema refuses): `error` says what is wrong, `field` which input */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -2467,7 +2577,29 @@ export interface operations {
                     };
                 };
             };
-            /** @description Conflict */
+            /** @description Refused: the request came from a web page of another site (Sec-Fetch-Site, or Origin against Host) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "error": "username is not valid: it must be 1–32 characters: lowercase letters, digits, \"_\" or \"-\", starting with a letter or \"_\"",
+                     *       "field": "username"
+                     *     }
+                     */
+                    "application/json": {
+                        /** @description What went wrong, as a sentence a person can act on */
+                        error: string;
+                        /** @description The input at fault, for validation errors */
+                        field?: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description Conflict: this Idempotency-Key was used with a different request body */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -2489,7 +2621,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description The playbook or EC2 failed: `error` says why */
+            /** @description With ?wait=true: the task failed or was canceled; `error` says why */
             502: {
                 headers: {
                     [name: string]: unknown;
@@ -2537,7 +2669,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description Unavailable: shutting down, or the queue is full (see Retry-After) */
+            /** @description The task was not accepted: the service is shutting down, or too many tasks are waiting; retry after Retry-After */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -2559,7 +2691,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description Still running after the wait limit: the task goes on */
+            /** @description With ?wait=true: still running after EC2_API_SYNC_WAIT; the task goes on, follow /tasks/<task_id> */
             504: {
                 headers: {
                     [name: string]: unknown;
@@ -2626,7 +2758,7 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description OK */
+            /** @description With ?wait=true: terminated */
             200: {
                 headers: {
                     [name: string]: unknown;
@@ -2674,7 +2806,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description Accepted */
+            /** @description Accepted: the task is stored and queued; the Location header names its /tasks URL */
             202: {
                 headers: {
                     [name: string]: unknown;
@@ -2722,7 +2854,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description Invalid request (input the schema refuses, or a malformed URL): `error` says what is wrong, `field` which input */
+            /** @description Invalid input (a field, a parameter or a header the schema refuses): `error` says what is wrong, `field` which input */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -2766,7 +2898,29 @@ export interface operations {
                     };
                 };
             };
-            /** @description Not found */
+            /** @description Refused: the request came from a web page of another site (Sec-Fetch-Site, or Origin against Host) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "error": "username is not valid: it must be 1–32 characters: lowercase letters, digits, \"_\" or \"-\", starting with a letter or \"_\"",
+                     *       "field": "username"
+                     *     }
+                     */
+                    "application/json": {
+                        /** @description What went wrong, as a sentence a person can act on */
+                        error: string;
+                        /** @description The input at fault, for validation errors */
+                        field?: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description With ?wait=true: no instance launched by this service has that public IP */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -2814,7 +2968,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description The playbook or EC2 failed: `error` says why */
+            /** @description With ?wait=true: the task failed or was canceled; `error` says why */
             502: {
                 headers: {
                     [name: string]: unknown;
@@ -2862,7 +3016,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description Unavailable: shutting down, or the queue is full (see Retry-After) */
+            /** @description The task was not accepted: the service is shutting down, or too many tasks are waiting; retry after Retry-After */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -2884,7 +3038,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description Still running after the wait limit: the task goes on */
+            /** @description With ?wait=true: still running after EC2_API_SYNC_WAIT; the task goes on, follow /tasks/<task_id> */
             504: {
                 headers: {
                     [name: string]: unknown;

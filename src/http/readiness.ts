@@ -9,6 +9,11 @@ import { performance } from 'node:perf_hooks';
 import { childEnvironment } from '../ansible/runner.js';
 import type { TaskService } from '../tasks/service.js';
 
+/** Seconds an `ansible-playbook --version` answer is reused (a Python start-up costs about a second). */
+export const ANSIBLE_CACHE_SECONDS = 60;
+/** Milliseconds the EC2 endpoint gets to answer. */
+export const EC2_TIMEOUT_MS = 2_000;
+
 export interface CheckResult {
   ok: boolean;
   error?: string;
@@ -67,7 +72,7 @@ export class Readiness {
   }
 
   private ansibleVersion(): Promise<ReadinessReport['checks']['ansible']> {
-    const maxAge = (this.options.ansibleCacheSeconds ?? 60) * 1000;
+    const maxAge = (this.options.ansibleCacheSeconds ?? ANSIBLE_CACHE_SECONDS) * 1000;
     // The monotonic clock: a wall clock set back would keep an answer (a failure too) for as long.
     if (!this.ansible || performance.now() - this.ansible.at >= maxAge) {
       this.ansible = { at: performance.now(), result: this.runAnsibleVersion() };
@@ -104,7 +109,7 @@ export class Readiness {
 
   private async ec2(): Promise<ReadinessReport['checks']['ec2']> {
     const endpoint = this.options.ec2Endpoint;
-    const timeout = this.options.ec2TimeoutMs ?? 2_000;
+    const timeout = this.options.ec2TimeoutMs ?? EC2_TIMEOUT_MS;
     const failure = await httpAnswers(endpoint, timeout);
     this.report('ec2', failure, { endpoint });
     return failure ? { ok: false, endpoint, error: `cannot reach the EC2 endpoint ${endpoint}: ${failure}` } : { ok: true, endpoint };

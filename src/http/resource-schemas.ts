@@ -2,6 +2,7 @@
 // events, cancel, and the instance resources.
 import { Type } from '@sinclair/typebox';
 import { TASK_ACTIONS, TASK_STATUSES } from '../tasks/model.js';
+import { ANSIBLE_CACHE_SECONDS, EC2_TIMEOUT_MS } from './readiness.js';
 import { IPV4_PATTERN, Literals, TaskStatus, UUID_PATTERN } from './schemas.js';
 
 export const TaskListQuery = Type.Object(
@@ -73,11 +74,11 @@ export const Readiness = Type.Object(
       database: Check({}, 'The SQLite database answers `SELECT 1`'),
       ansible: Check(
         { version: Type.Optional(Type.String({ description: 'What `ansible-playbook --version` reports' })) },
-        '`ansible-playbook --version` runs (checked at most once a minute)',
+        `\`ansible-playbook --version\` runs (checked at most once every ${ANSIBLE_CACHE_SECONDS} s)`,
       ),
       ec2: Check(
         { endpoint: Type.String({ description: 'The URL probed: AWS_ENDPOINT_URL, the emulator, or https://ec2.<region>.amazonaws.com/' }) },
-        'The EC2 endpoint answers HTTP within 2 s (any status counts)',
+        `The EC2 endpoint answers HTTP within ${EC2_TIMEOUT_MS / 1000} s (any status counts)`,
       ),
     }),
   },

@@ -1,7 +1,7 @@
 // TypeBox schemas for every body, parameter and response. Fastify validates
 // requests and serialises responses with them, so a field not listed here
 // never leaves the service.
-import { Type, type Static } from '@sinclair/typebox';
+import { Type, type Static, type TSchema } from '@sinclair/typebox';
 import { USERNAME_PATTERN } from '../login/accounts.js';
 import { INSTANCE_STATES, IPV4_PATTERN, TASK_ACTIONS, TASK_STATUSES } from '../tasks/model.js';
 
@@ -58,6 +58,13 @@ export const TaskIdParams = Type.Object({
   id: Type.String({ pattern: UUID_PATTERN, maxLength: 36, description: FIELD_HINTS.id, examples: ['01a21c5a-6dbb-7575-a344-8105e40c2f30'] }),
 });
 
+/**
+ * A response schema with what this status means on the route that answers
+ * it: the response's description in /openapi.json (@fastify/swagger reads
+ * `x-response-description` before the schema's own, which describes the shape).
+ */
+export const described = <T extends TSchema>(description: string, schema: T): T => ({ ...schema, 'x-response-description': description });
+
 export const ErrorBody = Type.Object(
   {
     error: Type.String({ description: 'What went wrong, as a sentence a person can act on' }),
@@ -74,6 +81,15 @@ export const ErrorBody = Type.Object(
     ],
   },
 );
+
+// Error answers several routes give, each fact written once.
+export const INVALID = described('Invalid input (a field, a parameter or a header the schema refuses): `error` says what is wrong, `field` which input', ErrorBody);
+export const NOT_ACCEPTED = described(
+  'The task was not accepted: the service is shutting down, or too many tasks are waiting; retry after Retry-After',
+  ErrorBody,
+);
+export const KEY_REUSED = described('Conflict: this Idempotency-Key was used with a different request body', ErrorBody);
+export const NO_SUCH_TASK = described('No task has that id', ErrorBody);
 
 export const Queued = Type.Object(
   {

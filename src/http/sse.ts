@@ -9,9 +9,9 @@ import { sendError } from './errors.js';
 /** Comment lines keep the connection busy for proxies and load balancers. */
 const HEARTBEAT_MS = 15_000;
 /** Bytes a client may leave unread before it is cut off. */
-const MAX_BUFFERED = 1024 * 1024;
+export const MAX_BUFFERED = 1024 * 1024;
 /** Streams open at once; more get a 503 that says to retry. */
-const MAX_STREAMS = 1_000;
+export const MAX_STREAMS = 1_000;
 /** What a client is told to wait before reconnecting after `stopping`. */
 const RECONNECT_MS = 5_000;
 

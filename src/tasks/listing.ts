@@ -8,7 +8,7 @@ import { performance } from 'node:perf_hooks';
 import type { ManagedInstance } from '../ansible/instances.js';
 
 /** How long a listing is reused: short next to how fast instances change state. */
-const LISTING_MAX_AGE_MS = 3_000;
+export const LISTING_MAX_AGE_MS = 3_000;
 
 export class InstanceListing {
   private inFlight: Promise<ManagedInstance[]> | null = null;

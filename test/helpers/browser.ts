@@ -34,14 +34,15 @@ export function ensureConsoleBuilt(): void {
   for (const file of ['index.html', 'console.css', 'favicon.svg']) fs.copyFileSync(path.join(src, file), path.join(out, file));
 }
 
-export async function launchBrowser(): Promise<Browser> {
+/** Chromium, headless; `extraArgs` such as --host-resolver-rules for a test that needs its own names. */
+export async function launchBrowser(extraArgs: string[] = []): Promise<Browser> {
   if (!fs.existsSync(CHROMIUM)) {
     throw new Error(`no Chromium at ${CHROMIUM}: install Debian's chromium (npm test does it when run as root) or set CHROMIUM_PATH`);
   }
   return chromium.launch({
     executablePath: CHROMIUM,
     headless: true,
-    args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+    args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync', ...extraArgs],
   });
 }
 

@@ -3,9 +3,24 @@
 // for it; the task goes on if the client leaves.
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { FastifyReply } from 'fastify';
+// `config.changesState` (the GET deletes are refused from another site) from the browser guard.
+import type {} from '../browser-guard.js';
 import { taskView } from '../../tasks/model.js';
 import type { Submitted, TaskService } from '../../tasks/service.js';
-import { ErrorBody, IdempotencyHeaders, IpParams, OperationResult, Queued, TaskIdParams, TaskStatus, CreateBody } from '../schemas.js';
+import {
+  described,
+  CreateBody,
+  IdempotencyHeaders,
+  INVALID,
+  IpParams,
+  KEY_REUSED,
+  NO_SUCH_TASK,
+  NOT_ACCEPTED,
+  OperationResult,
+  Queued,
+  TaskIdParams,
+  TaskStatus,
+} from '../schemas.js';
 import { acceptedHeaders, findTask, stillRunning, waitedStatus, waitForEnd } from '../tasks-http.js';
 
 export interface CompatOptions {
@@ -14,8 +29,15 @@ export interface CompatOptions {
   syncWait: number;
 }
 
-/** The refusals every route that queues a task may answer, besides its own. */
-const REFUSED = { 400: ErrorBody, 503: ErrorBody } as const;
+/** The tag of these routes in /openapi.json. */
+export const COMPAT_TAG = { name: 'compat', description: 'The five routes of the original Flask service: same paths, same fields' };
+const tags = [COMPAT_TAG.name];
+
+/** The refusals every route that queues a task may described, besides its own. */
+const REFUSED = { 400: INVALID, 503: NOT_ACCEPTED } as const;
+const QUEUED = described('Accepted: the task is stored and queued; the Location header names its /status URL', Queued);
+const FAILED = described('The playbook failed: `error` says why, /status/<task_id> keeps the detail', OperationResult);
+const STILL_RUNNING = described('Still running after EC2_API_SYNC_WAIT: the task goes on; follow /status/<task_id>', OperationResult);
 
 function queued(reply: FastifyReply, submitted: Submitted, message: string) {
   acceptedHeaders(reply, submitted, `/status/${submitted.task.id}`);
@@ -29,9 +51,16 @@ const compatRoutes: FastifyPluginAsyncTypebox<CompatOptions> = async (app, { tas
       schema: {
         operationId: 'createAndWait',
         summary: 'Launch one instance and wait for it',
+        tags,
         headers: IdempotencyHeaders,
         body: CreateBody,
-        response: { 200: OperationResult, ...REFUSED, 409: ErrorBody, 502: OperationResult, 504: OperationResult },
+        response: {
+          200: described('Launched and running', OperationResult),
+          ...REFUSED,
+          409: KEY_REUSED,
+          502: FAILED,
+          504: STILL_RUNNING,
+        },
       },
     },
     async (request, reply) => {
@@ -50,9 +79,10 @@ const compatRoutes: FastifyPluginAsyncTypebox<CompatOptions> = async (app, { tas
       schema: {
         operationId: 'createAsync',
         summary: 'Queue one launch',
+        tags,
         headers: IdempotencyHeaders,
         body: CreateBody,
-        response: { 202: Queued, ...REFUSED, 409: ErrorBody },
+        response: { 202: QUEUED, ...REFUSED, 409: KEY_REUSED },
       },
     },
     async (request, reply) => queued(reply, await tasks.createTask(request.body, request.headers['idempotency-key']), 'create task queued'),
@@ -64,8 +94,9 @@ const compatRoutes: FastifyPluginAsyncTypebox<CompatOptions> = async (app, { tas
       schema: {
         operationId: 'getStatus',
         summary: 'One task',
+        tags,
         params: TaskIdParams,
-        response: { 200: TaskStatus, 400: ErrorBody, 404: ErrorBody },
+        response: { 200: described('The task', TaskStatus), 400: INVALID, 404: NO_SUCH_TASK },
       },
     },
     async (request) => taskView(findTask(tasks, request.params.id)),
@@ -74,11 +105,19 @@ const compatRoutes: FastifyPluginAsyncTypebox<CompatOptions> = async (app, { tas
   app.get(
     '/delete/:ip',
     {
+      config: { changesState: true },
       schema: {
         operationId: 'deleteAndWait',
         summary: 'Terminate the managed instance with this public IP, and wait',
+        tags,
         params: IpParams,
-        response: { 200: OperationResult, ...REFUSED, 404: OperationResult, 502: OperationResult, 504: OperationResult },
+        response: {
+          200: described('Terminated', OperationResult),
+          ...REFUSED,
+          404: described('No instance launched by this service has that public IP', OperationResult),
+          502: FAILED,
+          504: STILL_RUNNING,
+        },
       },
     },
     async (request, reply) => {
@@ -97,11 +136,13 @@ const compatRoutes: FastifyPluginAsyncTypebox<CompatOptions> = async (app, { tas
   app.get(
     '/delete-async/:ip',
     {
+      config: { changesState: true },
       schema: {
         operationId: 'deleteAsync',
         summary: 'Queue a termination',
+        tags,
         params: IpParams,
-        response: { 202: Queued, ...REFUSED },
+        response: { 202: QUEUED, ...REFUSED },
       },
     },
     async (request, reply) => queued(reply, await tasks.deleteTask(request.params.ip), 'delete task queued'),

@@ -7,9 +7,13 @@ import type { Registry } from 'prom-client';
 import type { Cloud } from '../../ansible/cloud.js';
 import { CALL_KINDS, type Pacer } from '../../ansible/pacer.js';
 import type { TaskService } from '../../tasks/service.js';
-import type { Readiness as ReadinessCheck } from '../readiness.js';
+import { ANSIBLE_CACHE_SECONDS, EC2_TIMEOUT_MS, type Readiness as ReadinessCheck } from '../readiness.js';
 import { MetricsText, Readiness } from '../resource-schemas.js';
-import { Health } from '../schemas.js';
+import { described, Health } from '../schemas.js';
+
+/** The tag of these routes (and of /openapi.json and /docs) in /openapi.json. */
+export const OPS_TAG = { name: 'ops', description: 'Liveness, readiness, metrics and this document' };
+const tags = [OPS_TAG.name];
 
 export interface HealthOptions {
   tasks: TaskService;
@@ -31,7 +35,8 @@ const healthRoutes: FastifyPluginAsyncTypebox<HealthOptions> = async (app, { tas
         description:
           'Cheap (no I/O): the process answers. Says which EC2 is in use, how busy the service is, and how its EC2 calls are paced ' +
           '(tokens left, calls throttled, current rate per kind). Never needs a token.',
-        response: { 200: Health },
+        tags,
+        response: { 200: described('The process is alive; which EC2 it uses, how busy it is and how its EC2 calls are paced', Health) },
       },
     },
     async () => {
@@ -58,9 +63,14 @@ const healthRoutes: FastifyPluginAsyncTypebox<HealthOptions> = async (app, { tas
         operationId: 'readiness',
         summary: 'Readiness: database, ansible-playbook and EC2 endpoint',
         description:
-          'Runs `SELECT 1` on the database, `ansible-playbook --version` (at most once a minute, then cached) and an ' +
-          'HTTP GET of the EC2 endpoint (2 s timeout; any HTTP answer counts). 503 names the failing checks.',
-        response: { 200: Readiness, 503: Readiness },
+          `Runs \`SELECT 1\` on the database, \`ansible-playbook --version\` (at most once every ${ANSIBLE_CACHE_SECONDS} s, ` +
+          `then cached) and an HTTP GET of the EC2 endpoint (${EC2_TIMEOUT_MS / 1000} s timeout; any HTTP answer counts). ` +
+          '503 names the failing checks.',
+        tags,
+        response: {
+          200: described('Ready: every check passed', Readiness),
+          503: described('Not ready: the failing checks carry an `error`', Readiness),
+        },
       },
     },
     async (_request, reply) => {
@@ -83,6 +93,7 @@ const healthRoutes: FastifyPluginAsyncTypebox<HealthOptions> = async (app, { tas
           'Task counts by action and status, queue depth, running playbooks, playbook and HTTP request duration ' +
           'histograms, EC2 call pacing (tokens left, rate, calls and throttled calls per kind), and the process metrics; ' +
           'every name starts with `ec2_api_`.',
+        tags,
         response: { 200: MetricsText },
       },
     },

@@ -7,14 +7,28 @@ import { taskView } from '../../tasks/model.js';
 import { shuttingDown } from '../../tasks/refusal.js';
 import type { Submitted, TaskService } from '../../tasks/service.js';
 import { HttpError } from '../errors.js';
+import { LISTING_MAX_AGE_MS } from '../../tasks/listing.js';
 import { InstanceList, WaitQuery } from '../resource-schemas.js';
-import { CreateBody, ErrorBody, IdempotencyHeaders, IpParams, TaskStatus } from '../schemas.js';
+import { CreateBody, described, ErrorBody, IdempotencyHeaders, INVALID, IpParams, KEY_REUSED, NOT_ACCEPTED, TaskStatus } from '../schemas.js';
 import { acceptedHeaders, waitedStatus, waitForEnd } from '../tasks-http.js';
 
 export interface InstanceRoutesOptions {
   tasks: TaskService;
   syncWait: number;
 }
+
+/** The tag of these routes in /openapi.json. */
+export const INSTANCES_TAG = { name: 'instances', description: 'The instances this service launched' };
+const tags = [INSTANCES_TAG.name];
+
+/** The answers of a queued task, and with ?wait=true of how it ended, besides the route's success. */
+const TASK_ANSWERS = {
+  202: described('Accepted: the task is stored and queued; the Location header names its /tasks URL', TaskStatus),
+  400: INVALID,
+  502: described('With ?wait=true: the task failed or was canceled; `error` says why', TaskStatus),
+  503: NOT_ACCEPTED,
+  504: described('With ?wait=true: still running after EC2_API_SYNC_WAIT; the task goes on, follow /tasks/<task_id>', TaskStatus),
+} as const;
 
 const instanceRoutes: FastifyPluginAsyncTypebox<InstanceRoutesOptions> = async (app, { tasks, syncWait }) => {
   /** 202 with the task now, or (?wait=true) the task once it has ended, with the code of how it ended. */
@@ -33,8 +47,13 @@ const instanceRoutes: FastifyPluginAsyncTypebox<InstanceRoutesOptions> = async (
         summary: 'The instances this service manages, read from EC2',
         description:
           'Every non-terminated instance tagged ManagedBy: ec2-api, with the task that created it. Read through a playbook ' +
-          '(about 1.5 s); callers at the same time share one read, and a read up to 3 s old is reused.',
-        response: { 200: InstanceList, 502: ErrorBody, 503: ErrorBody },
+          `(about 1.5 s); callers at the same time share one read, and a read up to ${LISTING_MAX_AGE_MS / 1000} s old is reused.`,
+        tags,
+        response: {
+          200: described('The managed instances', InstanceList),
+          502: described('Reading EC2 failed: `error` says why', ErrorBody),
+          503: described('The service is shutting down: retry after Retry-After', ErrorBody),
+        },
       },
     },
     async () => {
@@ -56,10 +75,11 @@ const instanceRoutes: FastifyPluginAsyncTypebox<InstanceRoutesOptions> = async (
         operationId: 'createInstance',
         summary: 'Launch an instance (queue a create task)',
         description: '202 with the task; with `?wait=true`, 201 once it runs, 502 if it failed, 504 if still going after EC2_API_SYNC_WAIT.',
+        tags,
         headers: IdempotencyHeaders,
         querystring: WaitQuery,
         body: CreateBody,
-        response: { 201: TaskStatus, 202: TaskStatus, 400: ErrorBody, 409: ErrorBody, 502: TaskStatus, 503: ErrorBody, 504: TaskStatus },
+        response: { 201: described('With ?wait=true: launched and running', TaskStatus), ...TASK_ANSWERS, 409: KEY_REUSED },
       },
     },
     async (request, reply) =>
@@ -73,9 +93,14 @@ const instanceRoutes: FastifyPluginAsyncTypebox<InstanceRoutesOptions> = async (
         operationId: 'deleteInstance',
         summary: 'Terminate the managed instance with this public IP (queue a delete task)',
         description: '202 with the task; with `?wait=true`, 200 once terminated, 404 when no managed instance has that IP, 502, or 504.',
+        tags,
         params: IpParams,
         querystring: WaitQuery,
-        response: { 200: TaskStatus, 202: TaskStatus, 400: ErrorBody, 404: TaskStatus, 502: TaskStatus, 503: ErrorBody, 504: TaskStatus },
+        response: {
+          200: described('With ?wait=true: terminated', TaskStatus),
+          ...TASK_ANSWERS,
+          404: described('With ?wait=true: no instance launched by this service has that public IP', TaskStatus),
+        },
       },
     },
     async (request, reply) => answer(reply, await tasks.deleteTask(request.params.ip), request.query.wait === 'true', 200),

@@ -1,22 +1,35 @@
 // Seeing and steering tasks: list, one task, its log, its live events
 // (Server-Sent Events), and cancel.
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
-import { EMPTY_OUTPUT, outputFrom } from '../../ansible/output.js';
+import { EMPTY_OUTPUT, HEAD_LIMIT, outputFrom, TAIL_LIMIT } from '../../ansible/output.js';
 import type { TaskEvent } from '../../tasks/events.js';
 import { TERMINAL, taskView } from '../../tasks/model.js';
 import type { TaskService } from '../../tasks/service.js';
 import { HttpError } from '../errors.js';
 import { EventsHeaders, FeedQuery, LogQuery, TaskList, TaskListQuery } from '../resource-schemas.js';
-import type { EventStreams } from '../sse.js';
-import { ErrorBody, TaskIdParams, TaskStatus } from '../schemas.js';
+import { MAX_BUFFERED, MAX_STREAMS, type EventStreams } from '../sse.js';
+import { described, ErrorBody, INVALID, NO_SUCH_TASK, TaskIdParams, TaskStatus } from '../schemas.js';
 import { findTask } from '../tasks-http.js';
 
 export interface TaskRoutesOptions {
   tasks: TaskService;
   streams: EventStreams;
-  /** How long POST /tasks/<id>/cancel waits for a running task to stop and be cleaned up. */
+  /** Seconds POST /tasks/<id>/cancel waits for a running task to stop and be cleaned up (EC2_API_CANCEL_WAIT). */
   cancelWait: number;
 }
+
+/** The tag of these routes in /openapi.json. */
+export const TASKS_TAG = { name: 'tasks', description: 'Tasks: list, follow, cancel, read their playbook log' };
+const tags = [TASKS_TAG.name];
+
+/** A size in bytes as the documentation says it: 64 KiB, 1 MiB. */
+const size = (bytes: number) => (bytes >= 1024 * 1024 ? `${bytes / (1024 * 1024)} MiB` : `${bytes / 1024} KiB`);
+
+const STREAM_REFUSED = described(
+  `${MAX_STREAMS} event streams are open already, or the service is shutting down: reconnect after Retry-After`,
+  ErrorBody,
+);
+const eventStream = (description: string) => ({ description, content: { 'text/event-stream': { schema: { type: 'string' } } } });
 
 /** A date-time the schema let through, as stored times are written; one Date cannot hold (a leap second) is a 400. */
 function isoTime(value: string, field: string): string {
@@ -36,8 +49,9 @@ const taskRoutes: FastifyPluginAsyncTypebox<TaskRoutesOptions> = async (app, { t
         operationId: 'listTasks',
         summary: 'List tasks, newest first',
         description: 'Filters combine; pages of `limit` tasks, the next one via `?cursor=<next_cursor>`.',
+        tags,
         querystring: TaskListQuery,
-        response: { 200: TaskList, 400: ErrorBody },
+        response: { 200: described('A page of tasks, newest first', TaskList), 400: INVALID },
       },
     },
     async (request) => {
@@ -67,8 +81,9 @@ const taskRoutes: FastifyPluginAsyncTypebox<TaskRoutesOptions> = async (app, { t
       schema: {
         operationId: 'getTask',
         summary: 'One task (the same document as /status/<id>)',
+        tags,
         params: TaskIdParams,
-        response: { 200: TaskStatus, 400: ErrorBody, 404: ErrorBody },
+        response: { 200: described('The task', TaskStatus), 400: INVALID, 404: NO_SUCH_TASK },
       },
     },
     async (request) => taskView(findTask(service, request.params.id)),
@@ -83,10 +98,16 @@ const taskRoutes: FastifyPluginAsyncTypebox<TaskRoutesOptions> = async (app, { t
         description:
           'Live while the task runs. `X-Log-Length` is how much the playbook has written so far; `?offset=<that>` returns ' +
           'only what came after. `X-Log-Complete: true` once the task has ended. A batch of tasks shares one playbook run, ' +
-          'and so its output. The first 64 KiB and the last 1 MiB are kept; a line in between says how much was left out.',
+          `and so its output. The first ${size(HEAD_LIMIT)} and the last ${size(TAIL_LIMIT)} are kept; a line in between ` +
+          'says how much was left out.',
+        tags,
         params: TaskIdParams,
         querystring: LogQuery,
-        response: { 200: { content: { 'text/plain': { schema: { type: 'string' } } } }, 400: ErrorBody, 404: ErrorBody },
+        response: {
+          200: { description: 'The output from `offset` on', content: { 'text/plain': { schema: { type: 'string' } } } },
+          400: INVALID,
+          404: NO_SUCH_TASK,
+        },
       },
     },
     async (request, reply) => {
@@ -116,9 +137,10 @@ const taskRoutes: FastifyPluginAsyncTypebox<TaskRoutesOptions> = async (app, { t
           'with ok/changed/failed and timing). Once the task has ended, one `end` event holding the final task document, and ' +
           'the stream closes. With `Last-Event-ID`, only what came after that event. A `stopping` event means the service is ' +
           'shutting down: reconnect with `Last-Event-ID`.',
+        tags,
         params: TaskIdParams,
         headers: EventsHeaders,
-        response: { 200: { content: { 'text/event-stream': { schema: { type: 'string' } } } }, 400: ErrorBody, 404: ErrorBody, 503: ErrorBody },
+        response: { 200: eventStream('The task\'s events, until it ends'), 400: INVALID, 404: NO_SUCH_TASK, 503: STREAM_REFUSED },
       },
     },
     async (request, reply) => {
@@ -163,10 +185,12 @@ const taskRoutes: FastifyPluginAsyncTypebox<TaskRoutesOptions> = async (app, { t
           '`ready` with `{"after": N}`: the events that follow are those after event N. Without `Last-Event-ID` (or ' +
           '`?after=`) it starts now; with one, it first replays every event after it. `GET /tasks` answers with ' +
           '`last_event_id`: list first, then follow `/events?after=<last_event_id>` to miss nothing. A client that falls ' +
-          'more than 1 MiB behind is disconnected and resumes with `Last-Event-ID`; `stopping` means the service is shutting down.',
+          `more than ${size(MAX_BUFFERED)} behind is disconnected and resumes with \`Last-Event-ID\`; \`stopping\` means the ` +
+          'service is shutting down.',
+        tags,
         headers: EventsHeaders,
         querystring: FeedQuery,
-        response: { 200: { content: { 'text/event-stream': { schema: { type: 'string' } } } }, 400: ErrorBody, 503: ErrorBody },
+        response: { 200: eventStream('Every task\'s events, as they happen'), 400: INVALID, 503: STREAM_REFUSED },
       },
     },
     async (request, reply) => {
@@ -202,10 +226,18 @@ const taskRoutes: FastifyPluginAsyncTypebox<TaskRoutesOptions> = async (app, { t
         summary: 'Cancel a task',
         description:
           'A queued task becomes `canceled` and never runs. A running one has its playbook stopped; a create then has the ' +
-          'instance it launched (if any) terminated, so nothing is left running. 200 with the canceled task; 202 when the ' +
-          'cleanup is still going (follow /tasks/<id>); 409 for a task that has already ended.',
+          'instance it launched (if any) terminated, so nothing is left running. The answer waits up to ' +
+          `${cancelWait} s (EC2_API_CANCEL_WAIT) for that: 200 with the canceled task; 202 when the clean-up is still ` +
+          'going (follow /tasks/<id>); 409 for a task that has already ended.',
+        tags,
         params: TaskIdParams,
-        response: { 200: TaskStatus, 202: TaskStatus, 400: ErrorBody, 404: ErrorBody, 409: ErrorBody },
+        response: {
+          200: described('Canceled: the task has ended', TaskStatus),
+          202: described(`Still being stopped or cleaned up after ${cancelWait} s: follow /tasks/<task_id>`, TaskStatus),
+          400: INVALID,
+          404: NO_SUCH_TASK,
+          409: described('The task cannot be canceled: `error` says why (it has already ended)', ErrorBody),
+        },
       },
     },
     async (request, reply) => {
