@@ -279,7 +279,7 @@ export interface paths {
         put?: never;
         /**
          * Cancel a task
-         * @description A queued task becomes `canceled` and never runs. A running one has its playbook stopped; a create then has the instance it launched (if any) terminated, so nothing is left running. The answer waits up to 120 s (EC2_API_CANCEL_WAIT) for that: 200 with the canceled task; 202 when the clean-up is still going (follow /tasks/<id>); 409 for a task that has already ended.
+         * @description A queued task becomes `canceled` and never runs. A running create has its playbook stopped, then the instance it launched (if any) terminated, so nothing is left running. The answer waits up to 120 s (EC2_API_CANCEL_WAIT) for that: 200 with the canceled task; 202 when the clean-up is still going (follow /tasks/<id>); 409 for a task that has already ended, or a delete already running (its `TerminateInstances` may have gone out).
          */
         post: operations["cancelTask"];
         delete?: never;
@@ -2255,7 +2255,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description The task cannot be canceled: `error` says why (it has already ended) */
+            /** @description The task cannot be canceled: `error` says why (it has already ended, or is a running delete) */
             409: {
                 headers: {
                     [name: string]: unknown;

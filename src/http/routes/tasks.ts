@@ -225,10 +225,11 @@ const taskRoutes: FastifyPluginAsyncTypebox<TaskRoutesOptions> = async (app, { t
         operationId: 'cancelTask',
         summary: 'Cancel a task',
         description:
-          'A queued task becomes `canceled` and never runs. A running one has its playbook stopped; a create then has the ' +
+          'A queued task becomes `canceled` and never runs. A running create has its playbook stopped, then the ' +
           'instance it launched (if any) terminated, so nothing is left running. The answer waits up to ' +
           `${cancelWait} s (EC2_API_CANCEL_WAIT) for that: 200 with the canceled task; 202 when the clean-up is still ` +
-          'going (follow /tasks/<id>); 409 for a task that has already ended.',
+          'going (follow /tasks/<id>); 409 for a task that has already ended, or a delete already running (its ' +
+          '`TerminateInstances` may have gone out).',
         tags,
         params: TaskIdParams,
         response: {
@@ -236,7 +237,7 @@ const taskRoutes: FastifyPluginAsyncTypebox<TaskRoutesOptions> = async (app, { t
           202: described(`Still being stopped or cleaned up after ${cancelWait} s: follow /tasks/<task_id>`, TaskStatus),
           400: INVALID,
           404: NO_SUCH_TASK,
-          409: described('The task cannot be canceled: `error` says why (it has already ended)', ErrorBody),
+          409: described('The task cannot be canceled: `error` says why (it has already ended, or is a running delete)', ErrorBody),
         },
       },
     },
