@@ -7,7 +7,7 @@ import fp from 'fastify-plugin';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type { Cloud } from './ansible/cloud.js';
 import type { Config } from './config.js';
-import { registerAuth } from './http/auth.js';
+import { Identities, registerAuth } from './http/auth.js';
 import engine from './http/engine.js';
 import { clientErrorHandler, frameworkErrors, registerErrorHandling } from './http/errors.js';
 import { registerMetrics } from './http/metrics.js';
@@ -81,7 +81,7 @@ async function ec2Api(app: FastifyInstance, { config, cloud }: AppOptions): Prom
   await app.register(engine, { config, cloud });
   const { tasks } = app.engine;
 
-  registerAuth(app, config.apiTokens);
+  registerAuth(app, new Identities(config.apiTokens, config.admins));
   // Before any route: the OpenAPI document collects every route registered after it.
   registerOpenApi(app, { tokens: config.apiTokens.length > 0 });
   const metrics = registerMetrics(app, tasks, app.engine.pacer);

@@ -296,28 +296,39 @@ t.test('idempotency keys', async (t) => {
   t.test('add with a key → findKey; expired keys are not found, purged, and taken over', async (t) => {
     const { db, store } = freshStore(t);
     const first = create();
-    await store.add(first, { key: 'key-1', request_hash: 'hash-1', ttlSeconds: 3600 }, () => undefined);
-    t.same(store.findKey('key-1'), { key: 'key-1', request_hash: 'hash-1', task_id: first.id });
-    t.equal(store.findKey('key-2'), undefined);
+    await store.add(first, { owner: 'default', key: 'key-1', request_hash: 'hash-1', ttlSeconds: 3600 }, () => undefined);
+    t.same(store.findKey('default', 'key-1'), { key: 'key-1', request_hash: 'hash-1', task_id: first.id });
+    t.equal(store.findKey('default', 'key-2'), undefined);
 
-    await store.add(create(), { key: 'old', request_hash: 'h', ttlSeconds: -1 }, () => undefined);
-    t.equal(store.findKey('old'), undefined, 'expired: not found');
+    await store.add(create(), { owner: 'default', key: 'old', request_hash: 'h', ttlSeconds: -1 }, () => undefined);
+    t.equal(store.findKey('default', 'old'), undefined, 'expired: not found');
     const keys = () => (db.prepare('SELECT key FROM idempotency_keys ORDER BY key').all() as { key: string }[]).map((r) => r.key);
     t.same(keys(), ['key-1', 'old'], 'still stored until purged');
     t.equal(store.purgeExpiredKeys(), 1);
     t.same(keys(), ['key-1']);
 
     const later = create();
-    await store.add(create(), { key: 'reused', request_hash: 'h1', ttlSeconds: -1 }, () => undefined);
-    await store.add(later, { key: 'reused', request_hash: 'h2', ttlSeconds: 3600 }, () => undefined);
-    t.same(store.findKey('reused'), { key: 'reused', request_hash: 'h2', task_id: later.id }, 'a new task takes over an expired key');
+    await store.add(create(), { owner: 'default', key: 'reused', request_hash: 'h1', ttlSeconds: -1 }, () => undefined);
+    await store.add(later, { owner: 'default', key: 'reused', request_hash: 'h2', ttlSeconds: 3600 }, () => undefined);
+    t.same(store.findKey('default', 'reused'), { key: 'reused', request_hash: 'h2', task_id: later.id }, 'a new task takes over an expired key');
+  });
+
+  t.test('keys are per owner: the same key from two owners names two tasks, and neither finds the other', async (t) => {
+    const { store } = freshStore(t);
+    const alices = create();
+    const bobs = create();
+    await store.add(alices, { owner: 'alice', key: 'deploy-1', request_hash: 'h', ttlSeconds: 3600 }, () => undefined);
+    t.equal(store.findKey('bob', 'deploy-1'), undefined, "bob does not find alice's key");
+    await store.add(bobs, { owner: 'bob', key: 'deploy-1', request_hash: 'h', ttlSeconds: 3600 }, () => undefined);
+    t.equal(store.findKey('alice', 'deploy-1')?.task_id, alices.id);
+    t.equal(store.findKey('bob', 'deploy-1')?.task_id, bobs.id);
   });
 
   t.test('task and key are written in one transaction', async (t) => {
     const { store } = freshStore(t);
     const task = create();
     await store.add(task, undefined, () => undefined);
-    await t.rejects(store.add({ ...create(), id: task.id }, { key: 'orphan', request_hash: 'h', ttlSeconds: 3600 }, () => undefined));
-    t.equal(store.findKey('orphan'), undefined, 'a failed insert leaves no key behind');
+    await t.rejects(store.add({ ...create(), id: task.id }, { owner: 'default', key: 'orphan', request_hash: 'h', ttlSeconds: 3600 }, () => undefined));
+    t.equal(store.findKey('default', 'orphan'), undefined, 'a failed insert leaves no key behind');
   });
 });

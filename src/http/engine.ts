@@ -82,6 +82,8 @@ async function engine(app: FastifyInstance, { config, cloud: given }: { config: 
       idempotencyTtl: config.idempotencyTtl,
       paused: config.paused,
       systemAccounts,
+      defaultTtl: config.defaultTtl,
+      maxInstances: config.maxInstances,
     },
     app.log,
   );

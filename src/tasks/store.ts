@@ -2,11 +2,13 @@
 // and write of a task goes through here, as statements prepared once. Queued
 // rows wait; `claim` marks a batch of them running under one batch id; the
 // playbook's outcome ends them. The store also keeps the count of waiting
-// tasks, since it makes every change to it.
+// tasks, since it makes every change to it. (An instance's lifetime — the
+// expiry columns of its create's row — is read and written by lifetimes.ts.)
 import type { CappedText } from '../ansible/output.js';
+import { DEFAULT_OWNER } from '../config.js';
 import type { Db } from './db.js';
 import type { GroupCommit } from './group-commit.js';
-import type { Outcome, Progress, Task, TaskAction, TaskFilter } from './model.js';
+import type { Outcome, Progress, Task, TaskAction, TaskFilter, TaskReason } from './model.js';
 import { CANCELED } from './outcomes.js';
 
 /** A task as SQLite holds it: JSON columns still as text. */
@@ -18,9 +20,17 @@ export interface NewTask {
   params: object;
   /** The public IP a delete targets (creates learn theirs when they succeed). */
   ip?: string | null;
+  /** The name of the token that asked for it (default: the default owner's). */
+  created_by?: string;
+  /** Set when the service queues it itself (an expiry). */
+  reason?: TaskReason | null;
+  /** A create's expiry, as an ISO time. */
+  expires_at?: string | null;
 }
 
 export interface IdempotencyKey {
+  /** Keys are kept per owner: another token's same key is another key. */
+  owner: string;
   key: string;
   request_hash: string;
   ttlSeconds: number;
@@ -40,7 +50,7 @@ export interface ClaimedRow {
 
 const COLUMNS =
   'id, action, status, ip, instance_id, instance_state, error, progress, attempts, cancel_requested, ' +
-  'runner_pid, runner_start, created_at, started_at, finished_at';
+  'runner_pid, runner_start, created_by, reason, expires_at, created_at, started_at, finished_at';
 
 const now = () => new Date().toISOString();
 
@@ -71,7 +81,8 @@ export class TaskStore {
   ) {
     this.stmt = {
       insert: db.prepare(
-        `INSERT INTO tasks (id, action, status, params, ip, created_at) VALUES (@id, @action, 'queued', @params, @ip, @created_at)`,
+        `INSERT INTO tasks (id, action, status, params, ip, created_by, reason, expires_at, created_at)
+         VALUES (@id, @action, 'queued', @params, @ip, @created_by, @reason, @expires_at, @created_at)`,
       ),
       get: db.prepare(`SELECT ${COLUMNS} FROM tasks WHERE id = ?`),
       params: db.prepare('SELECT params FROM tasks WHERE id = ?'),
@@ -121,10 +132,11 @@ export class TaskStore {
       ),
       requestCancel: db.prepare(`UPDATE tasks SET cancel_requested = 1 WHERE id = ? AND status IN ('queued', 'running')`),
       cancelRequested: db.prepare('SELECT cancel_requested FROM tasks WHERE id = ?'),
-      keyGet: db.prepare('SELECT key, request_hash, task_id FROM idempotency_keys WHERE key = ? AND expires_at > ?'),
-      keyDelete: db.prepare('DELETE FROM idempotency_keys WHERE key = ?'),
+      keyGet: db.prepare('SELECT key, request_hash, task_id FROM idempotency_keys WHERE owner = ? AND key = ? AND expires_at > ?'),
+      keyDelete: db.prepare('DELETE FROM idempotency_keys WHERE owner = ? AND key = ?'),
       keyInsert: db.prepare(
-        'INSERT INTO idempotency_keys (key, request_hash, task_id, expires_at) VALUES (@key, @request_hash, @task_id, @expires_at)',
+        `INSERT INTO idempotency_keys (owner, key, request_hash, task_id, expires_at)
+         VALUES (@owner, @key, @request_hash, @task_id, @expires_at)`,
       ),
       keyPurge: db.prepare('DELETE FROM idempotency_keys WHERE expires_at <= ?'),
     };
@@ -154,11 +166,13 @@ export class TaskStore {
 
   private insert(task: NewTask, key: IdempotencyKey | undefined): Task {
     const created_at = now();
-    this.stmt.insert.run({ id: task.id, action: task.action, params: JSON.stringify(task.params), ip: task.ip ?? null, created_at });
+    const owned = { created_by: task.created_by ?? DEFAULT_OWNER, reason: task.reason ?? null, expires_at: task.expires_at ?? null };
+    this.stmt.insert.run({ id: task.id, action: task.action, params: JSON.stringify(task.params), ip: task.ip ?? null, ...owned, created_at });
     if (key) {
       // An expired key may still hold the row: the new request takes it over.
-      this.stmt.keyDelete.run(key.key);
+      this.stmt.keyDelete.run(key.owner, key.key);
       this.stmt.keyInsert.run({
+        owner: key.owner,
         key: key.key,
         request_hash: key.request_hash,
         task_id: task.id,
@@ -179,6 +193,7 @@ export class TaskStore {
       cancel_requested: false,
       runner_pid: null,
       runner_start: null,
+      ...owned,
       created_at,
       started_at: null,
       finished_at: null,
@@ -312,8 +327,9 @@ export class TaskStore {
     add('created_at > @created_after', 'created_after');
     add('created_at < @created_before', 'created_before');
     add('id < @before_id', 'before_id');
+    add('created_by = @created_by', 'created_by');
     const sql = `SELECT ${COLUMNS} FROM tasks ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY id DESC LIMIT @limit`;
-    // Few distinct shapes (2^6): the statement cache keeps this cheap.
+    // Few distinct shapes (2^7): the statement cache keeps this cheap.
     return (this.cached(sql).all(params) as TaskRow[]).map(toTask);
   }
 
@@ -336,8 +352,8 @@ export class TaskStore {
     this.stmt.ping.get();
   }
 
-  findKey(key: string): IdempotencyRecord | undefined {
-    return this.stmt.keyGet.get(key, now()) as IdempotencyRecord | undefined;
+  findKey(owner: string, key: string): IdempotencyRecord | undefined {
+    return this.stmt.keyGet.get(owner, key, now()) as IdempotencyRecord | undefined;
   }
 
   purgeExpiredKeys(): number {

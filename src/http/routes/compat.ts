@@ -2,11 +2,12 @@
 // names (docs/API.md). Sync routes queue a task like the async ones and wait
 // for it; the task goes on if the client leaves.
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import { Type } from '@sinclair/typebox';
 import type { FastifyReply } from 'fastify';
 import { taskView } from '../../tasks/model.js';
 import type { Submitted, TaskService } from '../../tasks/service.js';
 import { ErrorBody, IdempotencyHeaders, IpParams, OperationResult, Queued, TaskIdParams, TaskStatus, CreateBody } from '../schemas.js';
-import { acceptedHeaders, findTask, stillRunning, waitedStatus, waitForEnd } from '../tasks-http.js';
+import { acceptedHeaders, createRequest, findTask, stillRunning, waitedStatus, waitForEnd } from '../tasks-http.js';
 
 export interface CompatOptions {
   tasks: TaskService;
@@ -35,7 +36,7 @@ const compatRoutes: FastifyPluginAsyncTypebox<CompatOptions> = async (app, { tas
       },
     },
     async (request, reply) => {
-      const task = await waitForEnd(tasks, await tasks.createTask(request.body, request.headers['idempotency-key']), syncWait);
+      const task = await waitForEnd(tasks, await tasks.createTask(...createRequest(request)), syncWait);
       const code = waitedStatus(task, 200);
       if (code === 200) return reply.code(200).send({ ip: task.ip, status: task.instance_state ?? 'running', task_id: task.id, instance_id: task.instance_id });
       const error = code === 504 ? stillRunning(task, syncWait) : (task.error ?? 'the task failed');
@@ -55,7 +56,7 @@ const compatRoutes: FastifyPluginAsyncTypebox<CompatOptions> = async (app, { tas
         response: { 202: Queued, ...REFUSED, 409: ErrorBody },
       },
     },
-    async (request, reply) => queued(reply, await tasks.createTask(request.body, request.headers['idempotency-key']), 'create task queued'),
+    async (request, reply) => queued(reply, await tasks.createTask(...createRequest(request)), 'create task queued'),
   );
 
   app.get(
@@ -68,7 +69,7 @@ const compatRoutes: FastifyPluginAsyncTypebox<CompatOptions> = async (app, { tas
         response: { 200: TaskStatus, 400: ErrorBody, 404: ErrorBody },
       },
     },
-    async (request) => taskView(findTask(tasks, request.params.id)),
+    async (request) => taskView(findTask(tasks, request.params.id, request.owner)),
   );
 
   app.get(
@@ -78,12 +79,14 @@ const compatRoutes: FastifyPluginAsyncTypebox<CompatOptions> = async (app, { tas
         operationId: 'deleteAndWait',
         summary: 'Terminate the managed instance with this public IP, and wait',
         params: IpParams,
-        response: { 200: OperationResult, ...REFUSED, 404: OperationResult, 502: OperationResult, 504: OperationResult },
+        // 404: the delete ran and found nothing (OperationResult), or, for a token that is not an admin, the IP is
+        // not one of its instances and nothing was queued (ErrorBody).
+        response: { 200: OperationResult, ...REFUSED, 404: Type.Union([OperationResult, ErrorBody]), 502: OperationResult, 504: OperationResult },
       },
     },
     async (request, reply) => {
       const { ip } = request.params;
-      const task = await waitForEnd(tasks, await tasks.deleteTask(ip), syncWait);
+      const task = await waitForEnd(tasks, await tasks.deleteTask(ip, request.owner), syncWait);
       const code = waitedStatus(task, 200);
       if (code === 200) return reply.code(200).send({ ip, status: 'terminated', task_id: task.id, instance_id: task.instance_id });
       if (code === 404) {
@@ -101,10 +104,10 @@ const compatRoutes: FastifyPluginAsyncTypebox<CompatOptions> = async (app, { tas
         operationId: 'deleteAsync',
         summary: 'Queue a termination',
         params: IpParams,
-        response: { 202: Queued, ...REFUSED },
+        response: { 202: Queued, ...REFUSED, 404: ErrorBody },
       },
     },
-    async (request, reply) => queued(reply, await tasks.deleteTask(request.params.ip), 'delete task queued'),
+    async (request, reply) => queued(reply, await tasks.deleteTask(request.params.ip, request.owner), 'delete task queued'),
   );
 };
 

@@ -1,6 +1,7 @@
 // Resource-style routes for new clients, beside the compatibility ones:
 // the same tasks underneath, with REST verbs and the task document as answer.
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import { Type } from '@sinclair/typebox';
 import type { FastifyReply } from 'fastify';
 import { ListError, ListStopped } from '../../ansible/instances.js';
 import { taskView } from '../../tasks/model.js';
@@ -8,8 +9,8 @@ import { shuttingDown } from '../../tasks/refusal.js';
 import type { Submitted, TaskService } from '../../tasks/service.js';
 import { HttpError } from '../errors.js';
 import { InstanceList, WaitQuery } from '../resource-schemas.js';
-import { CreateBody, ErrorBody, IdempotencyHeaders, IpParams, TaskStatus } from '../schemas.js';
-import { acceptedHeaders, waitedStatus, waitForEnd } from '../tasks-http.js';
+import { CreateBody, ErrorBody, ExtendBody, IdempotencyHeaders, InstanceLifetime, IpParams, TaskStatus } from '../schemas.js';
+import { acceptedHeaders, createRequest, waitedStatus, waitForEnd } from '../tasks-http.js';
 
 export interface InstanceRoutesOptions {
   tasks: TaskService;
@@ -32,14 +33,15 @@ const instanceRoutes: FastifyPluginAsyncTypebox<InstanceRoutesOptions> = async (
         operationId: 'listInstances',
         summary: 'The instances this service manages, read from EC2',
         description:
-          'Every non-terminated instance tagged ManagedBy: ec2-api, with the task that created it. Read through a playbook ' +
+          'Every non-terminated instance tagged ManagedBy: ec2-api that your token launched (an admin token: all of them), ' +
+          'with the task that created it, its owner and its expiry. Read through a playbook ' +
           '(about 1.5 s); callers at the same time share one read, and a read up to 3 s old is reused.',
         response: { 200: InstanceList, 502: ErrorBody, 503: ErrorBody },
       },
     },
-    async () => {
+    async (request) => {
       try {
-        return { instances: await tasks.instances() };
+        return { instances: await tasks.instances(request.owner) };
       } catch (error) {
         if (error instanceof ListError) throw new HttpError(502, error.message);
         // A shutdown refusal like the engine's own: REFUSAL_STATUS gives its 503 and Retry-After.
@@ -62,8 +64,7 @@ const instanceRoutes: FastifyPluginAsyncTypebox<InstanceRoutesOptions> = async (
         response: { 201: TaskStatus, 202: TaskStatus, 400: ErrorBody, 409: ErrorBody, 502: TaskStatus, 503: ErrorBody, 504: TaskStatus },
       },
     },
-    async (request, reply) =>
-      answer(reply, await tasks.createTask(request.body, request.headers['idempotency-key']), request.query.wait === 'true', 201),
+    async (request, reply) => answer(reply, await tasks.createTask(...createRequest(request)), request.query.wait === 'true', 201),
   );
 
   app.delete(
@@ -75,10 +76,38 @@ const instanceRoutes: FastifyPluginAsyncTypebox<InstanceRoutesOptions> = async (
         description: '202 with the task; with `?wait=true`, 200 once terminated, 404 when no managed instance has that IP, 502, or 504.',
         params: IpParams,
         querystring: WaitQuery,
-        response: { 200: TaskStatus, 202: TaskStatus, 400: ErrorBody, 404: TaskStatus, 502: TaskStatus, 503: ErrorBody, 504: TaskStatus },
+        // 404: the delete ran and found nothing (the task), or, for a token that is not an admin, the IP is not
+        // one of its instances and nothing was queued (ErrorBody).
+        response: {
+          200: TaskStatus,
+          202: TaskStatus,
+          400: ErrorBody,
+          404: Type.Union([TaskStatus, ErrorBody]),
+          502: TaskStatus,
+          503: ErrorBody,
+          504: TaskStatus,
+        },
       },
     },
-    async (request, reply) => answer(reply, await tasks.deleteTask(request.params.ip), request.query.wait === 'true', 200),
+    async (request, reply) => answer(reply, await tasks.deleteTask(request.params.ip, request.owner), request.query.wait === 'true', 200),
+  );
+
+  app.patch(
+    '/instances/:ip',
+    {
+      schema: {
+        operationId: 'extendInstance',
+        summary: "Move the instance's expiry to now + ttl",
+        description:
+          'The service terminates the instance `ttl` seconds from now (a delete task with reason "expired"), whatever its ' +
+          'expiry was, or if it had none. 404 when no live managed instance of yours has that IP; 409 while a delete of it ' +
+          'is queued or running (cancel that task first).',
+        params: IpParams,
+        body: ExtendBody,
+        response: { 200: InstanceLifetime, 400: ErrorBody, 404: ErrorBody, 409: ErrorBody },
+      },
+    },
+    async (request) => tasks.extend(request.params.ip, request.body.ttl, request.owner),
   );
 };
 
