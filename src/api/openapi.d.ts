@@ -257,7 +257,7 @@ export interface paths {
         };
         /**
          * Live events of every task (Server-Sent Events)
-         * @description The same events as /tasks/<id>/events, for all tasks, each with its `task_id`: `status` (the whole task document at every status change, `queued` included, so new tasks appear), `step_start`, `step_end`. The stream first sends `ready` with `{"after": N}`: the events that follow are those after event N. Without `Last-Event-ID` (or `?after=`) it starts now; with one, it first replays every event after it. `GET /tasks` answers with `last_event_id`: list first, then follow `/events?after=<last_event_id>` to miss nothing. A client that falls more than 1 MiB behind is disconnected and resumes with `Last-Event-ID`; `stopping` means the service is shutting down.
+         * @description The same events as /tasks/<id>/events, for all tasks your token may see (an admin: every task), each with its `task_id`: `status` (the whole task document at every status change, `queued` included, so new tasks appear), `step_start`, `step_end`. The stream first sends `ready` with `{"after": N}`: the events that follow are those after event N. Without `Last-Event-ID` (or `?after=`) it starts now; with one, it first replays every event after it. `GET /tasks` answers with `last_event_id`: list first, then follow `/events?after=<last_event_id>` to miss nothing. A client that falls more than 1 MiB behind is disconnected and resumes with `Last-Event-ID`; `stopping` means the service is shutting down.
          */
         get: operations["watchAllTasks"];
         put?: never;
@@ -297,7 +297,7 @@ export interface paths {
         };
         /**
          * The instances this service manages, read from EC2
-         * @description Every non-terminated instance tagged ManagedBy: ec2-api, with the task that created it. Read through a playbook (about 1.5 s); callers at the same time share one read, and a read up to 3 s old is reused.
+         * @description Every non-terminated instance tagged ManagedBy: ec2-api that your token launched (an admin token: all of them), with the task that created it, its owner and its expiry. Read through a playbook (about 1.5 s); callers at the same time share one read, and a read up to 3 s old is reused.
          */
         get: operations["listInstances"];
         put?: never;
@@ -329,7 +329,11 @@ export interface paths {
         delete: operations["deleteInstance"];
         options?: never;
         head?: never;
-        patch?: never;
+        /**
+         * Move the instance's expiry to now + ttl
+         * @description The service terminates the instance `ttl` seconds from now (a delete task with reason "expired"), whatever its expiry was, or if it had none. 404 when no live managed instance of yours has that IP; 409 while a delete of it is queued or running (cancel that task first).
+         */
+        patch: operations["extendInstance"];
         trace?: never;
     };
 }
@@ -736,15 +740,9 @@ export interface operations {
             path?: never;
             cookie?: never;
         };
-        /** @description The login account to create on the new instance (cloud-init user-data, SSH password login on) */
+        /** @description The login account to create on the new instance (cloud-init user-data, SSH password login on), and its optional lifetime */
         requestBody: {
             content: {
-                /**
-                 * @example {
-                 *       "username": "suitepad",
-                 *       "password": "suitepad"
-                 *     }
-                 */
                 "application/json": {
                     /**
                      * @description 1–32 characters: lowercase letters, digits, "_" or "-", starting with a letter or "_"
@@ -756,6 +754,11 @@ export interface operations {
                      * @example suitepad
                      */
                     password: string;
+                    /**
+                     * @description Seconds the instance lives, counted from when the create is accepted; then the service terminates it (a delete task with reason "expired"). Without it, EC2_API_DEFAULT_TTL applies; unset, no expiry: a whole number of seconds from 60 (a minute) to 2592000 (30 days)
+                     * @example 7200
+                     */
+                    ttl?: number;
                 };
             };
         };
@@ -914,15 +917,9 @@ export interface operations {
             path?: never;
             cookie?: never;
         };
-        /** @description The login account to create on the new instance (cloud-init user-data, SSH password login on) */
+        /** @description The login account to create on the new instance (cloud-init user-data, SSH password login on), and its optional lifetime */
         requestBody: {
             content: {
-                /**
-                 * @example {
-                 *       "username": "suitepad",
-                 *       "password": "suitepad"
-                 *     }
-                 */
                 "application/json": {
                     /**
                      * @description 1–32 characters: lowercase letters, digits, "_" or "-", starting with a letter or "_"
@@ -934,6 +931,11 @@ export interface operations {
                      * @example suitepad
                      */
                     password: string;
+                    /**
+                     * @description Seconds the instance lives, counted from when the create is accepted; then the service terminates it (a delete task with reason "expired"). Without it, EC2_API_DEFAULT_TTL applies; unset, no expiry: a whole number of seconds from 60 (a minute) to 2592000 (30 days)
+                     * @example 7200
+                     */
+                    ttl?: number;
                 };
             };
         };
@@ -1078,6 +1080,9 @@ export interface operations {
                      *       "instance_id": null,
                      *       "instance_state": null,
                      *       "error": null,
+                     *       "created_by": "alice",
+                     *       "reason": null,
+                     *       "expires_at": "2026-11-27T11:33:38.107Z",
                      *       "created_at": "2026-11-27T09:33:38.107Z",
                      *       "started_at": "2026-11-27T09:33:38.111Z",
                      *       "finished_at": null,
@@ -1097,6 +1102,11 @@ export interface operations {
                         instance_id: string | null;
                         instance_state: ("pending" | "running" | "terminated" | "not_found") | null;
                         error: string | null;
+                        /** @description The name of the token that asked for it (API_TOKENS' name=token; a bare token is default) */
+                        created_by: string;
+                        /** @description Why the service queued it itself: "expired" for the delete an expiry queued; null when a client asked */
+                        reason: "expired" | null;
+                        expires_at: string | null;
                         created_at: string;
                         started_at: string | null;
                         finished_at: string | null;
@@ -1269,7 +1279,14 @@ export interface operations {
                         task_id: string;
                         instance_id?: string | null;
                         error?: string | null;
-                    };
+                    } | ({
+                        /** @description What went wrong, as a sentence a person can act on */
+                        error: string;
+                        /** @description The input at fault, for validation errors */
+                        field?: string;
+                    } & {
+                        [key: string]: unknown;
+                    });
                 };
             };
             /** @description The playbook failed: `error` says why, /status/<task_id> keeps the detail */
@@ -1409,6 +1426,28 @@ export interface operations {
                     };
                 };
             };
+            /** @description Not found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "error": "username is not valid: it must be 1–32 characters: lowercase letters, digits, \"_\" or \"-\", starting with a letter or \"_\"",
+                     *       "field": "username"
+                     *     }
+                     */
+                    "application/json": {
+                        /** @description What went wrong, as a sentence a person can act on */
+                        error: string;
+                        /** @description The input at fault, for validation errors */
+                        field?: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
             /** @description Unavailable: shutting down, or the queue is full (see Retry-After) */
             503: {
                 headers: {
@@ -1470,6 +1509,11 @@ export interface operations {
                             instance_id: string | null;
                             instance_state: ("pending" | "running" | "terminated" | "not_found") | null;
                             error: string | null;
+                            /** @description The name of the token that asked for it (API_TOKENS' name=token; a bare token is default) */
+                            created_by: string;
+                            /** @description Why the service queued it itself: "expired" for the delete an expiry queued; null when a client asked */
+                            reason: "expired" | null;
+                            expires_at: string | null;
                             created_at: string;
                             started_at: string | null;
                             finished_at: string | null;
@@ -1565,6 +1609,9 @@ export interface operations {
                      *       "instance_id": null,
                      *       "instance_state": null,
                      *       "error": null,
+                     *       "created_by": "alice",
+                     *       "reason": null,
+                     *       "expires_at": "2026-11-27T11:33:38.107Z",
                      *       "created_at": "2026-11-27T09:33:38.107Z",
                      *       "started_at": "2026-11-27T09:33:38.111Z",
                      *       "finished_at": null,
@@ -1584,6 +1631,11 @@ export interface operations {
                         instance_id: string | null;
                         instance_state: ("pending" | "running" | "terminated" | "not_found") | null;
                         error: string | null;
+                        /** @description The name of the token that asked for it (API_TOKENS' name=token; a bare token is default) */
+                        created_by: string;
+                        /** @description Why the service queued it itself: "expired" for the delete an expiry queued; null when a client asked */
+                        reason: "expired" | null;
+                        expires_at: string | null;
                         created_at: string;
                         started_at: string | null;
                         finished_at: string | null;
@@ -1998,6 +2050,9 @@ export interface operations {
                      *       "instance_id": null,
                      *       "instance_state": null,
                      *       "error": null,
+                     *       "created_by": "alice",
+                     *       "reason": null,
+                     *       "expires_at": "2026-11-27T11:33:38.107Z",
                      *       "created_at": "2026-11-27T09:33:38.107Z",
                      *       "started_at": "2026-11-27T09:33:38.111Z",
                      *       "finished_at": null,
@@ -2017,6 +2072,11 @@ export interface operations {
                         instance_id: string | null;
                         instance_state: ("pending" | "running" | "terminated" | "not_found") | null;
                         error: string | null;
+                        /** @description The name of the token that asked for it (API_TOKENS' name=token; a bare token is default) */
+                        created_by: string;
+                        /** @description Why the service queued it itself: "expired" for the delete an expiry queued; null when a client asked */
+                        reason: "expired" | null;
+                        expires_at: string | null;
                         created_at: string;
                         started_at: string | null;
                         finished_at: string | null;
@@ -2046,6 +2106,9 @@ export interface operations {
                      *       "instance_id": null,
                      *       "instance_state": null,
                      *       "error": null,
+                     *       "created_by": "alice",
+                     *       "reason": null,
+                     *       "expires_at": "2026-11-27T11:33:38.107Z",
                      *       "created_at": "2026-11-27T09:33:38.107Z",
                      *       "started_at": "2026-11-27T09:33:38.111Z",
                      *       "finished_at": null,
@@ -2065,6 +2128,11 @@ export interface operations {
                         instance_id: string | null;
                         instance_state: ("pending" | "running" | "terminated" | "not_found") | null;
                         error: string | null;
+                        /** @description The name of the token that asked for it (API_TOKENS' name=token; a bare token is default) */
+                        created_by: string;
+                        /** @description Why the service queued it itself: "expired" for the delete an expiry queued; null when a client asked */
+                        reason: "expired" | null;
+                        expires_at: string | null;
                         created_at: string;
                         started_at: string | null;
                         finished_at: string | null;
@@ -2192,6 +2260,10 @@ export interface operations {
                             launch_time: string | null;
                             /** @description the create task that launched it (its TaskId tag) */
                             task_id: string | null;
+                            /** @description the name of the token whose create launched it; null when no task of this service is known for it */
+                            created_by: string | null;
+                            /** @description when the service terminates it (its ttl); null: never */
+                            expires_at: string | null;
                             name?: string | null;
                             instance_type?: string | null;
                         }[];
@@ -2303,15 +2375,9 @@ export interface operations {
             path?: never;
             cookie?: never;
         };
-        /** @description The login account to create on the new instance (cloud-init user-data, SSH password login on) */
+        /** @description The login account to create on the new instance (cloud-init user-data, SSH password login on), and its optional lifetime */
         requestBody: {
             content: {
-                /**
-                 * @example {
-                 *       "username": "suitepad",
-                 *       "password": "suitepad"
-                 *     }
-                 */
                 "application/json": {
                     /**
                      * @description 1–32 characters: lowercase letters, digits, "_" or "-", starting with a letter or "_"
@@ -2323,6 +2389,11 @@ export interface operations {
                      * @example suitepad
                      */
                     password: string;
+                    /**
+                     * @description Seconds the instance lives, counted from when the create is accepted; then the service terminates it (a delete task with reason "expired"). Without it, EC2_API_DEFAULT_TTL applies; unset, no expiry: a whole number of seconds from 60 (a minute) to 2592000 (30 days)
+                     * @example 7200
+                     */
+                    ttl?: number;
                 };
             };
         };
@@ -2342,6 +2413,9 @@ export interface operations {
                      *       "instance_id": null,
                      *       "instance_state": null,
                      *       "error": null,
+                     *       "created_by": "alice",
+                     *       "reason": null,
+                     *       "expires_at": "2026-11-27T11:33:38.107Z",
                      *       "created_at": "2026-11-27T09:33:38.107Z",
                      *       "started_at": "2026-11-27T09:33:38.111Z",
                      *       "finished_at": null,
@@ -2361,6 +2435,11 @@ export interface operations {
                         instance_id: string | null;
                         instance_state: ("pending" | "running" | "terminated" | "not_found") | null;
                         error: string | null;
+                        /** @description The name of the token that asked for it (API_TOKENS' name=token; a bare token is default) */
+                        created_by: string;
+                        /** @description Why the service queued it itself: "expired" for the delete an expiry queued; null when a client asked */
+                        reason: "expired" | null;
+                        expires_at: string | null;
                         created_at: string;
                         started_at: string | null;
                         finished_at: string | null;
@@ -2390,6 +2469,9 @@ export interface operations {
                      *       "instance_id": null,
                      *       "instance_state": null,
                      *       "error": null,
+                     *       "created_by": "alice",
+                     *       "reason": null,
+                     *       "expires_at": "2026-11-27T11:33:38.107Z",
                      *       "created_at": "2026-11-27T09:33:38.107Z",
                      *       "started_at": "2026-11-27T09:33:38.111Z",
                      *       "finished_at": null,
@@ -2409,6 +2491,11 @@ export interface operations {
                         instance_id: string | null;
                         instance_state: ("pending" | "running" | "terminated" | "not_found") | null;
                         error: string | null;
+                        /** @description The name of the token that asked for it (API_TOKENS' name=token; a bare token is default) */
+                        created_by: string;
+                        /** @description Why the service queued it itself: "expired" for the delete an expiry queued; null when a client asked */
+                        reason: "expired" | null;
+                        expires_at: string | null;
                         created_at: string;
                         started_at: string | null;
                         finished_at: string | null;
@@ -2504,6 +2591,9 @@ export interface operations {
                      *       "instance_id": null,
                      *       "instance_state": null,
                      *       "error": null,
+                     *       "created_by": "alice",
+                     *       "reason": null,
+                     *       "expires_at": "2026-11-27T11:33:38.107Z",
                      *       "created_at": "2026-11-27T09:33:38.107Z",
                      *       "started_at": "2026-11-27T09:33:38.111Z",
                      *       "finished_at": null,
@@ -2523,6 +2613,11 @@ export interface operations {
                         instance_id: string | null;
                         instance_state: ("pending" | "running" | "terminated" | "not_found") | null;
                         error: string | null;
+                        /** @description The name of the token that asked for it (API_TOKENS' name=token; a bare token is default) */
+                        created_by: string;
+                        /** @description Why the service queued it itself: "expired" for the delete an expiry queued; null when a client asked */
+                        reason: "expired" | null;
+                        expires_at: string | null;
                         created_at: string;
                         started_at: string | null;
                         finished_at: string | null;
@@ -2574,6 +2669,9 @@ export interface operations {
                      *       "instance_id": null,
                      *       "instance_state": null,
                      *       "error": null,
+                     *       "created_by": "alice",
+                     *       "reason": null,
+                     *       "expires_at": "2026-11-27T11:33:38.107Z",
                      *       "created_at": "2026-11-27T09:33:38.107Z",
                      *       "started_at": "2026-11-27T09:33:38.111Z",
                      *       "finished_at": null,
@@ -2593,6 +2691,11 @@ export interface operations {
                         instance_id: string | null;
                         instance_state: ("pending" | "running" | "terminated" | "not_found") | null;
                         error: string | null;
+                        /** @description The name of the token that asked for it (API_TOKENS' name=token; a bare token is default) */
+                        created_by: string;
+                        /** @description Why the service queued it itself: "expired" for the delete an expiry queued; null when a client asked */
+                        reason: "expired" | null;
+                        expires_at: string | null;
                         created_at: string;
                         started_at: string | null;
                         finished_at: string | null;
@@ -2641,6 +2744,9 @@ export interface operations {
                      *       "instance_id": null,
                      *       "instance_state": null,
                      *       "error": null,
+                     *       "created_by": "alice",
+                     *       "reason": null,
+                     *       "expires_at": "2026-11-27T11:33:38.107Z",
                      *       "created_at": "2026-11-27T09:33:38.107Z",
                      *       "started_at": "2026-11-27T09:33:38.111Z",
                      *       "finished_at": null,
@@ -2660,6 +2766,11 @@ export interface operations {
                         instance_id: string | null;
                         instance_state: ("pending" | "running" | "terminated" | "not_found") | null;
                         error: string | null;
+                        /** @description The name of the token that asked for it (API_TOKENS' name=token; a bare token is default) */
+                        created_by: string;
+                        /** @description Why the service queued it itself: "expired" for the delete an expiry queued; null when a client asked */
+                        reason: "expired" | null;
+                        expires_at: string | null;
                         created_at: string;
                         started_at: string | null;
                         finished_at: string | null;
@@ -2689,6 +2800,9 @@ export interface operations {
                      *       "instance_id": null,
                      *       "instance_state": null,
                      *       "error": null,
+                     *       "created_by": "alice",
+                     *       "reason": null,
+                     *       "expires_at": "2026-11-27T11:33:38.107Z",
                      *       "created_at": "2026-11-27T09:33:38.107Z",
                      *       "started_at": "2026-11-27T09:33:38.111Z",
                      *       "finished_at": null,
@@ -2708,6 +2822,11 @@ export interface operations {
                         instance_id: string | null;
                         instance_state: ("pending" | "running" | "terminated" | "not_found") | null;
                         error: string | null;
+                        /** @description The name of the token that asked for it (API_TOKENS' name=token; a bare token is default) */
+                        created_by: string;
+                        /** @description Why the service queued it itself: "expired" for the delete an expiry queued; null when a client asked */
+                        reason: "expired" | null;
+                        expires_at: string | null;
                         created_at: string;
                         started_at: string | null;
                         finished_at: string | null;
@@ -2772,26 +2891,6 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    /**
-                     * @example {
-                     *       "task_id": "01a21c5a-6dbb-7575-a344-8105e40c2f30",
-                     *       "action": "create",
-                     *       "status": "running",
-                     *       "ip": null,
-                     *       "instance_id": null,
-                     *       "instance_state": null,
-                     *       "error": null,
-                     *       "created_at": "2026-11-27T09:33:38.107Z",
-                     *       "started_at": "2026-11-27T09:33:38.111Z",
-                     *       "finished_at": null,
-                     *       "progress": {
-                     *         "step": 1,
-                     *         "of": 4,
-                     *         "name": "Launch one instance per task"
-                     *       },
-                     *       "attempts": 1
-                     *     }
-                     */
                     "application/json": {
                         task_id: string;
                         action: "create" | "delete";
@@ -2800,6 +2899,11 @@ export interface operations {
                         instance_id: string | null;
                         instance_state: ("pending" | "running" | "terminated" | "not_found") | null;
                         error: string | null;
+                        /** @description The name of the token that asked for it (API_TOKENS' name=token; a bare token is default) */
+                        created_by: string;
+                        /** @description Why the service queued it itself: "expired" for the delete an expiry queued; null when a client asked */
+                        reason: "expired" | null;
+                        expires_at: string | null;
                         created_at: string;
                         started_at: string | null;
                         finished_at: string | null;
@@ -2811,7 +2915,14 @@ export interface operations {
                         } | null;
                         /** @description Runs so far: more than 1 after a crash recovery */
                         attempts: number;
-                    };
+                    } | ({
+                        /** @description What went wrong, as a sentence a person can act on */
+                        error: string;
+                        /** @description The input at fault, for validation errors */
+                        field?: string;
+                    } & {
+                        [key: string]: unknown;
+                    });
                 };
             };
             /** @description The playbook or EC2 failed: `error` says why */
@@ -2829,6 +2940,9 @@ export interface operations {
                      *       "instance_id": null,
                      *       "instance_state": null,
                      *       "error": null,
+                     *       "created_by": "alice",
+                     *       "reason": null,
+                     *       "expires_at": "2026-11-27T11:33:38.107Z",
                      *       "created_at": "2026-11-27T09:33:38.107Z",
                      *       "started_at": "2026-11-27T09:33:38.111Z",
                      *       "finished_at": null,
@@ -2848,6 +2962,11 @@ export interface operations {
                         instance_id: string | null;
                         instance_state: ("pending" | "running" | "terminated" | "not_found") | null;
                         error: string | null;
+                        /** @description The name of the token that asked for it (API_TOKENS' name=token; a bare token is default) */
+                        created_by: string;
+                        /** @description Why the service queued it itself: "expired" for the delete an expiry queued; null when a client asked */
+                        reason: "expired" | null;
+                        expires_at: string | null;
                         created_at: string;
                         started_at: string | null;
                         finished_at: string | null;
@@ -2899,6 +3018,9 @@ export interface operations {
                      *       "instance_id": null,
                      *       "instance_state": null,
                      *       "error": null,
+                     *       "created_by": "alice",
+                     *       "reason": null,
+                     *       "expires_at": "2026-11-27T11:33:38.107Z",
                      *       "created_at": "2026-11-27T09:33:38.107Z",
                      *       "started_at": "2026-11-27T09:33:38.111Z",
                      *       "finished_at": null,
@@ -2918,6 +3040,11 @@ export interface operations {
                         instance_id: string | null;
                         instance_state: ("pending" | "running" | "terminated" | "not_found") | null;
                         error: string | null;
+                        /** @description The name of the token that asked for it (API_TOKENS' name=token; a bare token is default) */
+                        created_by: string;
+                        /** @description Why the service queued it itself: "expired" for the delete an expiry queued; null when a client asked */
+                        reason: "expired" | null;
+                        expires_at: string | null;
                         created_at: string;
                         started_at: string | null;
                         finished_at: string | null;
@@ -2929,6 +3056,154 @@ export interface operations {
                         } | null;
                         /** @description Runs so far: more than 1 after a crash recovery */
                         attempts: number;
+                    };
+                };
+            };
+        };
+    };
+    extendInstance: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /**
+                 * @description The instance's public IP: a dotted-quad IPv4 address such as 54.1.2.3
+                 * @example 54.214.104.69
+                 */
+                ip: string;
+            };
+            cookie?: never;
+        };
+        /** @description The new lifetime of the instance, from now */
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "ttl": 7200
+                 *     }
+                 */
+                "application/json": {
+                    /**
+                     * @description Seconds from now until the instance is terminated: a whole number of seconds from 60 (a minute) to 2592000 (30 days)
+                     * @example 7200
+                     */
+                    ttl: number;
+                };
+            };
+        };
+        responses: {
+            /** @description The instance and its new expiry */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "ip": "54.214.60.94",
+                     *       "instance_id": "i-70542eecb742cb281",
+                     *       "task_id": "01a21c5a-6dbb-7575-a344-8105e40c2f30",
+                     *       "created_by": "alice",
+                     *       "expires_at": "2026-11-27T11:33:38.107Z"
+                     *     }
+                     */
+                    "application/json": {
+                        ip: string;
+                        instance_id: string | null;
+                        /** @description The create task that launched the instance */
+                        task_id: string;
+                        /** @description The name of the token that launched it (API_TOKENS' name=token) */
+                        created_by: string;
+                        /** @description When the service terminates the instance */
+                        expires_at: string;
+                    };
+                };
+            };
+            /** @description Invalid request (input the schema refuses, or a malformed URL): `error` says what is wrong, `field` which input */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "error": "username is not valid: it must be 1–32 characters: lowercase letters, digits, \"_\" or \"-\", starting with a letter or \"_\"",
+                     *       "field": "username"
+                     *     }
+                     */
+                    "application/json": {
+                        /** @description What went wrong, as a sentence a person can act on */
+                        error: string;
+                        /** @description The input at fault, for validation errors */
+                        field?: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description No valid bearer token (only when the server is configured with API_TOKENS) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "error": "username is not valid: it must be 1–32 characters: lowercase letters, digits, \"_\" or \"-\", starting with a letter or \"_\"",
+                     *       "field": "username"
+                     *     }
+                     */
+                    "application/json": {
+                        /** @description What went wrong, as a sentence a person can act on */
+                        error: string;
+                        /** @description The input at fault, for validation errors */
+                        field?: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description Not found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "error": "username is not valid: it must be 1–32 characters: lowercase letters, digits, \"_\" or \"-\", starting with a letter or \"_\"",
+                     *       "field": "username"
+                     *     }
+                     */
+                    "application/json": {
+                        /** @description What went wrong, as a sentence a person can act on */
+                        error: string;
+                        /** @description The input at fault, for validation errors */
+                        field?: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description Conflict */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "error": "username is not valid: it must be 1–32 characters: lowercase letters, digits, \"_\" or \"-\", starting with a letter or \"_\"",
+                     *       "field": "username"
+                     *     }
+                     */
+                    "application/json": {
+                        /** @description What went wrong, as a sentence a person can act on */
+                        error: string;
+                        /** @description The input at fault, for validation errors */
+                        field?: string;
+                    } & {
+                        [key: string]: unknown;
                     };
                 };
             };
