@@ -68,28 +68,35 @@ t.test("another token's task answers as an unknown one: status, task, log, event
   t.same((await bob({ url: '/tasks' })).json().tasks, [], "bob's list holds none of alice's");
 });
 
-t.test("another token's instance: not listed; delete and PATCH answer as for an unknown IP, and nothing is queued", async (t) => {
+t.test("another token's instance: not listed; its delete ends not_found without a run, as an unknown IP's does; PATCH 404", async (t) => {
   const mine = (await alice({ url: '/instances' })).json().instances;
   t.match(mine, [{ public_ip: ip, created_by: 'alice', expires_at: task.expires_at }], 'alice sees hers, with owner and expiry');
   t.same((await bob({ url: '/instances' })).json().instances, [], 'bob sees none');
 
-  const tasksBefore = service.tasks.list({ limit: 500 }).length;
-  for (const [method, url, payload] of [
-    ['DELETE', '/instances/', undefined],
-    ['GET', '/delete/', undefined],
-    ['GET', '/delete-async/', undefined],
-    ['PATCH', '/instances/', { ttl: 600 }],
-  ] as const) {
-    const theirs = await bob({ method, url: `${url}${ip}`, payload });
-    const unknown = await bob({ method, url: `${url}${UNKNOWN_IP}`, payload });
-    t.equal(theirs.statusCode, 404, `${method} ${url}<alice's>`);
-    t.equal(unknown.statusCode, 404, `${method} ${url}<unknown>`);
-    t.same(theirs.json().error.replace(ip, 'IP'), unknown.json().error.replace(UNKNOWN_IP, 'IP'), 'the same sentence');
-    t.match(theirs.json().error, /no instance managed by ec2-api has public IP/);
-  }
-  t.equal(service.tasks.list({ limit: 500 }).length, tasksBefore, 'no task was queued');
+  const sameAnswer = (theirs: Record<string, unknown>, unknown: Record<string, unknown>, what: string) => {
+    const neutral = (body: Record<string, unknown>, address: string) =>
+      JSON.parse(JSON.stringify(body).replaceAll(address, 'IP').replace(/[0-9a-f]{8}-[0-9a-f-]{27}/g, 'ID').replace(/"20\d\d-[^"]+"/g, '"TIME"'));
+    t.same(neutral(theirs, ip), neutral(unknown, UNKNOWN_IP), `${what}: the same answer as for an unknown IP`);
+  };
+  const sync = await bob({ url: `/delete/${ip}` });
+  t.equal(sync.statusCode, 404, 'GET /delete/<alice\'s>');
+  t.match(sync.json(), { status: 'not_found', error: `no instance managed by ec2-api has public IP ${ip}` });
+  sameAnswer(sync.json(), (await bob({ url: `/delete/${UNKNOWN_IP}` })).json(), 'GET /delete');
+  const rest = await bob({ method: 'DELETE', url: `/instances/${ip}?wait=true` });
+  t.equal(rest.statusCode, 404, 'DELETE /instances/<alice\'s>');
+  sameAnswer(rest.json(), (await bob({ method: 'DELETE', url: `/instances/${UNKNOWN_IP}?wait=true` })).json(), 'DELETE /instances');
+  const queued = await bob({ url: `/delete-async/${ip}` });
+  t.equal(queued.statusCode, 202, 'GET /delete-async: accepted, as for any IP');
+  const ended = service.tasks.get(queued.json().task_id)!;
+  t.match(ended, { status: 'failed', instance_state: 'not_found', created_by: 'bob', started_at: null }, 'ended not_found, never run');
+
+  const patch = await bob({ method: 'PATCH', url: `/instances/${ip}`, payload: { ttl: 600 } });
+  t.equal(patch.statusCode, 404);
+  t.same(patch.json().error.replace(ip, 'IP'), (await bob({ method: 'PATCH', url: `/instances/${UNKNOWN_IP}`, payload: { ttl: 600 } })).json().error.replace(UNKNOWN_IP, 'IP'));
+
   t.same(await liveInstanceIds(moto.url, task.task_id), [task.instance_id], "alice's instance still runs");
   t.equal(service.tasks.get(task.task_id)?.expires_at, task.expires_at, 'its expiry is unchanged');
+  t.match((await alice({ url: '/instances' })).json().instances, [{ public_ip: ip, expires_at: task.expires_at }], "bob's deletes do not end it in the service's eyes");
 });
 
 t.test('an admin sees and acts on everything', async (t) => {

@@ -141,12 +141,15 @@ export class Intake {
   /**
    * Queues a delete of the managed instance with this public IP. Resolves
    * once it is committed. A token that is not an admin deletes only an
-   * instance its own create launched: any other IP is refused as unknown.
+   * instance its own create launched: for any other IP (another token's, or
+   * unknown alike) its delete is stored already failed with `not_found`, as
+   * a run would have ended it, and nothing runs.
    */
   async delete(ip: string, owner: Owner): Promise<Submitted> {
     this.assertCanAccept();
-    if (!owner.admin && this.lifetimes.live(ip)?.created_by !== owner.name) throw new Refusal('not_found', noInstance(ip));
-    return this.submit({ id: uuidv7(), action: 'delete', params: { ip }, ip, created_by: owner.name });
+    const mine = owner.admin || this.lifetimes.live(ip)?.created_by === owner.name;
+    const ended = mine ? undefined : { status: 'failed' as const, instance_state: 'not_found' as const, error: noInstance(ip) };
+    return this.submit({ id: uuidv7(), action: 'delete', params: { ip }, ip, created_by: owner.name, ended });
   }
 
   private async newCreate(login: { username: string; password: string }, createdBy: string, ttl: number | null): Promise<NewTask> {
@@ -179,7 +182,7 @@ export class Intake {
       if (create) this.pendingCreates--;
     }
     this.events.publish(added.alongside);
-    this.queued(added.task);
+    if (!task.ended) this.queued(added.task);
     return { task: added.task, replayed: false };
   }
 

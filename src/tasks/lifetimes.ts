@@ -24,12 +24,14 @@ export interface DueExpiry {
 
 /**
  * On a succeeded create `c`: a later task has ended its instance — a delete
- * of its IP accepted after it launched that succeeded or found nothing, or
- * a later create that was given the same IP (EC2 reused the address).
+ * of its IP accepted after it launched that succeeded, or that ran and found
+ * nothing (one stored ended without a run, for a token the instance is not
+ * its own, says nothing about it), or a later create that was given the same
+ * IP (EC2 reused the address).
  */
 const ENDED = `EXISTS (SELECT 1 FROM tasks d WHERE d.ip = c.ip AND d.id <> c.id AND (
   (d.action = 'delete' AND d.created_at >= c.finished_at
-    AND (d.status = 'succeeded' OR (d.status = 'failed' AND d.instance_state = 'not_found')))
+    AND (d.status = 'succeeded' OR (d.status = 'failed' AND d.instance_state = 'not_found' AND d.started_at IS NOT NULL)))
   OR (d.action = 'create' AND d.status = 'succeeded' AND d.finished_at > c.finished_at)))`;
 
 /** On a succeeded create `c`: a delete of its IP, accepted after it launched, waits or runs. */

@@ -26,6 +26,8 @@ export interface NewTask {
   reason?: TaskReason | null;
   /** A create's expiry, as an ISO time. */
   expires_at?: string | null;
+  /** Stored already ended, never to run (a delete of an IP none of the asker's instances has). */
+  ended?: Outcome & { status: 'failed' };
 }
 
 export interface IdempotencyKey {
@@ -160,7 +162,7 @@ export class TaskStore {
         return { task: added, alongside: alongside(added) };
       })(),
     );
-    this.waitingCount++;
+    if (!task.ended) this.waitingCount++;
     return result;
   }
 
@@ -178,6 +180,11 @@ export class TaskStore {
         task_id: task.id,
         expires_at: new Date(Date.now() + key.ttlSeconds * 1000).toISOString(),
       });
+    }
+    if (task.ended) {
+      const { status, instance_state = null, error = null } = task.ended;
+      this.stmt.finish.run({ id: task.id, status, ip: null, instance_id: null, instance_state, error, at: created_at });
+      return { ...this.get(task.id)! };
     }
     // What the row now holds, without reading it back: this is the accept hot path.
     return {

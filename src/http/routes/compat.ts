@@ -2,7 +2,6 @@
 // names (docs/API.md). Sync routes queue a task like the async ones and wait
 // for it; the task goes on if the client leaves.
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
-import { Type } from '@sinclair/typebox';
 import type { FastifyReply } from 'fastify';
 import { taskView } from '../../tasks/model.js';
 import type { Submitted, TaskService } from '../../tasks/service.js';
@@ -79,9 +78,7 @@ const compatRoutes: FastifyPluginAsyncTypebox<CompatOptions> = async (app, { tas
         operationId: 'deleteAndWait',
         summary: 'Terminate the managed instance with this public IP, and wait',
         params: IpParams,
-        // 404: the delete ran and found nothing (OperationResult), or, for a token that is not an admin, the IP is
-        // not one of its instances and nothing was queued (ErrorBody).
-        response: { 200: OperationResult, ...REFUSED, 404: Type.Union([OperationResult, ErrorBody]), 502: OperationResult, 504: OperationResult },
+        response: { 200: OperationResult, ...REFUSED, 404: OperationResult, 502: OperationResult, 504: OperationResult },
       },
     },
     async (request, reply) => {
@@ -104,7 +101,7 @@ const compatRoutes: FastifyPluginAsyncTypebox<CompatOptions> = async (app, { tas
         operationId: 'deleteAsync',
         summary: 'Queue a termination',
         params: IpParams,
-        response: { 202: Queued, ...REFUSED, 404: ErrorBody },
+        response: { 202: Queued, ...REFUSED },
       },
     },
     async (request, reply) => queued(reply, await tasks.deleteTask(request.params.ip, request.owner), 'delete task queued'),
