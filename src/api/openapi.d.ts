@@ -1279,14 +1279,7 @@ export interface operations {
                         task_id: string;
                         instance_id?: string | null;
                         error?: string | null;
-                    } | ({
-                        /** @description What went wrong, as a sentence a person can act on */
-                        error: string;
-                        /** @description The input at fault, for validation errors */
-                        field?: string;
-                    } & {
-                        [key: string]: unknown;
-                    });
+                    };
                 };
             };
             /** @description The playbook failed: `error` says why, /status/<task_id> keeps the detail */
@@ -1406,28 +1399,6 @@ export interface operations {
             };
             /** @description No valid bearer token (only when the server is configured with API_TOKENS) */
             401: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    /**
-                     * @example {
-                     *       "error": "username is not valid: it must be 1–32 characters: lowercase letters, digits, \"_\" or \"-\", starting with a letter or \"_\"",
-                     *       "field": "username"
-                     *     }
-                     */
-                    "application/json": {
-                        /** @description What went wrong, as a sentence a person can act on */
-                        error: string;
-                        /** @description The input at fault, for validation errors */
-                        field?: string;
-                    } & {
-                        [key: string]: unknown;
-                    };
-                };
-            };
-            /** @description Not found */
-            404: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -2891,6 +2862,29 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "task_id": "01a21c5a-6dbb-7575-a344-8105e40c2f30",
+                     *       "action": "create",
+                     *       "status": "running",
+                     *       "ip": null,
+                     *       "instance_id": null,
+                     *       "instance_state": null,
+                     *       "error": null,
+                     *       "created_by": "alice",
+                     *       "reason": null,
+                     *       "expires_at": "2026-11-27T11:33:38.107Z",
+                     *       "created_at": "2026-11-27T09:33:38.107Z",
+                     *       "started_at": "2026-11-27T09:33:38.111Z",
+                     *       "finished_at": null,
+                     *       "progress": {
+                     *         "step": 1,
+                     *         "of": 4,
+                     *         "name": "Launch one instance per task"
+                     *       },
+                     *       "attempts": 1
+                     *     }
+                     */
                     "application/json": {
                         task_id: string;
                         action: "create" | "delete";
@@ -2915,14 +2909,7 @@ export interface operations {
                         } | null;
                         /** @description Runs so far: more than 1 after a crash recovery */
                         attempts: number;
-                    } | ({
-                        /** @description What went wrong, as a sentence a person can act on */
-                        error: string;
-                        /** @description The input at fault, for validation errors */
-                        field?: string;
-                    } & {
-                        [key: string]: unknown;
-                    });
+                    };
                 };
             };
             /** @description The playbook or EC2 failed: `error` says why */
