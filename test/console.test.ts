@@ -365,7 +365,7 @@ t.test("instances page: the owner, a countdown to the expiry, and Extend moves i
   t.ok(Math.abs(stored - Date.now() - 86_400_000) < 60_000, 'the service holds the new expiry: a day from now');
 
   await page.goto(`/ui/tasks/${created.task_id}`);
-  const facts = page.locator('dl.facts').first();
+  const facts = page.locator('dl.facts');
   await until(facts, /Asked by\s*default/);
   await until(facts, /Expires\s*in 2[34] h/);
   await page.goto('/ui/instances');
