@@ -7,7 +7,7 @@ import fp from 'fastify-plugin';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type { Cloud } from './ansible/cloud.js';
 import type { Config } from './config.js';
-import { registerAuth } from './http/auth.js';
+import { Identities, registerAuth } from './http/auth.js';
 import { registerBrowserGuard } from './http/browser-guard.js';
 import engine from './http/engine.js';
 import { clientErrorHandler, frameworkErrors, registerErrorHandling } from './http/errors.js';
@@ -84,7 +84,7 @@ async function ec2Api(app: FastifyInstance, { config, cloud }: AppOptions): Prom
 
   // Before the token check: a web page of another site, or one that reached us by DNS rebinding, gets a 403.
   registerBrowserGuard(app, { tokens: config.apiTokens.length > 0, host: config.host, allowedHosts: config.allowedHosts });
-  registerAuth(app, config.apiTokens);
+  registerAuth(app, new Identities(config.apiTokens, config.admins));
   // Before any route: the OpenAPI document collects every route registered after it.
   registerOpenApi(app, { tokens: config.apiTokens.length > 0, tags: [COMPAT_TAG, TASKS_TAG, INSTANCES_TAG, OPS_TAG] });
   const metrics = registerMetrics(app, tasks, app.engine.pacer);

@@ -19,7 +19,10 @@ export interface Config {
   /** AWS_ENDPOINT_URL: an EC2 endpoint to use instead of AWS; wins over `cloud`. */
   endpointUrl: string | null;
   region: string;
-  apiTokens: string[];
+  /** API_TOKENS: each token with the name its tasks are recorded under (`name=token`; a bare token is `default`). */
+  apiTokens: ApiToken[];
+  /** EC2_API_ADMINS: token names that see and act on every task and instance, not only their own. */
+  admins: string[];
   allowUnauthenticated: boolean;
   /**
    * EC2_API_ALLOWED_HOSTS: host names (as URLs spell them: lowercase, IPv6 in
@@ -27,6 +30,10 @@ export interface Config {
    * API_TOKENS, besides the loopback names and HOST: a reverse proxy's name.
    */
   allowedHosts: string[];
+  /** EC2_API_DEFAULT_TTL: seconds a create's instance lives when the create gives no `ttl`; null: no expiry. */
+  defaultTtl: number | null;
+  /** EC2_API_MAX_INSTANCES: live managed instances plus queued creates allowed at once; null: no cap. */
+  maxInstances: number | null;
   concurrency: number;
   batchSize: number;
   /** Milliseconds a lone task waits for others to join its batch. */
@@ -84,6 +91,19 @@ export const RATE_SETTINGS: Record<CallKind, { name: string; fallback: string }>
   describe: { name: 'EC2_API_RATE_DESCRIBE', fallback: '100/20' },
 };
 
+export interface ApiToken {
+  name: string;
+  token: string;
+}
+
+/** The name of a bare API_TOKENS entry, and of every request when there are no tokens. */
+export const DEFAULT_OWNER = 'default';
+/** A token's name: what tasks record as `created_by` and EC2_API_ADMINS lists. */
+export const TOKEN_NAME_PATTERN = /^[A-Za-z0-9_.-]{1,64}$/;
+/** A lifetime in seconds: a minute to 30 days (the bounds of `ttl` and EC2_API_DEFAULT_TTL). */
+export const TTL_MIN = 60;
+export const TTL_MAX = 30 * 86_400;
+
 export class ConfigError extends Error {
   override name = 'ConfigError';
 }
@@ -101,6 +121,23 @@ function integer(env: NodeJS.ProcessEnv, name: string, fallback: number, min: nu
     throw new ConfigError(`${name} must be a whole number from ${min} to ${max}, got "${raw}"`);
   }
   return value;
+}
+
+/** A whole number in bounds, or null when unset (the setting is off). */
+function optionalInteger(env: NodeJS.ProcessEnv, name: string, min: number, max: number): number | null {
+  const raw = env[name];
+  return raw === undefined || raw.trim() === '' ? null : integer(env, name, min, min, max);
+}
+
+/** A comma-separated list of token names. */
+function names(raw: string): string[] {
+  const list = raw
+    .split(',')
+    .map((name) => name.trim())
+    .filter((name) => name.length > 0);
+  const bad = list.findIndex((name) => !TOKEN_NAME_PATTERN.test(name));
+  if (bad >= 0) throw new ConfigError(`EC2_API_ADMINS: entry ${bad + 1} is not a token name (letters, digits, "_", "." or "-", at most 64)`);
+  return list;
 }
 
 function flag(env: NodeJS.ProcessEnv, name: string): boolean {
@@ -146,7 +183,14 @@ function endpoint(env: NodeJS.ProcessEnv): string | null {
  * puts it in $CREDENTIALS_DIRECTORY, so the tokens stay out of the
  * environment and of every child's): tokens separated by commas or lines.
  */
-function tokens(env: NodeJS.ProcessEnv): string[] {
+/**
+ * API_TOKENS (or API_TOKENS_FILE): entries separated by commas (or lines),
+ * each `name=token` or a bare token (named `default`). An entry is named only
+ * when the text before its first "=" is a name and at least 16 characters
+ * follow it, so a bare base64 token ending in "=" padding stays a bare token.
+ * A token is never echoed in an error.
+ */
+function tokens(env: NodeJS.ProcessEnv): ApiToken[] {
   const file = env.API_TOKENS_FILE?.trim();
   if (file && env.API_TOKENS?.trim()) {
     throw new ConfigError('API_TOKENS and API_TOKENS_FILE are both set: keep one of them');
@@ -161,11 +205,17 @@ function tokens(env: NodeJS.ProcessEnv): string[] {
   }
   const tokens = raw
     .split(/[,\n]/)
-    .map((token) => token.trim())
-    .filter((token) => token.length > 0);
+    .map((entry) => entry.trim())
+    .filter((entry) => entry.length > 0)
+    .map((entry): ApiToken => {
+      const at = entry.indexOf('=');
+      const name = entry.slice(0, at);
+      const token = entry.slice(at + 1);
+      return at > 0 && TOKEN_NAME_PATTERN.test(name) && token.length >= 16 ? { name, token } : { name: DEFAULT_OWNER, token: entry };
+    });
   const name = file ? `API_TOKENS_FILE (${file})` : 'API_TOKENS';
   if (file && tokens.length === 0) throw new ConfigError(`${name} holds no token: put one token a line in it (try: openssl rand -hex 32)`);
-  if (tokens.some((token) => token.length < 16)) {
+  if (tokens.some(({ token }) => token.length < 16)) {
     throw new ConfigError(`${name}: every token must be at least 16 characters (try: openssl rand -hex 32)`);
   }
   return tokens;
@@ -248,6 +298,14 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     throw new ConfigError(`LOG_FORMAT must be json, pretty or auto, got "${env.LOG_FORMAT}"`);
   }
   const apiTokens = tokens(env);
+  const admins = names(env.EC2_API_ADMINS ?? '');
+  // Not echoed: a token pasted here by mistake must not reach the log.
+  const unknownAdmin = admins.findIndex((name) => !apiTokens.some((token) => token.name === name));
+  if (unknownAdmin >= 0) {
+    throw new ConfigError(
+      `EC2_API_ADMINS: entry ${unknownAdmin + 1} is not the name of any API_TOKENS entry; name a token (name=token) or remove it`,
+    );
+  }
   const taskTimeout = integer(env, 'EC2_API_TASK_TIMEOUT', 900, 1, 86_400);
   const projectDir = env.EC2_API_PROJECT_DIR?.trim() || projectRoot;
 
@@ -260,8 +318,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     endpointUrl: endpoint(env),
     region: env.AWS_REGION?.trim() || env.AWS_DEFAULT_REGION?.trim() || 'us-east-1',
     apiTokens,
+    admins,
     allowUnauthenticated: flag(env, 'ALLOW_UNAUTHENTICATED'),
     allowedHosts: allowedHosts(env),
+    defaultTtl: optionalInteger(env, 'EC2_API_DEFAULT_TTL', TTL_MIN, TTL_MAX),
+    maxInstances: optionalInteger(env, 'EC2_API_MAX_INSTANCES', 1, 1_000_000),
     concurrency: integer(env, 'EC2_API_CONCURRENCY', 2, 1, 64),
     // One module run takes a whole batch for a few ms of CPU a task beyond its fixed start-up
     // (bench/README.md, Results): large batches cost less than many small ones.

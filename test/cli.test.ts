@@ -194,6 +194,31 @@ t.test('delete --wait terminates what create launched; an IP no managed instance
   t.match(queued.stdout, /^[0-9a-f-]{36}\n$/, 'stdout is the task id');
 });
 
+t.test('create --ttl 2h and extend <ip> 1d12h: human durations become the API\'s seconds; a bad one is a usage error', async (t) => {
+  const created = await cli(['create', '--username', 'suitepad', '--password-stdin', '--ttl', '2h', '--wait', '--json'], `${PASSWORD}\n`);
+  t.equal(created.code, 0, created.stderr);
+  const task = json<{ task_id: string; ip: string; created_at: string; expires_at: string; created_by: string }>(created);
+  t.ok(Math.abs(Date.parse(task.expires_at) - Date.parse(task.created_at) - 7_200_000) < 5_000, 'expires 2 h after acceptance');
+  t.equal(task.created_by, 'default', 'a bare token is named default');
+
+  const extended = await cli(['extend', task.ip, '1d12h']);
+  t.equal(extended.code, 0, extended.stderr);
+  const stored = main.service.tasks.get(task.task_id)!.expires_at!;
+  t.equal(extended.stdout, `${stored}\n`, 'stdout is the new expiry, as the service holds it');
+  t.ok(Math.abs(Date.parse(stored) - Date.now() - 129_600_000) < 60_000, '36 h from now');
+  t.match(extended.stderr, new RegExp(`\\(${task.ip.replaceAll('.', '\\.')}\\) is terminated at `));
+  clean(t, extended, 'extend');
+
+  const bad = await cli(['extend', task.ip, '2 hours']);
+  t.equal(bad.code, 2);
+  t.match(bad.stderr, /"2 hours" is not a duration: give a number with a unit, such as 90m, 2h, 1d or 1d12h/);
+  t.equal(main.service.tasks.get(task.task_id)!.expires_at, stored, 'a refused duration changes nothing');
+  const tooShort = await cli(['create', '--username', 'suitepad', '--password-stdin', '--ttl', '30s'], `${PASSWORD}\n`);
+  t.equal(tooShort.code, 2, 'the server refuses a ttl under a minute: exit 2');
+  t.match(tooShort.stderr, /ttl is not valid: it must be a whole number of seconds from 60/);
+  t.equal((await cli(['delete', task.ip, '--wait'])).code, 0);
+});
+
 t.test('logs prints the playbook output; logs --follow follows a running task and ends with it', async (t) => {
   const queued = await cli(['create', '--username', 'suitepad', '--password-stdin'], PASSWORD);
   t.equal(queued.code, 0, queued.stderr);

@@ -170,8 +170,18 @@ t.test('AWS_REGION and AWS_DEFAULT_REGION', async (t) => {
 });
 
 t.test('API_TOKENS', async (t) => {
-  t.same(loadConfig({ API_TOKENS: TOKEN_A }).apiTokens, [TOKEN_A]);
-  t.same(loadConfig({ API_TOKENS: ` ${TOKEN_A} , ${TOKEN_B} ,, ` }).apiTokens, [TOKEN_A, TOKEN_B], 'split on commas, trimmed, empties dropped');
+  const bare = (token: string) => ({ name: 'default', token });
+  t.same(loadConfig({ API_TOKENS: TOKEN_A }).apiTokens, [bare(TOKEN_A)], 'a bare token is named default');
+  t.same(loadConfig({ API_TOKENS: ` ${TOKEN_A} , ${TOKEN_B} ,, ` }).apiTokens, [bare(TOKEN_A), bare(TOKEN_B)], 'split on commas, trimmed, empties dropped');
+  t.same(
+    loadConfig({ API_TOKENS: `alice=${TOKEN_A}, ci.bot-2=${TOKEN_B}` }).apiTokens,
+    [{ name: 'alice', token: TOKEN_A }, { name: 'ci.bot-2', token: TOKEN_B }],
+    'name=token entries are named',
+  );
+  const base64 = 'QUJDREVGR0hJSktMTU5PUA==';
+  t.same(loadConfig({ API_TOKENS: base64 }).apiTokens, [bare(base64)], 'a bare base64 token with "=" padding stays bare');
+  t.same(loadConfig({ API_TOKENS: `a b=${TOKEN_A}` }).apiTokens, [bare(`a b=${TOKEN_A}`)], 'text before "=" that is no name: a bare token');
+  t.match(configError({ API_TOKENS: 'alice=short' }).message, /^API_TOKENS: every token must be at least 16/, 'a named token too short is refused');
   t.same(loadConfig({ API_TOKENS: ' , ' }).apiTokens, [], 'only separators = no tokens');
   t.equal(loadConfig({ API_TOKENS: 'x'.repeat(16) }).apiTokens.length, 1, '16 characters is enough');
 
@@ -187,9 +197,9 @@ t.test('API_TOKENS_FILE: the tokens from a file (systemd LoadCredential), one a 
   t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
   const file = path.join(dir, 'api-tokens');
   fs.writeFileSync(file, `${TOKEN_A}\n\n  ${TOKEN_B}  \n`, { mode: 0o600 });
-  t.same(loadConfig({ API_TOKENS_FILE: file }).apiTokens, [TOKEN_A, TOKEN_B], 'one a line, trimmed, blank lines dropped');
+  t.same(loadConfig({ API_TOKENS_FILE: file }).apiTokens.map((entry) => entry.token), [TOKEN_A, TOKEN_B], 'one a line, trimmed, blank lines dropped');
   fs.writeFileSync(file, `${TOKEN_A},${TOKEN_B}`);
-  t.same(loadConfig({ API_TOKENS_FILE: file }).apiTokens, [TOKEN_A, TOKEN_B], 'or comma-separated, as in API_TOKENS');
+  t.same(loadConfig({ API_TOKENS_FILE: file }).apiTokens.map((entry) => entry.token), [TOKEN_A, TOKEN_B], 'or comma-separated, as in API_TOKENS');
 
   t.match(configError({ API_TOKENS_FILE: file, API_TOKENS: TOKEN_A }).message, /^API_TOKENS and API_TOKENS_FILE are both set: keep one of them$/);
   const missing = path.join(dir, 'nope');
@@ -200,6 +210,29 @@ t.test('API_TOKENS_FILE: the tokens from a file (systemd LoadCredential), one a 
   const short = configError({ API_TOKENS_FILE: file });
   t.match(short.message, `API_TOKENS_FILE (${file}): every token must be at least 16 characters`);
   t.notOk(short.message.includes(TOKEN_A), 'no token is echoed');
+  fs.writeFileSync(file, `alice=${TOKEN_A}\n${TOKEN_B}\n`);
+  t.same(loadConfig({ API_TOKENS_FILE: file }).apiTokens, [{ name: 'alice', token: TOKEN_A }, { name: 'default', token: TOKEN_B }], 'named entries too');
+});
+
+t.test('EC2_API_ADMINS', async (t) => {
+  t.same(loadConfig({}).admins, []);
+  t.same(loadConfig({ API_TOKENS: `alice=${TOKEN_A},bob=${TOKEN_B}`, EC2_API_ADMINS: ' bob ' }).admins, ['bob']);
+  t.same(loadConfig({ API_TOKENS: TOKEN_A, EC2_API_ADMINS: 'default' }).admins, ['default'], 'a bare token can be made admin by its name');
+  const error = configError({ API_TOKENS: `alice=${TOKEN_A}`, EC2_API_ADMINS: TOKEN_B });
+  t.match(error.message, /^EC2_API_ADMINS: entry 1 is not the name of any API_TOKENS entry/, 'a name no token has is refused');
+  t.notOk(error.message.includes(TOKEN_B), 'what was given is not echoed (it may be a token pasted by mistake)');
+  t.match(configError({ API_TOKENS: `alice=${TOKEN_A}`, EC2_API_ADMINS: 'al ice' }).message, /^EC2_API_ADMINS: entry 1 is not a token name/);
+});
+
+t.test('EC2_API_DEFAULT_TTL and EC2_API_MAX_INSTANCES: off when unset, bounded when set', async (t) => {
+  t.equal(loadConfig({}).defaultTtl, null);
+  t.equal(loadConfig({ EC2_API_DEFAULT_TTL: ' ' }).defaultTtl, null);
+  t.equal(loadConfig({ EC2_API_DEFAULT_TTL: '7200' }).defaultTtl, 7200);
+  t.match(configError({ EC2_API_DEFAULT_TTL: '59' }).message, /^EC2_API_DEFAULT_TTL must be a whole number from 60 to 2592000/);
+  t.match(configError({ EC2_API_DEFAULT_TTL: '2592001' }).message, /^EC2_API_DEFAULT_TTL must be a whole number from 60 to 2592000/);
+  t.equal(loadConfig({}).maxInstances, null);
+  t.equal(loadConfig({ EC2_API_MAX_INSTANCES: '5' }).maxInstances, 5);
+  t.match(configError({ EC2_API_MAX_INSTANCES: '0' }).message, /^EC2_API_MAX_INSTANCES must be a whole number from 1/);
 });
 
 t.test('ALLOW_UNAUTHENTICATED', async (t) => {

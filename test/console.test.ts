@@ -341,6 +341,41 @@ t.test('instances page: Terminate asks first, then shows the delete task live un
   await c.close();
 });
 
+t.test("instances page: the owner, a countdown to the expiry, and Extend moves it; the task page shows both", async (t) => {
+  const created = (
+    await service.app.inject({ method: 'POST', url: '/instances?wait=true', payload: { username: 'mortal', password: 'suitepad', ttl: 3600 } })
+  ).json();
+  t.equal(created.status, 'succeeded');
+  const c = await openConsole(browser, base);
+  const { page } = c;
+  screenshotOnFailure(t, page);
+  await page.goto('/ui/instances');
+  const row = page.locator(`tr[data-instance-id="${created.instance_id}"]`);
+  await row.waitFor({ timeout: 30_000 });
+  t.match(await row.textContent(), 'default', 'who launched it');
+  await until(row, /in (59 min|1 h 00 min)/);
+  const countdown = row.locator('[data-expires]');
+  const first = await countdown.textContent();
+  t.ok(await eventuallyAsync(async () => (await countdown.textContent()) !== first, 10_000, 'the countdown to move'), 'it counts down');
+
+  await row.getByRole('combobox', { name: `New lifetime of ${created.instance_id}` }).selectOption({ label: '1 day' });
+  await row.getByRole('button', { name: 'Extend' }).click();
+  await until(row, /in 2[34] h \d\d min/);
+  const stored = Date.parse(tasks.get(created.task_id)!.expires_at!);
+  t.ok(Math.abs(stored - Date.now() - 86_400_000) < 60_000, 'the service holds the new expiry: a day from now');
+
+  await page.goto(`/ui/tasks/${created.task_id}`);
+  const facts = page.locator('dl.facts');
+  await until(facts, /Asked by\s*default/);
+  await until(facts, /Expires\s*in 2[34] h/);
+  await page.goto('/ui/instances');
+  await row.waitFor({ timeout: 30_000 });
+  await page.getByRole('button', { name: 'Refresh' }).waitFor({ timeout: 30_000 });
+  clean(t, c);
+  await c.close();
+  await service.app.inject({ method: 'DELETE', url: `/instances/${created.ip}?wait=true` });
+});
+
 t.test('phone width: every page fits, tables become cards, the menu and actions stay reachable', async (t) => {
   const c = await openConsole(browser, base, PHONE);
   const { page } = c;

@@ -431,8 +431,8 @@ t.test('password hashes: kept while the task may run, or while a live key may re
   const [plain, failed] = await addAll(store, [create(), create()]);
   const keyed = create();
   const expiring = create();
-  await store.add(keyed, { key: 'live', request_hash: 'h', ttlSeconds: 3600 });
-  await store.add(expiring, { key: 'short', request_hash: 'h', ttlSeconds: 0.3 });
+  await store.add(keyed, { owner: 'default', key: 'live', request_hash: 'h', ttlSeconds: 3600 });
+  await store.add(expiring, { owner: 'default', key: 'short', request_hash: 'h', ttlSeconds: 0.3 });
   await store.claim('b', 10);
   t.equal(hashOf(plain!), createParams.password_hash, 'running: kept');
   await store.requeue([plain!], true);
@@ -457,14 +457,14 @@ t.test('password hashes: kept while the task may run, or while a live key may re
   // A key that expires after its task ended takes the hash with it when it is purged, or taken over.
   const purged = create();
   const takenOver = create();
-  await store.add(purged, { key: 'p', request_hash: 'h', ttlSeconds: 0.3 });
-  await store.add(takenOver, { key: 'o', request_hash: 'h', ttlSeconds: 0.3 });
+  await store.add(purged, { owner: 'default', key: 'p', request_hash: 'h', ttlSeconds: 0.3 });
+  await store.add(takenOver, { owner: 'default', key: 'o', request_hash: 'h', ttlSeconds: 0.3 });
   await store.claim('b3', 10);
   await store.finish(purged.id, { status: 'succeeded' });
   await store.finish(takenOver.id, { status: 'succeeded' });
   t.equal(hashOf(purged.id), createParams.password_hash, 'kept while the key lives');
   await new Promise((resolve) => setTimeout(resolve, 400));
-  await store.add(create(), { key: 'o', request_hash: 'h2', ttlSeconds: 3600 });
+  await store.add(create(), { owner: 'default', key: 'o', request_hash: 'h2', ttlSeconds: 3600 });
   t.equal(hashOf(takenOver.id), undefined, 'its expired key taken over by a new request: gone');
   t.equal(hashOf(purged.id), createParams.password_hash, 'not yet purged');
   store.purgeExpiredKeys();
@@ -498,7 +498,7 @@ t.test('purgeEnded: tasks ended before the cutoff go, with their events and logs
   const { db, store } = freshStore(t);
   const ids = await addAll(store, Array.from({ length: 5 }, create));
   const keyed = create();
-  await store.add(keyed, { key: 'k', request_hash: 'h', ttlSeconds: 3600 });
+  await store.add(keyed, { owner: 'default', key: 'k', request_hash: 'h', ttlSeconds: 3600 });
   const [queued] = await addAll(store, [create()]);
   await store.claim('b', 6); // the five and the keyed one; `queued` stays queued
   const [running, ...ending] = ids;
@@ -557,28 +557,39 @@ t.test('idempotency keys', async (t) => {
   t.test('add with a key → findKey; expired keys are not found, purged, and taken over', async (t) => {
     const { db, store } = freshStore(t);
     const first = create();
-    await store.add(first, { key: 'key-1', request_hash: 'hash-1', ttlSeconds: 3600 });
-    t.same(store.findKey('key-1'), { key: 'key-1', request_hash: 'hash-1', task_id: first.id });
-    t.equal(store.findKey('key-2'), undefined);
+    await store.add(first, { owner: 'default', key: 'key-1', request_hash: 'hash-1', ttlSeconds: 3600 });
+    t.same(store.findKey('default', 'key-1'), { owner: 'default', key: 'key-1', request_hash: 'hash-1', task_id: first.id });
+    t.equal(store.findKey('default', 'key-2'), undefined);
 
-    await store.add(create(), { key: 'old', request_hash: 'h', ttlSeconds: -1 });
-    t.equal(store.findKey('old'), undefined, 'expired: not found');
+    await store.add(create(), { owner: 'default', key: 'old', request_hash: 'h', ttlSeconds: -1 });
+    t.equal(store.findKey('default', 'old'), undefined, 'expired: not found');
     const keys = () => (db.prepare('SELECT key FROM idempotency_keys ORDER BY key').all() as { key: string }[]).map((r) => r.key);
     t.same(keys(), ['key-1', 'old'], 'still stored until purged');
     t.equal(store.purgeExpiredKeys(), 1);
     t.same(keys(), ['key-1']);
 
     const later = create();
-    await store.add(create(), { key: 'reused', request_hash: 'h1', ttlSeconds: -1 });
-    await store.add(later, { key: 'reused', request_hash: 'h2', ttlSeconds: 3600 });
-    t.same(store.findKey('reused'), { key: 'reused', request_hash: 'h2', task_id: later.id }, 'a new task takes over an expired key');
+    await store.add(create(), { owner: 'default', key: 'reused', request_hash: 'h1', ttlSeconds: -1 });
+    await store.add(later, { owner: 'default', key: 'reused', request_hash: 'h2', ttlSeconds: 3600 });
+    t.same(store.findKey('default', 'reused'), { owner: 'default', key: 'reused', request_hash: 'h2', task_id: later.id }, 'a new task takes over an expired key');
+  });
+
+  t.test('keys are per owner: the same key from two owners names two tasks, and neither finds the other', async (t) => {
+    const { store } = freshStore(t);
+    const alices = create();
+    const bobs = create();
+    await store.add(alices, { owner: 'alice', key: 'deploy-1', request_hash: 'h', ttlSeconds: 3600 });
+    t.equal(store.findKey('bob', 'deploy-1'), undefined, "bob does not find alice's key");
+    await store.add(bobs, { owner: 'bob', key: 'deploy-1', request_hash: 'h', ttlSeconds: 3600 });
+    t.equal(store.findKey('alice', 'deploy-1')?.task_id, alices.id);
+    t.equal(store.findKey('bob', 'deploy-1')?.task_id, bobs.id);
   });
 
   t.test('task and key are written in one transaction', async (t) => {
     const { store } = freshStore(t);
     const task = create();
     await store.add(task, undefined);
-    await t.rejects(store.add({ ...create(), id: task.id }, { key: 'orphan', request_hash: 'h', ttlSeconds: 3600 }));
-    t.equal(store.findKey('orphan'), undefined, 'a failed insert leaves no key behind');
+    await t.rejects(store.add({ ...create(), id: task.id }, { owner: 'default', key: 'orphan', request_hash: 'h', ttlSeconds: 3600 }));
+    t.equal(store.findKey('default', 'orphan'), undefined, 'a failed insert leaves no key behind');
   });
 });

@@ -257,7 +257,7 @@ export interface paths {
         };
         /**
          * Live events of every task (Server-Sent Events)
-         * @description The same events as /tasks/<id>/events, for all tasks, each with its `task_id`: `status` (the whole task document at every status change, `queued` included, so new tasks appear), `step_start`, `step_end`. The stream first sends `ready` with `{"after": N}`: the events that follow are those after event N. Without `Last-Event-ID` (or `?after=`) it starts now; with one, it first replays every event after it. `GET /tasks` answers with `last_event_id`: list first, then follow `/events?after=<last_event_id>` to miss nothing. A client that falls more than 1 MiB behind is disconnected and resumes with `Last-Event-ID`; `stopping` means the service is shutting down.
+         * @description The same events as /tasks/<id>/events, for all tasks your token may see (an admin: every task), each with its `task_id`: `status` (the whole task document at every status change, `queued` included, so new tasks appear), `step_start`, `step_end`. The stream first sends `ready` with `{"after": N}`: the events that follow are those after event N. Without `Last-Event-ID` (or `?after=`) it starts now; with one, it first replays every event after it. `GET /tasks` answers with `last_event_id`: list first, then follow `/events?after=<last_event_id>` to miss nothing. A client that falls more than 1 MiB behind is disconnected and resumes with `Last-Event-ID`; `stopping` means the service is shutting down.
          */
         get: operations["watchAllTasks"];
         put?: never;
@@ -297,7 +297,7 @@ export interface paths {
         };
         /**
          * The instances this service manages, read from EC2
-         * @description Every non-terminated instance tagged ManagedBy: ec2-api, with the task that created it. Read through a playbook (about 1.5 s); callers at the same time share one read, and a read up to 3 s old is reused.
+         * @description Every non-terminated instance tagged ManagedBy: ec2-api that your token launched (an admin token: all of them), with the task that created it, its owner and its expiry. Read through a playbook (about 1.5 s); callers at the same time share one read, and a read up to 3 s old is reused.
          */
         get: operations["listInstances"];
         put?: never;
@@ -329,7 +329,11 @@ export interface paths {
         delete: operations["deleteInstance"];
         options?: never;
         head?: never;
-        patch?: never;
+        /**
+         * Move the instance's expiry to now + ttl
+         * @description The service terminates the instance `ttl` seconds from now (a delete task with reason "expired"), whatever its expiry was, or if it had none. 404 when no live managed instance of yours has that IP; 409 while a delete of it is queued or running (cancel that task first).
+         */
+        patch: operations["extendInstance"];
         trace?: never;
     };
 }
@@ -736,15 +740,9 @@ export interface operations {
             path?: never;
             cookie?: never;
         };
-        /** @description The login account to create on the new instance (cloud-init user-data, SSH password login on) */
+        /** @description The login account to create on the new instance (cloud-init user-data, SSH password login on), and its optional lifetime */
         requestBody: {
             content: {
-                /**
-                 * @example {
-                 *       "username": "suitepad",
-                 *       "password": "suitepad"
-                 *     }
-                 */
                 "application/json": {
                     /**
                      * @description 1–32 characters: lowercase letters, digits, "_" or "-", starting with a letter or "_"
@@ -756,6 +754,11 @@ export interface operations {
                      * @example suitepad
                      */
                     password: string;
+                    /**
+                     * @description Seconds the instance lives, counted from when the create is accepted; then the service terminates it (a delete task with reason "expired"). Without it, EC2_API_DEFAULT_TTL applies; unset, no expiry: a whole number of seconds from 60 (a minute) to 2592000 (30 days)
+                     * @example 7200
+                     */
+                    ttl?: number;
                 };
             };
         };
@@ -936,15 +939,9 @@ export interface operations {
             path?: never;
             cookie?: never;
         };
-        /** @description The login account to create on the new instance (cloud-init user-data, SSH password login on) */
+        /** @description The login account to create on the new instance (cloud-init user-data, SSH password login on), and its optional lifetime */
         requestBody: {
             content: {
-                /**
-                 * @example {
-                 *       "username": "suitepad",
-                 *       "password": "suitepad"
-                 *     }
-                 */
                 "application/json": {
                     /**
                      * @description 1–32 characters: lowercase letters, digits, "_" or "-", starting with a letter or "_"
@@ -956,6 +953,11 @@ export interface operations {
                      * @example suitepad
                      */
                     password: string;
+                    /**
+                     * @description Seconds the instance lives, counted from when the create is accepted; then the service terminates it (a delete task with reason "expired"). Without it, EC2_API_DEFAULT_TTL applies; unset, no expiry: a whole number of seconds from 60 (a minute) to 2592000 (30 days)
+                     * @example 7200
+                     */
+                    ttl?: number;
                 };
             };
         };
@@ -1122,6 +1124,9 @@ export interface operations {
                      *       "instance_id": null,
                      *       "instance_state": null,
                      *       "error": null,
+                     *       "created_by": "alice",
+                     *       "reason": null,
+                     *       "expires_at": "2026-11-27T11:33:38.107Z",
                      *       "created_at": "2026-11-27T09:33:38.107Z",
                      *       "started_at": "2026-11-27T09:33:38.111Z",
                      *       "finished_at": null,
@@ -1141,6 +1146,11 @@ export interface operations {
                         instance_id: string | null;
                         instance_state: ("pending" | "running" | "terminated" | "not_found") | null;
                         error: string | null;
+                        /** @description The name of the token that asked for it (API_TOKENS' name=token; a bare token is default) */
+                        created_by: string;
+                        /** @description Why the service queued it itself: "expired" for the delete an expiry queued; null when a client asked */
+                        reason: "expired" | null;
+                        expires_at: string | null;
                         created_at: string;
                         started_at: string | null;
                         finished_at: string | null;
@@ -1558,6 +1568,11 @@ export interface operations {
                             instance_id: string | null;
                             instance_state: ("pending" | "running" | "terminated" | "not_found") | null;
                             error: string | null;
+                            /** @description The name of the token that asked for it (API_TOKENS' name=token; a bare token is default) */
+                            created_by: string;
+                            /** @description Why the service queued it itself: "expired" for the delete an expiry queued; null when a client asked */
+                            reason: "expired" | null;
+                            expires_at: string | null;
                             created_at: string;
                             started_at: string | null;
                             finished_at: string | null;
@@ -1653,6 +1668,9 @@ export interface operations {
                      *       "instance_id": null,
                      *       "instance_state": null,
                      *       "error": null,
+                     *       "created_by": "alice",
+                     *       "reason": null,
+                     *       "expires_at": "2026-11-27T11:33:38.107Z",
                      *       "created_at": "2026-11-27T09:33:38.107Z",
                      *       "started_at": "2026-11-27T09:33:38.111Z",
                      *       "finished_at": null,
@@ -1672,6 +1690,11 @@ export interface operations {
                         instance_id: string | null;
                         instance_state: ("pending" | "running" | "terminated" | "not_found") | null;
                         error: string | null;
+                        /** @description The name of the token that asked for it (API_TOKENS' name=token; a bare token is default) */
+                        created_by: string;
+                        /** @description Why the service queued it itself: "expired" for the delete an expiry queued; null when a client asked */
+                        reason: "expired" | null;
+                        expires_at: string | null;
                         created_at: string;
                         started_at: string | null;
                         finished_at: string | null;
@@ -2086,6 +2109,9 @@ export interface operations {
                      *       "instance_id": null,
                      *       "instance_state": null,
                      *       "error": null,
+                     *       "created_by": "alice",
+                     *       "reason": null,
+                     *       "expires_at": "2026-11-27T11:33:38.107Z",
                      *       "created_at": "2026-11-27T09:33:38.107Z",
                      *       "started_at": "2026-11-27T09:33:38.111Z",
                      *       "finished_at": null,
@@ -2105,6 +2131,11 @@ export interface operations {
                         instance_id: string | null;
                         instance_state: ("pending" | "running" | "terminated" | "not_found") | null;
                         error: string | null;
+                        /** @description The name of the token that asked for it (API_TOKENS' name=token; a bare token is default) */
+                        created_by: string;
+                        /** @description Why the service queued it itself: "expired" for the delete an expiry queued; null when a client asked */
+                        reason: "expired" | null;
+                        expires_at: string | null;
                         created_at: string;
                         started_at: string | null;
                         finished_at: string | null;
@@ -2134,6 +2165,9 @@ export interface operations {
                      *       "instance_id": null,
                      *       "instance_state": null,
                      *       "error": null,
+                     *       "created_by": "alice",
+                     *       "reason": null,
+                     *       "expires_at": "2026-11-27T11:33:38.107Z",
                      *       "created_at": "2026-11-27T09:33:38.107Z",
                      *       "started_at": "2026-11-27T09:33:38.111Z",
                      *       "finished_at": null,
@@ -2153,6 +2187,11 @@ export interface operations {
                         instance_id: string | null;
                         instance_state: ("pending" | "running" | "terminated" | "not_found") | null;
                         error: string | null;
+                        /** @description The name of the token that asked for it (API_TOKENS' name=token; a bare token is default) */
+                        created_by: string;
+                        /** @description Why the service queued it itself: "expired" for the delete an expiry queued; null when a client asked */
+                        reason: "expired" | null;
+                        expires_at: string | null;
                         created_at: string;
                         started_at: string | null;
                         finished_at: string | null;
@@ -2302,6 +2341,10 @@ export interface operations {
                             launch_time: string | null;
                             /** @description the create task that launched it (its TaskId tag) */
                             task_id: string | null;
+                            /** @description the name of the token whose create launched it; null when no task of this service is known for it */
+                            created_by: string | null;
+                            /** @description when the service terminates it (its ttl); null: never */
+                            expires_at: string | null;
                             name?: string | null;
                             instance_type?: string | null;
                         }[];
@@ -2413,15 +2456,9 @@ export interface operations {
             path?: never;
             cookie?: never;
         };
-        /** @description The login account to create on the new instance (cloud-init user-data, SSH password login on) */
+        /** @description The login account to create on the new instance (cloud-init user-data, SSH password login on), and its optional lifetime */
         requestBody: {
             content: {
-                /**
-                 * @example {
-                 *       "username": "suitepad",
-                 *       "password": "suitepad"
-                 *     }
-                 */
                 "application/json": {
                     /**
                      * @description 1–32 characters: lowercase letters, digits, "_" or "-", starting with a letter or "_"
@@ -2433,6 +2470,11 @@ export interface operations {
                      * @example suitepad
                      */
                     password: string;
+                    /**
+                     * @description Seconds the instance lives, counted from when the create is accepted; then the service terminates it (a delete task with reason "expired"). Without it, EC2_API_DEFAULT_TTL applies; unset, no expiry: a whole number of seconds from 60 (a minute) to 2592000 (30 days)
+                     * @example 7200
+                     */
+                    ttl?: number;
                 };
             };
         };
@@ -2452,6 +2494,9 @@ export interface operations {
                      *       "instance_id": null,
                      *       "instance_state": null,
                      *       "error": null,
+                     *       "created_by": "alice",
+                     *       "reason": null,
+                     *       "expires_at": "2026-11-27T11:33:38.107Z",
                      *       "created_at": "2026-11-27T09:33:38.107Z",
                      *       "started_at": "2026-11-27T09:33:38.111Z",
                      *       "finished_at": null,
@@ -2471,6 +2516,11 @@ export interface operations {
                         instance_id: string | null;
                         instance_state: ("pending" | "running" | "terminated" | "not_found") | null;
                         error: string | null;
+                        /** @description The name of the token that asked for it (API_TOKENS' name=token; a bare token is default) */
+                        created_by: string;
+                        /** @description Why the service queued it itself: "expired" for the delete an expiry queued; null when a client asked */
+                        reason: "expired" | null;
+                        expires_at: string | null;
                         created_at: string;
                         started_at: string | null;
                         finished_at: string | null;
@@ -2500,6 +2550,9 @@ export interface operations {
                      *       "instance_id": null,
                      *       "instance_state": null,
                      *       "error": null,
+                     *       "created_by": "alice",
+                     *       "reason": null,
+                     *       "expires_at": "2026-11-27T11:33:38.107Z",
                      *       "created_at": "2026-11-27T09:33:38.107Z",
                      *       "started_at": "2026-11-27T09:33:38.111Z",
                      *       "finished_at": null,
@@ -2519,6 +2572,11 @@ export interface operations {
                         instance_id: string | null;
                         instance_state: ("pending" | "running" | "terminated" | "not_found") | null;
                         error: string | null;
+                        /** @description The name of the token that asked for it (API_TOKENS' name=token; a bare token is default) */
+                        created_by: string;
+                        /** @description Why the service queued it itself: "expired" for the delete an expiry queued; null when a client asked */
+                        reason: "expired" | null;
+                        expires_at: string | null;
                         created_at: string;
                         started_at: string | null;
                         finished_at: string | null;
@@ -2636,6 +2694,9 @@ export interface operations {
                      *       "instance_id": null,
                      *       "instance_state": null,
                      *       "error": null,
+                     *       "created_by": "alice",
+                     *       "reason": null,
+                     *       "expires_at": "2026-11-27T11:33:38.107Z",
                      *       "created_at": "2026-11-27T09:33:38.107Z",
                      *       "started_at": "2026-11-27T09:33:38.111Z",
                      *       "finished_at": null,
@@ -2655,6 +2716,11 @@ export interface operations {
                         instance_id: string | null;
                         instance_state: ("pending" | "running" | "terminated" | "not_found") | null;
                         error: string | null;
+                        /** @description The name of the token that asked for it (API_TOKENS' name=token; a bare token is default) */
+                        created_by: string;
+                        /** @description Why the service queued it itself: "expired" for the delete an expiry queued; null when a client asked */
+                        reason: "expired" | null;
+                        expires_at: string | null;
                         created_at: string;
                         started_at: string | null;
                         finished_at: string | null;
@@ -2706,6 +2772,9 @@ export interface operations {
                      *       "instance_id": null,
                      *       "instance_state": null,
                      *       "error": null,
+                     *       "created_by": "alice",
+                     *       "reason": null,
+                     *       "expires_at": "2026-11-27T11:33:38.107Z",
                      *       "created_at": "2026-11-27T09:33:38.107Z",
                      *       "started_at": "2026-11-27T09:33:38.111Z",
                      *       "finished_at": null,
@@ -2725,6 +2794,11 @@ export interface operations {
                         instance_id: string | null;
                         instance_state: ("pending" | "running" | "terminated" | "not_found") | null;
                         error: string | null;
+                        /** @description The name of the token that asked for it (API_TOKENS' name=token; a bare token is default) */
+                        created_by: string;
+                        /** @description Why the service queued it itself: "expired" for the delete an expiry queued; null when a client asked */
+                        reason: "expired" | null;
+                        expires_at: string | null;
                         created_at: string;
                         started_at: string | null;
                         finished_at: string | null;
@@ -2773,6 +2847,9 @@ export interface operations {
                      *       "instance_id": null,
                      *       "instance_state": null,
                      *       "error": null,
+                     *       "created_by": "alice",
+                     *       "reason": null,
+                     *       "expires_at": "2026-11-27T11:33:38.107Z",
                      *       "created_at": "2026-11-27T09:33:38.107Z",
                      *       "started_at": "2026-11-27T09:33:38.111Z",
                      *       "finished_at": null,
@@ -2792,6 +2869,11 @@ export interface operations {
                         instance_id: string | null;
                         instance_state: ("pending" | "running" | "terminated" | "not_found") | null;
                         error: string | null;
+                        /** @description The name of the token that asked for it (API_TOKENS' name=token; a bare token is default) */
+                        created_by: string;
+                        /** @description Why the service queued it itself: "expired" for the delete an expiry queued; null when a client asked */
+                        reason: "expired" | null;
+                        expires_at: string | null;
                         created_at: string;
                         started_at: string | null;
                         finished_at: string | null;
@@ -2821,6 +2903,9 @@ export interface operations {
                      *       "instance_id": null,
                      *       "instance_state": null,
                      *       "error": null,
+                     *       "created_by": "alice",
+                     *       "reason": null,
+                     *       "expires_at": "2026-11-27T11:33:38.107Z",
                      *       "created_at": "2026-11-27T09:33:38.107Z",
                      *       "started_at": "2026-11-27T09:33:38.111Z",
                      *       "finished_at": null,
@@ -2840,6 +2925,11 @@ export interface operations {
                         instance_id: string | null;
                         instance_state: ("pending" | "running" | "terminated" | "not_found") | null;
                         error: string | null;
+                        /** @description The name of the token that asked for it (API_TOKENS' name=token; a bare token is default) */
+                        created_by: string;
+                        /** @description Why the service queued it itself: "expired" for the delete an expiry queued; null when a client asked */
+                        reason: "expired" | null;
+                        expires_at: string | null;
                         created_at: string;
                         started_at: string | null;
                         finished_at: string | null;
@@ -2935,6 +3025,9 @@ export interface operations {
                      *       "instance_id": null,
                      *       "instance_state": null,
                      *       "error": null,
+                     *       "created_by": "alice",
+                     *       "reason": null,
+                     *       "expires_at": "2026-11-27T11:33:38.107Z",
                      *       "created_at": "2026-11-27T09:33:38.107Z",
                      *       "started_at": "2026-11-27T09:33:38.111Z",
                      *       "finished_at": null,
@@ -2954,6 +3047,11 @@ export interface operations {
                         instance_id: string | null;
                         instance_state: ("pending" | "running" | "terminated" | "not_found") | null;
                         error: string | null;
+                        /** @description The name of the token that asked for it (API_TOKENS' name=token; a bare token is default) */
+                        created_by: string;
+                        /** @description Why the service queued it itself: "expired" for the delete an expiry queued; null when a client asked */
+                        reason: "expired" | null;
+                        expires_at: string | null;
                         created_at: string;
                         started_at: string | null;
                         finished_at: string | null;
@@ -2983,6 +3081,9 @@ export interface operations {
                      *       "instance_id": null,
                      *       "instance_state": null,
                      *       "error": null,
+                     *       "created_by": "alice",
+                     *       "reason": null,
+                     *       "expires_at": "2026-11-27T11:33:38.107Z",
                      *       "created_at": "2026-11-27T09:33:38.107Z",
                      *       "started_at": "2026-11-27T09:33:38.111Z",
                      *       "finished_at": null,
@@ -3002,6 +3103,11 @@ export interface operations {
                         instance_id: string | null;
                         instance_state: ("pending" | "running" | "terminated" | "not_found") | null;
                         error: string | null;
+                        /** @description The name of the token that asked for it (API_TOKENS' name=token; a bare token is default) */
+                        created_by: string;
+                        /** @description Why the service queued it itself: "expired" for the delete an expiry queued; null when a client asked */
+                        reason: "expired" | null;
+                        expires_at: string | null;
                         created_at: string;
                         started_at: string | null;
                         finished_at: string | null;
@@ -3053,6 +3159,9 @@ export interface operations {
                      *       "instance_id": null,
                      *       "instance_state": null,
                      *       "error": null,
+                     *       "created_by": "alice",
+                     *       "reason": null,
+                     *       "expires_at": "2026-11-27T11:33:38.107Z",
                      *       "created_at": "2026-11-27T09:33:38.107Z",
                      *       "started_at": "2026-11-27T09:33:38.111Z",
                      *       "finished_at": null,
@@ -3072,6 +3181,11 @@ export interface operations {
                         instance_id: string | null;
                         instance_state: ("pending" | "running" | "terminated" | "not_found") | null;
                         error: string | null;
+                        /** @description The name of the token that asked for it (API_TOKENS' name=token; a bare token is default) */
+                        created_by: string;
+                        /** @description Why the service queued it itself: "expired" for the delete an expiry queued; null when a client asked */
+                        reason: "expired" | null;
+                        expires_at: string | null;
                         created_at: string;
                         started_at: string | null;
                         finished_at: string | null;
@@ -3083,6 +3197,176 @@ export interface operations {
                         } | null;
                         /** @description Runs so far: more than 1 after a crash recovery */
                         attempts: number;
+                    };
+                };
+            };
+        };
+    };
+    extendInstance: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /**
+                 * @description The instance's public IP: a dotted-quad IPv4 address such as 54.1.2.3
+                 * @example 54.214.104.69
+                 */
+                ip: string;
+            };
+            cookie?: never;
+        };
+        /** @description The new lifetime of the instance, from now */
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "ttl": 7200
+                 *     }
+                 */
+                "application/json": {
+                    /**
+                     * @description Seconds from now until the instance is terminated: a whole number of seconds from 60 (a minute) to 2592000 (30 days)
+                     * @example 7200
+                     */
+                    ttl: number;
+                };
+            };
+        };
+        responses: {
+            /** @description The instance and its new expiry */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "ip": "54.214.60.94",
+                     *       "instance_id": "i-70542eecb742cb281",
+                     *       "task_id": "01a21c5a-6dbb-7575-a344-8105e40c2f30",
+                     *       "created_by": "alice",
+                     *       "expires_at": "2026-11-27T11:33:38.107Z"
+                     *     }
+                     */
+                    "application/json": {
+                        ip: string;
+                        instance_id: string | null;
+                        /** @description The create task that launched the instance */
+                        task_id: string;
+                        /** @description The name of the token that launched it (API_TOKENS' name=token) */
+                        created_by: string;
+                        /** @description When the service terminates the instance */
+                        expires_at: string;
+                    };
+                };
+            };
+            /** @description Invalid input (a field, a parameter or a header the schema refuses): `error` says what is wrong, `field` which input */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "error": "username is not valid: it must be 1–32 characters: lowercase letters, digits, \"_\" or \"-\", starting with a letter or \"_\"",
+                     *       "field": "username"
+                     *     }
+                     */
+                    "application/json": {
+                        /** @description What went wrong, as a sentence a person can act on */
+                        error: string;
+                        /** @description The input at fault, for validation errors */
+                        field?: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description No valid bearer token (only when the server is configured with API_TOKENS) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "error": "username is not valid: it must be 1–32 characters: lowercase letters, digits, \"_\" or \"-\", starting with a letter or \"_\"",
+                     *       "field": "username"
+                     *     }
+                     */
+                    "application/json": {
+                        /** @description What went wrong, as a sentence a person can act on */
+                        error: string;
+                        /** @description The input at fault, for validation errors */
+                        field?: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description Refused: the request came from a web page of another site (Sec-Fetch-Site, or Origin against Host) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "error": "username is not valid: it must be 1–32 characters: lowercase letters, digits, \"_\" or \"-\", starting with a letter or \"_\"",
+                     *       "field": "username"
+                     *     }
+                     */
+                    "application/json": {
+                        /** @description What went wrong, as a sentence a person can act on */
+                        error: string;
+                        /** @description The input at fault, for validation errors */
+                        field?: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description No live managed instance of yours has that public IP */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "error": "username is not valid: it must be 1–32 characters: lowercase letters, digits, \"_\" or \"-\", starting with a letter or \"_\"",
+                     *       "field": "username"
+                     *     }
+                     */
+                    "application/json": {
+                        /** @description What went wrong, as a sentence a person can act on */
+                        error: string;
+                        /** @description The input at fault, for validation errors */
+                        field?: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description A delete of the instance is queued or running: cancel that task first to keep it */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "error": "username is not valid: it must be 1–32 characters: lowercase letters, digits, \"_\" or \"-\", starting with a letter or \"_\"",
+                     *       "field": "username"
+                     *     }
+                     */
+                    "application/json": {
+                        /** @description What went wrong, as a sentence a person can act on */
+                        error: string;
+                        /** @description The input at fault, for validation errors */
+                        field?: string;
+                    } & {
+                        [key: string]: unknown;
                     };
                 };
             };

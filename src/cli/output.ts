@@ -88,7 +88,9 @@ export function printTask(o: Output, task: Task): void {
     ['started', when(o, task.started_at)],
     ['finished', when(o, task.finished_at)],
     ['attempts', String(task.attempts)],
+    ['by', task.created_by + (task.reason ? ` (${task.reason})` : '')],
   ];
+  if (task.expires_at) rows.push(['expires', when(o, task.expires_at)]);
   if (task.error) rows.push(['error', paint(o, 'red', task.error)]);
   const width = Math.max(...rows.map(([key]) => key.length));
   for (const [key, value] of rows) o.out(`${paint(o, 'dim', key.padEnd(width))}  ${value}`);

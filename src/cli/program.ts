@@ -4,6 +4,7 @@ import { Command } from 'commander';
 import { cancelCommand } from './commands/cancel.js';
 import { createCommand } from './commands/create.js';
 import { deleteCommand } from './commands/delete.js';
+import { extendCommand } from './commands/extend.js';
 import { healthCommand } from './commands/health.js';
 import { instancesCommand } from './commands/instances.js';
 import { logsCommand } from './commands/logs.js';
@@ -38,7 +39,7 @@ Exit status:
 
 Run \`ec2-api <command> --help\` for each command's options.`,
     );
-  for (const make of [createCommand, deleteCommand, cancelCommand, statusCommand, tasksCommand, instancesCommand, logsCommand, healthCommand]) {
+  for (const make of [createCommand, deleteCommand, extendCommand, cancelCommand, statusCommand, tasksCommand, instancesCommand, logsCommand, healthCommand]) {
     program.addCommand(make());
   }
   // Errors are printed by main.ts, one line each; exit statuses are ours, not commander's.

@@ -106,3 +106,20 @@ export function noteServerTime(iso: string | null | undefined): void {
   if (skew === null || seen < skew) skew = seen;
 }
 export const serverNow = () => Date.now() - (skew ?? 0);
+
+/** Time left until `iso`: "1 h 59 min", "4 min 05 s"; "due now" once it has passed. */
+export function countdown(iso: string, now = serverNow()): string {
+  const left = Date.parse(iso) - now;
+  return left > 0 ? `in ${duration(left)}` : 'due now';
+}
+
+/** An instance's expiry as a countdown, kept current by `tickCountdowns`; "never" without one. */
+export function countdownElement(iso: string | null): HTMLElement {
+  if (!iso) return h('span', { class: 'muted' }, 'never');
+  return h('time', { datetime: iso, title: `terminated at ${new Date(iso).toString()}`, 'data-expires': iso }, countdown(iso));
+}
+
+/** Moves every countdown under `root` on (call it each second). */
+export function tickCountdowns(root: ParentNode): void {
+  for (const element of root.querySelectorAll<HTMLElement>('[data-expires]')) element.textContent = countdown(element.dataset.expires!);
+}

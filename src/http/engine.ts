@@ -85,6 +85,8 @@ async function engine(app: FastifyInstance, { config, cloud: given }: { config: 
       runsDir: besideDatabase(config.dbPath).runs,
       paused: config.paused,
       systemAccounts,
+      defaultTtl: config.defaultTtl,
+      maxInstances: config.maxInstances,
     },
     app.log,
   );

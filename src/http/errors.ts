@@ -25,6 +25,7 @@ const REFUSAL_STATUS: Record<RefusalKind, { status: number; retryAfter?: string 
   key_conflict: { status: 409 },
   finished: { status: 409 },
   not_cancelable: { status: 409 },
+  conflict: { status: 409 },
   not_found: { status: 404 },
   unavailable: { status: 503, retryAfter: '5' },
   queue_full: { status: 503, retryAfter: '30' },
@@ -45,7 +46,7 @@ interface ValidationIssue {
 function describeValidation(issue: ValidationIssue, context: string): { error: string; field?: string } {
   if (issue.keyword === 'additionalProperties') {
     const field = String(issue.params.additionalProperty);
-    return { error: `unknown field "${field}": only ${context === 'body' ? 'username and password are' : 'listed fields are'} accepted`, field };
+    return { error: `unknown field "${field}": only the fields listed in /openapi.json for this route are accepted`, field };
   }
   if (issue.keyword === 'required') {
     const field = String(issue.params.missingProperty);
@@ -69,7 +70,7 @@ const INVALID_JSON = 'the request body is not valid JSON; send a JSON object suc
 function clientMessage(err: FastifyError): string {
   switch (err.code) {
     case 'FST_ERR_CTP_BODY_TOO_LARGE':
-      return 'the request body is too large: send only {"username", "password"} (at most 16 KiB)';
+      return 'the request body is too large: send only the fields this route takes (at most 16 KiB)';
     case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
       return 'send the body as JSON with Content-Type: application/json';
     case 'FST_ERR_CTP_EMPTY_JSON_BODY':

@@ -49,6 +49,8 @@ export const Instance = Type.Object({
   state: Type.String(),
   launch_time: Type.Union([Type.String(), Type.Null()]),
   task_id: Type.Union([Type.String(), Type.Null()], { description: 'the create task that launched it (its TaskId tag)' }),
+  created_by: Type.Union([Type.String(), Type.Null()], { description: 'the name of the token whose create launched it; null when no task of this service is known for it' }),
+  expires_at: Type.Union([Type.String(), Type.Null()], { description: 'when the service terminates it (its ttl); null: never' }),
   name: Type.Optional(Type.Union([Type.String(), Type.Null()])),
   instance_type: Type.Optional(Type.Union([Type.String(), Type.Null()])),
 });

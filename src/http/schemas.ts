@@ -3,7 +3,8 @@
 // never leaves the service.
 import { Type, type Static, type TSchema } from '@sinclair/typebox';
 import { USERNAME_PATTERN } from '../login/accounts.js';
-import { INSTANCE_STATES, IPV4_PATTERN, TASK_ACTIONS, TASK_STATUSES } from '../tasks/model.js';
+import { TTL_MAX, TTL_MIN } from '../config.js';
+import { INSTANCE_STATES, IPV4_PATTERN, TASK_ACTIONS, TASK_REASONS, TASK_STATUSES } from '../tasks/model.js';
 
 export const Literals = <T extends string>(values: readonly T[]) => Type.Union(values.map((value) => Type.Literal(value)));
 
@@ -18,7 +19,12 @@ export const FIELD_HINTS: Record<string, string> = {
   ip: 'a dotted-quad IPv4 address such as 54.1.2.3',
   id: 'a task id (UUID) as returned by /create-async',
   'idempotency-key': '1–255 printable ASCII characters',
+  ttl: `a whole number of seconds from ${TTL_MIN} (a minute) to ${TTL_MAX} (30 days)`,
 };
+
+/** A lifetime: how long from now (or from acceptance, for a create) until the instance is terminated. */
+const Ttl = (description: string) =>
+  Type.Integer({ minimum: TTL_MIN, maximum: TTL_MAX, description: `${description}: ${FIELD_HINTS.ttl}`, examples: [7200] });
 
 export const CreateBody = Type.Object(
   {
@@ -30,11 +36,46 @@ export const CreateBody = Type.Object(
       description: `${FIELD_HINTS.password}; never stored or echoed, only its SHA-512-crypt hash`,
       examples: ['suitepad'],
     }),
+    ttl: Type.Optional(
+      Ttl(
+        'Seconds the instance lives, counted from when the create is accepted; then the service terminates it ' +
+          '(a delete task with reason "expired"). Without it, EC2_API_DEFAULT_TTL applies; unset, no expiry',
+      ),
+    ),
   },
   {
     additionalProperties: false,
-    description: 'The login account to create on the new instance (cloud-init user-data, SSH password login on)',
-    examples: [{ username: 'suitepad', password: 'suitepad' }],
+    description: 'The login account to create on the new instance (cloud-init user-data, SSH password login on), and its optional lifetime',
+    examples: [{ username: 'suitepad', password: 'suitepad' }, { username: 'suitepad', password: 'suitepad', ttl: 7200 }],
+  },
+);
+
+/** PATCH /instances/<ip>. */
+export const ExtendBody = Type.Object(
+  { ttl: Ttl('Seconds from now until the instance is terminated') },
+  { additionalProperties: false, description: 'The new lifetime of the instance, from now', examples: [{ ttl: 7200 }] },
+);
+
+/** The answer of PATCH /instances/<ip>. */
+export const InstanceLifetime = Type.Object(
+  {
+    ip: Type.String(),
+    instance_id: Nullable(Type.String()),
+    task_id: Type.String({ description: 'The create task that launched the instance' }),
+    created_by: Type.String({ description: "The name of the token that launched it (API_TOKENS' name=token)" }),
+    expires_at: Type.String({ description: 'When the service terminates the instance' }),
+  },
+  {
+    description: 'The instance and its new expiry',
+    examples: [
+      {
+        ip: '54.214.60.94',
+        instance_id: 'i-70542eecb742cb281',
+        task_id: '01a21c5a-6dbb-7575-a344-8105e40c2f30',
+        created_by: 'alice',
+        expires_at: '2026-11-27T11:33:38.107Z',
+      },
+    ],
   },
 );
 export type CreateBody = Static<typeof CreateBody>;
@@ -139,6 +180,11 @@ export const TaskStatus = Type.Object(
     instance_id: Nullable(Type.String()),
     instance_state: Nullable(Literals(INSTANCE_STATES)),
     error: Nullable(Type.String()),
+    created_by: Type.String({ description: "The name of the token that asked for it (API_TOKENS' name=token; a bare token is default)" }),
+    reason: Type.Union([Literals(TASK_REASONS), Type.Null()], {
+      description: 'Why the service queued it itself: "expired" for the delete an expiry queued; null when a client asked',
+    }),
+    expires_at: Nullable(Type.String({ description: 'A create: when the service terminates its instance (its ttl); null: never' })),
     created_at: Type.String(),
     started_at: Nullable(Type.String()),
     finished_at: Nullable(Type.String()),
@@ -156,6 +202,9 @@ export const TaskStatus = Type.Object(
         instance_id: null,
         instance_state: null,
         error: null,
+        created_by: 'alice',
+        reason: null,
+        expires_at: '2026-11-27T11:33:38.107Z',
         created_at: '2026-11-27T09:33:38.107Z',
         started_at: '2026-11-27T09:33:38.111Z',
         finished_at: null,

@@ -2,15 +2,20 @@
 // accepted one, waiting for it (the sync routes and ?wait=true) and the one
 // mapping from how it ended to an HTTP status.
 import type { FastifyReply } from 'fastify';
-import { TERMINAL, type Task } from '../tasks/model.js';
+import { canSee, TERMINAL, type Owner, type Task } from '../tasks/model.js';
 import { TASK_NOT_FOUND } from '../tasks/refusal.js';
 import type { Submitted, TaskService } from '../tasks/service.js';
 import { HttpError } from './errors.js';
+import type { CreateBody } from './schemas.js';
 
-/** The task with this id (matched case-insensitively), or a 404: GET /status/<id>, GET /tasks/<id> and its log and events. */
-export function findTask(tasks: TaskService, id: string): Task {
+/**
+ * The task with this id (matched case-insensitively) if `owner` may see it,
+ * else a 404 — another token's task answers as an unknown one does: GET
+ * /status/<id>, GET /tasks/<id> and its log and events, cancel.
+ */
+export function findTask(tasks: TaskService, id: string, owner: Owner): Task {
   const task = tasks.get(id.toLowerCase());
-  if (!task) throw new HttpError(404, TASK_NOT_FOUND);
+  if (!task || !canSee(owner, task.created_by)) throw new HttpError(404, TASK_NOT_FOUND);
   return task;
 }
 
@@ -39,3 +44,13 @@ export async function waitForEnd(tasks: TaskService, submitted: Submitted, syncW
 
 export const stillRunning = (task: Task, seconds: number) =>
   `the task is still ${task.status} after ${seconds} s; it goes on: follow /status/${task.id}`;
+
+/** A create's arguments from its request: the login, then who asks, the lifetime and the Idempotency-Key. */
+export function createRequest(request: {
+  body: CreateBody;
+  headers: { 'idempotency-key'?: string };
+  owner: Owner;
+}): Parameters<TaskService['createTask']> {
+  const { ttl, ...login } = request.body;
+  return [login, { owner: request.owner, ttl, idempotencyKey: request.headers['idempotency-key'] }];
+}

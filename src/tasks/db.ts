@@ -1,8 +1,8 @@
-// Opens the one SQLite file that holds the tasks (which are the queue), their
-// events, their runs' logs and idempotency keys, and brings its schema up to
-// date. The file and its -wal/-shm companions hold password hashes: they are
-// created private and a file others can read is refused. Nothing happens on
-// import.
+// Opens the one SQLite file that holds the tasks (which are the queue, and
+// record their owners and their instances' expiries), their events, their
+// runs' logs and idempotency keys, and brings its schema up to date. The file
+// and its -wal/-shm companions hold password hashes: they are created private
+// and a file others can read is refused. Nothing happens on import.
 import fs from 'node:fs';
 import path from 'node:path';
 import Database from 'better-sqlite3';
@@ -159,6 +159,34 @@ const MIGRATIONS: string[] = [
                     WHERE k.task_id = tasks.id AND k.expires_at > strftime('%Y-%m-%dT%H:%M:%fZ', 'now'));
   -- One service per file is now an OS lock beside it (service-lock.ts).
   DROP TABLE service_owner;
+  `,
+  `
+  -- Ownership and lifetimes (docs/task-lifecycle.md, "Expiry" and "Ownership").
+  -- The name of the token that asked for the task; tasks from before are the default token's.
+  ALTER TABLE tasks ADD COLUMN created_by TEXT NOT NULL DEFAULT 'default';
+  -- Why the service queued a task itself: 'expired' for the delete an expiry queued; null when a client asked.
+  ALTER TABLE tasks ADD COLUMN reason TEXT;
+  -- A create's expiry: when its instance is terminated (null: never), and the delete task that expiry
+  -- queued (set once, in the transaction that inserts that task: the expiry never fires twice).
+  ALTER TABLE tasks ADD COLUMN expires_at TEXT;
+  ALTER TABLE tasks ADD COLUMN expiry_task_id TEXT;
+  CREATE INDEX tasks_pending_expiry ON tasks (expires_at) WHERE expires_at IS NOT NULL AND expiry_task_id IS NULL;
+  CREATE INDEX tasks_owner ON tasks (created_by, id);
+  -- Idempotency keys are kept per owner: two tokens using one key never see each other's task.
+  CREATE TABLE idempotency_keys_by_owner (
+    owner         TEXT NOT NULL,
+    key           TEXT NOT NULL,
+    request_hash  TEXT NOT NULL,
+    task_id       TEXT NOT NULL REFERENCES tasks (id),
+    expires_at    TEXT NOT NULL,
+    PRIMARY KEY (owner, key)
+  );
+  INSERT INTO idempotency_keys_by_owner (owner, key, request_hash, task_id, expires_at)
+    SELECT 'default', key, request_hash, task_id, expires_at FROM idempotency_keys;
+  DROP TABLE idempotency_keys;
+  ALTER TABLE idempotency_keys_by_owner RENAME TO idempotency_keys;
+  CREATE INDEX idempotency_expiry ON idempotency_keys (expires_at);
+  CREATE INDEX idempotency_task ON idempotency_keys (task_id);
   `,
 ];
 

@@ -1,13 +1,16 @@
 // Intake: what a request must pass before it becomes a task — the checks the
 // HTTP schema cannot make (system accounts), admission (not shutting down,
-// queue not full), and idempotency (a repeated key returns the first task,
-// never a second one) — and then the one durable write that queues it. The
-// plaintext password goes no further than here: only its hash is stored.
+// queue not full, EC2_API_MAX_INSTANCES), ownership (a token deletes only its
+// own instances), and idempotency (a repeated key returns the first task,
+// never a second one; keys are per owner) — and then the one durable write
+// that queues it, with its owner and expiry. The plaintext password goes no
+// further than here: only its hash is stored.
 import { createHash } from 'node:crypto';
 import { v7 as uuidv7 } from 'uuid';
 import { HashError, type PasswordHasher } from '../login/hasher.js';
-import { decodeParams, type Task } from './model.js';
-import { Refusal, shuttingDown } from './refusal.js';
+import type { LifetimeStore } from './lifetimes.js';
+import { decodeParams, type Owner, type Task } from './model.js';
+import { noInstance, Refusal, shuttingDown } from './refusal.js';
 import type { NewTask, TaskStore } from './store.js';
 
 export interface Submitted {
@@ -20,6 +23,18 @@ export interface IntakeOptions {
   maxQueued: number;
   idempotencyTtl: number;
   systemAccounts: ReadonlySet<string>;
+  /** Seconds a create's instance lives when the create gives no ttl; null: no expiry. */
+  defaultTtl: number | null;
+  /** Live managed instances plus queued creates allowed at once; null: no cap. */
+  maxInstances: number | null;
+}
+
+/** What a create asks for besides the login: who asks, and how long the instance may live. */
+export interface CreateRequest {
+  owner: Owner;
+  /** Seconds from now; the default TTL when absent. */
+  ttl?: number;
+  idempotencyKey?: string;
 }
 
 const KEY_CONFLICT = 'this Idempotency-Key was used with a different request body; use a new key';
@@ -28,11 +43,14 @@ export class Intake {
   private accepting = false;
   /** Tasks admitted whose commit is still pending: they count against EC2_API_MAX_QUEUED too. */
   private pending = 0;
+  /** Of those, creates: they count against EC2_API_MAX_INSTANCES too. */
+  private pendingCreates = 0;
   /** Idempotency keys whose first request is still being hashed or committed. */
   private readonly inFlight = new Map<string, Promise<{ submitted: Submitted; requestHash: string }>>();
 
   constructor(
     private readonly store: TaskStore,
+    private readonly lifetimes: LifetimeStore,
     private readonly hasher: PasswordHasher,
     private readonly options: IntakeOptions,
   ) {}
@@ -59,28 +77,52 @@ export class Intake {
     }
   }
 
+  /** Refuses a create that would take the live instances and queued creates past EC2_API_MAX_INSTANCES. */
+  private assertRoomForCreate(): void {
+    const max = this.options.maxInstances;
+    if (max === null) return;
+    const taken = this.lifetimes.countInstances() + this.pendingCreates;
+    if (taken >= max) {
+      throw new Refusal(
+        'conflict',
+        `the instance cap is reached: ${taken} managed instances are live or queued to launch, and EC2_API_MAX_INSTANCES is ${max}; ` +
+          'delete one (DELETE /instances/<ip>) or wait for one to expire, then try again',
+      );
+    }
+  }
+
   /** Queues a create. Resolves once the task row is committed; the password is hashed off the event loop. */
-  async create(login: { username: string; password: string }, key?: string): Promise<Submitted> {
+  async create(login: { username: string; password: string }, request: CreateRequest): Promise<Submitted> {
     if (this.options.systemAccounts.has(login.username)) {
       throw new Refusal('invalid', `username "${login.username}" is a system account on the instance; choose another name`, 'username');
     }
     this.assertCanAccept();
-    if (!key) return this.submit(await this.newCreate(login));
+    const { owner, idempotencyKey } = request;
+    const ttl = request.ttl ?? this.options.defaultTtl;
+    // The expiry counts from acceptance; a replay keeps the first request's.
+    const fresh = async (key?: { key: string; request_hash: string }) => {
+      // Checked before the costly hash, and again at the commit (submit).
+      this.assertRoomForCreate();
+      return this.submit(await this.newCreate(login, owner.name, ttl), key && { ...key, owner: owner.name });
+    };
+    if (!idempotencyKey) return fresh();
 
-    const requestHash = hashRequest('create', login.username);
+    // Keys are per owner: the same key from two tokens is two keys.
+    const key = `${owner.name}\n${idempotencyKey}`;
+    const requestHash = hashRequest('create', login.username, request.ttl);
     const first = this.inFlight.get(key);
     if (first) {
       // The same key twice at once: the second waits for the first, then replays it.
       const earlier = await first.catch(() => undefined);
       if (earlier) return this.replayOf(earlier.submitted.task, earlier.requestHash, requestHash, login.password);
     }
-    const record = this.store.findKey(key);
+    const record = this.store.findKey(owner.name, idempotencyKey);
     if (record) {
       const task = this.store.get(record.task_id);
       if (!task) throw new Refusal('key_conflict', KEY_CONFLICT, 'idempotency-key');
       return this.replayOf(task, record.request_hash, requestHash, login.password);
     }
-    const submitting = this.newCreate(login).then((task) => this.submit(task, { key, request_hash: requestHash }));
+    const submitting = fresh({ key: idempotencyKey, request_hash: requestHash });
     const entry = submitting.then((submitted) => ({ submitted, requestHash }));
     // Whoever waits on the entry handles its failure; this one only keeps it from being "unhandled".
     entry.catch(() => undefined);
@@ -92,28 +134,46 @@ export class Intake {
     }
   }
 
-  /** Queues a delete of the managed instance with this public IP. Resolves once it is committed. */
-  async delete(ip: string): Promise<Submitted> {
+  /**
+   * Queues a delete of the managed instance with this public IP. Resolves
+   * once it is committed. A token that is not an admin deletes only an
+   * instance its own create launched: for any other IP (another token's, or
+   * unknown alike) its delete is stored already failed with `not_found`, as
+   * a run would have ended it, and nothing runs.
+   */
+  async delete(ip: string, owner: Owner): Promise<Submitted> {
     this.assertCanAccept();
-    return this.submit({ id: uuidv7(), action: 'delete', params: { ip }, ip });
+    const mine = owner.admin || this.lifetimes.live(ip)?.created_by === owner.name;
+    const ended = mine ? undefined : { status: 'failed' as const, instance_state: 'not_found' as const, error: noInstance(ip) };
+    return this.submit({ id: uuidv7(), action: 'delete', params: { ip }, ip, created_by: owner.name, ended });
   }
 
-  private async newCreate(login: { username: string; password: string }): Promise<NewTask> {
+  private async newCreate(login: { username: string; password: string }, createdBy: string, ttl: number | null): Promise<NewTask> {
     const password_hash = await this.hasher.hash(login.username, login.password).catch((error: unknown) => {
       throw hashRefusal(error);
     });
-    return { id: uuidv7(), action: 'create', params: { username: login.username, password_hash } };
+    return {
+      id: uuidv7(),
+      action: 'create',
+      params: { username: login.username, password_hash },
+      created_by: createdBy,
+      expires_at: ttl === null ? null : new Date(Date.now() + ttl * 1000).toISOString(),
+    };
   }
 
-  private async submit(task: NewTask, key?: { key: string; request_hash: string }): Promise<Submitted> {
-    // Checked again: hashing took time, and the service may have begun to stop.
+  private async submit(task: NewTask, key?: { owner: string; key: string; request_hash: string }): Promise<Submitted> {
+    // Checked again: hashing took time, and the service may have begun to stop (or others filled the cap).
     this.assertCanAccept();
+    const create = task.action === 'create';
+    if (create) this.assertRoomForCreate();
     this.pending++;
+    if (create) this.pendingCreates++;
     try {
       // Committed with its `queued` event; the store's hook tells the scheduler and the event streams.
       return { task: await this.store.add(task, key && { ...key, ttlSeconds: this.options.idempotencyTtl }), replayed: false };
     } finally {
       this.pending--;
+      if (create) this.pendingCreates--;
     }
   }
 
@@ -139,6 +199,7 @@ function hashRefusal(error: unknown): unknown {
   return error;
 }
 
-function hashRequest(action: string, username: string): string {
-  return createHash('sha256').update(JSON.stringify({ action, username })).digest('hex');
+/** What identifies a request for its Idempotency-Key (the password is checked against the stored hash instead); no ttl hashes as before ttl existed. */
+function hashRequest(action: string, username: string, ttl: number | undefined): string {
+  return createHash('sha256').update(JSON.stringify({ action, username, ttl })).digest('hex');
 }

@@ -3,6 +3,7 @@
 // `unknown` until `decodeParams` has checked them against these schemas.
 import { Type, type Static } from '@sinclair/typebox';
 import { Value } from '@sinclair/typebox/value';
+import { DEFAULT_OWNER } from '../config.js';
 import { USERNAME_PATTERN } from '../login/accounts.js';
 
 export const TASK_STATUSES = ['queued', 'running', 'succeeded', 'failed', 'canceled'] as const;
@@ -42,6 +43,22 @@ export function decodeParams(action: string, raw: unknown): ActionParams | null 
   return null;
 }
 
+/** Why the service queued a task itself (a client's own tasks have none): the delete an expiry queued. */
+export const TASK_REASONS = ['expired'] as const;
+export type TaskReason = (typeof TASK_REASONS)[number];
+
+/** Who asks: a token's name (what tasks record as `created_by`), and whether it may see and act on everyone's. */
+export interface Owner {
+  name: string;
+  admin: boolean;
+}
+
+/** Every request when no API_TOKENS are set: the default owner, who sees everything. */
+export const EVERYONE: Owner = { name: DEFAULT_OWNER, admin: true };
+
+/** Whether `owner` may see (and so cancel, delete, extend) what `createdBy` asked for. */
+export const canSee = (owner: Owner, createdBy: string): boolean => owner.admin || owner.name === createdBy;
+
 export interface Progress {
   step: number;
   of: number;
@@ -64,6 +81,12 @@ export interface Task {
   /** The ansible-playbook process running it (pid and kernel start time), while it runs. */
   runner_pid: number | null;
   runner_start: string | null;
+  /** The name of the token that asked for it (an expiry's delete: the create's). */
+  created_by: string;
+  /** Set when the service queued it itself. */
+  reason: TaskReason | null;
+  /** A create: when its instance is terminated (null: never). */
+  expires_at: string | null;
   created_at: string;
   started_at: string | null;
   finished_at: string | null;
@@ -99,6 +122,8 @@ export interface TaskFilter {
   created_before?: string;
   /** The last id of the previous page: ids are UUIDv7, so they sort by creation time. */
   before_id?: string;
+  /** Only the tasks of this owner (a token that is not an admin). */
+  created_by?: string;
   limit: number;
 }
 
@@ -112,6 +137,9 @@ export function taskView(task: Task) {
     instance_id: task.instance_id,
     instance_state: task.instance_state,
     error: task.error,
+    created_by: task.created_by,
+    reason: task.reason,
+    expires_at: task.expires_at,
     created_at: task.created_at,
     started_at: task.started_at,
     finished_at: task.finished_at,

@@ -14,7 +14,9 @@ export type RefusalKind =
   /** The task has already ended. */
   | 'finished'
   /** The task is past the point where a cancel could undo it (a running delete). */
-  | 'not_cancelable';
+  | 'not_cancelable'
+  /** The request conflicts with what the service holds now (EC2_API_MAX_INSTANCES reached, a delete already queued). */
+  | 'conflict';
 
 export class Refusal extends Error {
   override name = 'Refusal';
@@ -33,3 +35,6 @@ export class Refusal extends Error {
 export const shuttingDown = () => new Refusal('unavailable', 'the service is shutting down; retry in a few seconds');
 
 export const TASK_NOT_FOUND = 'task not found';
+
+/** The answer for an IP no live instance of the caller's holds: unknown and another token's alike. */
+export const noInstance = (ip: string) => `no instance managed by ec2-api has public IP ${ip}`;

@@ -3,8 +3,9 @@
 // stop, which the app runs in its hooks (src/app.ts). Each part does one
 // job: intake.ts admits, scheduler.ts claims batches (better-queue over the
 // tasks table), execution.ts runs them, cancel.ts, recovery.ts, waiters.ts,
-// listing.ts; store.ts is the durable half, whose every committed state
-// change comes back to `changed` below. See docs/task-lifecycle.md.
+// listing.ts, expiry.ts (instances that end themselves); store.ts is the
+// durable half, whose every committed state change comes back to `changed`
+// below. See docs/task-lifecycle.md.
 import { listManagedInstances, type ManagedInstance } from '../ansible/instances.js';
 import { EMPTY_OUTPUT, type CappedText } from '../ansible/output.js';
 import { PlaybookPool, type RunReport } from '../ansible/pool.js';
@@ -14,11 +15,13 @@ import { Cancellation } from './cancel.js';
 import type { Db } from './db.js';
 import { TaskEvents, type TaskEvent } from './events.js';
 import { Execution, type ExecutionOptions, type Logger } from './execution.js';
+import { Expiry, type Lifetime } from './expiry.js';
 import { GroupCommit } from './group-commit.js';
 import { Housekeeping } from './housekeeping.js';
-import { Intake, type Submitted } from './intake.js';
+import { Intake, type CreateRequest, type Submitted } from './intake.js';
+import { LifetimeStore } from './lifetimes.js';
 import { InstanceListing } from './listing.js';
-import { TERMINAL, type Task, type TaskFilter } from './model.js';
+import { canSee, EVERYONE, TERMINAL, type Owner, type Task, type TaskFilter } from './model.js';
 import { recover } from './recovery.js';
 import { Scheduler } from './scheduler.js';
 import { SqliteTaskStore } from './sqlite-store.js';
@@ -40,7 +43,12 @@ export interface EngineOptions extends ExecutionOptions {
   runsDir: string;
   paused: boolean;
   systemAccounts: ReadonlySet<string>;
+  defaultTtl: number | null;
+  maxInstances: number | null;
 }
+
+/** A managed instance as a caller sees it: with its create task's owner and expiry (null when no task of ours is known). */
+export type OwnedInstance = ManagedInstance & { created_by: string | null; expires_at: string | null };
 
 /** Seconds a listing of the instances may take. */
 const LIST_TIMEOUT_SECONDS = 300;
@@ -56,6 +64,7 @@ export class TaskService {
   private readonly intake: Intake;
   private readonly cancellation: Cancellation;
   private readonly listing: InstanceListing;
+  private readonly expiry: Expiry;
   /** Batches being run: the database stays open until they have settled. */
   private readonly batches = new Set<Promise<void>>();
   private readonly housekeeping: Housekeeping;
@@ -80,7 +89,9 @@ export class TaskService {
       (batchId) => this.track(this.execution.runBatch(batchId)),
       (error) => log.error({ err: error }, 'claiming tasks failed; trying again shortly'),
     );
-    this.intake = new Intake(this.store, hasher, options);
+    const lifetimes = new LifetimeStore(db);
+    this.intake = new Intake(this.store, lifetimes, hasher, options);
+    this.expiry = new Expiry(this.store, lifetimes, log);
     this.cancellation = new Cancellation(this.store, this.waiters, this.execution, log, () => this.scheduler.startsTasks);
     this.listing = new InstanceListing(() =>
       listManagedInstances(this.pool, { ...options, timeoutSeconds: Math.min(options.taskTimeout, LIST_TIMEOUT_SECONDS) }),
@@ -113,6 +124,8 @@ export class TaskService {
     const stale = removeStaleRunFolders(this.options.runsDir);
     if (stale) this.log.warn({ removed: stale }, 'removed the run folders of playbooks interrupted by the last stop');
     this.housekeeping.start();
+    // What expired while the service was down is queued before anything else is accepted.
+    await this.expiry.start();
     this.scheduler.start();
     this.intake.open();
     if (this.options.paused) {
@@ -123,6 +136,7 @@ export class TaskService {
   /** Shutdown, first step: new tasks are refused (503) and no new batch starts. */
   refuseNewTasks(): void {
     this.intake.close();
+    void this.expiry.stop();
     this.scheduler.pause();
   }
 
@@ -140,6 +154,7 @@ export class TaskService {
 
   /** Shutdown, last step: the queue lets go of its store. The database is closed by its owner after this. */
   async close(): Promise<void> {
+    await this.expiry.stop();
     await this.housekeeping.stop();
     await this.scheduler.stop();
   }
@@ -172,12 +187,22 @@ export class TaskService {
     this.intake.assertCanAccept();
   }
 
-  createTask(login: { username: string; password: string }, idempotencyKey?: string): Promise<Submitted> {
-    return this.intake.create(login, idempotencyKey);
+  createTask(login: { username: string; password: string }, request: CreateRequest = { owner: EVERYONE }): Promise<Submitted> {
+    return this.intake.create(login, request);
   }
 
-  deleteTask(ip: string): Promise<Submitted> {
-    return this.intake.delete(ip);
+  deleteTask(ip: string, owner: Owner = EVERYONE): Promise<Submitted> {
+    return this.intake.delete(ip, owner);
+  }
+
+  /** Moves the expiry of the instance at `ip` to `ttlSeconds` from now (PATCH /instances/<ip>). */
+  extend(ip: string, ttlSeconds: number, owner: Owner): Lifetime {
+    return this.expiry.extend(ip, ttlSeconds, owner);
+  }
+
+  /** Queues the deletes of the instances whose expiry is due now (the timer does this each second); how many. */
+  expireDue(): Promise<number> {
+    return this.expiry.sweep();
   }
 
   get(id: string): Task | undefined {
@@ -228,9 +253,19 @@ export class TaskService {
     return this.cancellation.cancel(id, waitMs);
   }
 
-  /** The instances this service manages, read from EC2 (shared by concurrent callers, reused for a few seconds). */
-  instances(): Promise<ManagedInstance[]> {
-    return this.listing.get();
+  /**
+   * The instances this service manages that `owner` may see, read from EC2
+   * (shared by concurrent callers, reused for a few seconds), each with its
+   * create task's owner and expiry. An instance whose create task is not
+   * known here is an admin's to see.
+   */
+  async instances(owner: Owner = EVERYONE): Promise<OwnedInstance[]> {
+    return (await this.listing.get()).flatMap((instance) => {
+      const found = instance.task_id ? this.store.get(instance.task_id) : undefined;
+      const create = found?.action === 'create' ? found : undefined;
+      if (!(create ? canSee(owner, create.created_by) : owner.admin)) return [];
+      return [{ ...instance, created_by: create?.created_by ?? null, expires_at: create?.expires_at ?? null }];
+    });
   }
 
   /** Every playbook run that ends (task batches, cleanups, listings): for metrics. */

@@ -4,6 +4,7 @@
 // transaction; the count of waiting tasks is kept here, since every change
 // to it is made here.
 import type { CappedText } from '../ansible/output.js';
+import { DEFAULT_OWNER } from '../config.js';
 import type { Db } from './db.js';
 import { statusEvent, type TaskEvents } from './events.js';
 import type { GroupCommit } from './group-commit.js';
@@ -16,7 +17,7 @@ type TaskRow = Omit<Task, 'progress' | 'cancel_requested'> & { progress: string 
 
 const COLUMNS =
   'id, action, status, ip, instance_id, instance_state, error, progress, attempts, cancel_requested, ' +
-  'runner_pid, runner_start, created_at, started_at, finished_at';
+  'runner_pid, runner_start, created_by, reason, expires_at, created_at, started_at, finished_at';
 
 const now = () => new Date().toISOString();
 
@@ -72,7 +73,8 @@ export class SqliteTaskStore implements TaskStore {
   ) {
     this.stmt = {
       insert: db.prepare(
-        `INSERT INTO tasks (id, action, status, params, ip, created_at) VALUES (@id, @action, 'queued', @params, @ip, @created_at)`,
+        `INSERT INTO tasks (id, action, status, params, ip, created_by, reason, expires_at, created_at)
+         VALUES (@id, @action, 'queued', @params, @ip, @created_by, @reason, @expires_at, @created_at)`,
       ),
       get: db.prepare(`SELECT ${COLUMNS} FROM tasks WHERE id = ?`),
       params: db.prepare('SELECT params FROM tasks WHERE id = ?'),
@@ -139,15 +141,16 @@ export class SqliteTaskStore implements TaskStore {
       requestCancel: db.prepare(
         `UPDATE tasks SET cancel_requested = 1 WHERE id = ? AND action = 'create' AND status IN ('queued', 'running')`,
       ),
-      keyGet: db.prepare('SELECT key, request_hash, task_id FROM idempotency_keys WHERE key = ? AND expires_at > ?'),
-      keyDelete: db.prepare('DELETE FROM idempotency_keys WHERE key = ?'),
+      keyGet: db.prepare('SELECT key, request_hash, task_id FROM idempotency_keys WHERE owner = ? AND key = ? AND expires_at > ?'),
+      keyDelete: db.prepare('DELETE FROM idempotency_keys WHERE owner = ? AND key = ?'),
       keyInsert: db.prepare(
-        'INSERT INTO idempotency_keys (key, request_hash, task_id, expires_at) VALUES (@key, @request_hash, @task_id, @expires_at)',
+        `INSERT INTO idempotency_keys (owner, key, request_hash, task_id, expires_at)
+         VALUES (@owner, @key, @request_hash, @task_id, @expires_at)`,
       ),
       keyPurge: db.prepare('DELETE FROM idempotency_keys WHERE expires_at <= ?'),
       // The hash of an ended task whose key goes: taken over by a new request, or expired.
       forgetHashOfKey: db.prepare(
-        `UPDATE tasks SET params = ${WITHOUT_HASH} WHERE id = (SELECT task_id FROM idempotency_keys WHERE key = ?) AND ${ENDED}`,
+        `UPDATE tasks SET params = ${WITHOUT_HASH} WHERE id = (SELECT task_id FROM idempotency_keys WHERE owner = ? AND key = ?) AND ${ENDED}`,
       ),
       forgetHashesOfExpiredKeys: db.prepare(
         `UPDATE tasks SET params = ${WITHOUT_HASH}
@@ -186,24 +189,35 @@ export class SqliteTaskStore implements TaskStore {
     return changes.map(({ task }) => task);
   }
 
-  async add(task: NewTask, key?: IdempotencyKey): Promise<Task> {
-    const [added] = await this.change(() => [{ task: this.insert(task, key), from: null }]);
+  async add(task: NewTask, key?: IdempotencyKey, within?: (task: Task) => void): Promise<Task> {
+    const [added] = await this.change(() => {
+      const row = this.insert(task, key);
+      within?.(row);
+      return [{ task: row, from: null }];
+    });
     return added!;
   }
 
   private insert(task: NewTask, key: IdempotencyKey | undefined): Task {
     const created_at = now();
-    this.stmt.insert.run({ id: task.id, action: task.action, params: JSON.stringify(task.params), ip: task.ip ?? null, created_at });
+    const owned = { created_by: task.created_by ?? DEFAULT_OWNER, reason: task.reason ?? null, expires_at: task.expires_at ?? null };
+    this.stmt.insert.run({ id: task.id, action: task.action, params: JSON.stringify(task.params), ip: task.ip ?? null, ...owned, created_at });
     if (key) {
       // An expired key may still hold the row: the new request takes it over (and its ended task's hash goes).
-      this.stmt.forgetHashOfKey.run(key.key);
-      this.stmt.keyDelete.run(key.key);
+      this.stmt.forgetHashOfKey.run(key.owner, key.key);
+      this.stmt.keyDelete.run(key.owner, key.key);
       this.stmt.keyInsert.run({
+        owner: key.owner,
         key: key.key,
         request_hash: key.request_hash,
         task_id: task.id,
         expires_at: new Date(Date.now() + key.ttlSeconds * 1000).toISOString(),
       });
+    }
+    if (task.ended) {
+      const { status, instance_state = null, error = null } = task.ended;
+      this.stmt.finish.run({ id: task.id, status, ip: null, instance_id: null, instance_state, error, progress: null, at: created_at });
+      return this.get(task.id)!;
     }
     // What the row now holds, without reading it back: this is the accept hot path.
     return {
@@ -219,6 +233,7 @@ export class SqliteTaskStore implements TaskStore {
       cancel_requested: false,
       runner_pid: null,
       runner_start: null,
+      ...owned,
       created_at,
       started_at: null,
       finished_at: null,
@@ -382,8 +397,9 @@ export class SqliteTaskStore implements TaskStore {
     add('created_at > @created_after', 'created_after');
     add('created_at < @created_before', 'created_before');
     add('id < @before_id', 'before_id');
+    add('created_by = @created_by', 'created_by');
     const sql = `SELECT ${COLUMNS} FROM tasks ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY id DESC LIMIT @limit`;
-    // Few distinct shapes (2^6): the statement cache keeps this cheap.
+    // Few distinct shapes (2^7): the statement cache keeps this cheap.
     return (this.cached(sql).all(params) as TaskRow[]).map(toTask);
   }
 
@@ -396,8 +412,8 @@ export class SqliteTaskStore implements TaskStore {
     return statement;
   }
 
-  findKey(key: string): IdempotencyRecord | undefined {
-    return this.stmt.keyGet.get(key, now()) as IdempotencyRecord | undefined;
+  findKey(owner: string, key: string): IdempotencyRecord | undefined {
+    return this.stmt.keyGet.get(owner, key, now()) as IdempotencyRecord | undefined;
   }
 
   countByStatus(): { action: string; status: string; count: number }[] {

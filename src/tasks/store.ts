@@ -30,7 +30,7 @@
 //   task then fails alone, docs/task-lifecycle.md "Damaged rows").
 import type { CappedText } from '../ansible/output.js';
 import type { TaskEvent } from './events.js';
-import type { Outcome, Progress, Task, TaskAction, TaskFilter } from './model.js';
+import type { Outcome, Progress, Task, TaskAction, TaskFilter, TaskReason } from './model.js';
 
 export interface NewTask {
   id: string;
@@ -38,9 +38,19 @@ export interface NewTask {
   params: object;
   /** The public IP a delete targets (creates learn theirs when they succeed). */
   ip?: string | null;
+  /** The name of the token that asked for it (default: the default owner's). */
+  created_by?: string;
+  /** Set when the service queues it itself (an expiry). */
+  reason?: TaskReason | null;
+  /** A create's expiry, as an ISO time. */
+  expires_at?: string | null;
+  /** Stored already ended, never to run (a delete of an IP none of the asker's instances has). */
+  ended?: Outcome & { status: 'failed' };
 }
 
 export interface IdempotencyKey {
+  /** Keys are kept per owner: another token's same key is another key. */
+  owner: string;
   key: string;
   request_hash: string;
   ttlSeconds: number;
@@ -73,8 +83,13 @@ export interface StateChange {
 export interface TaskStore {
   // --- State changes: row + status event in one transaction, then the hook. ---
 
-  /** — → queued (with its idempotency key, when given). */
-  add(task: NewTask, key?: IdempotencyKey): Promise<Task>;
+  /**
+   * — → queued (with its idempotency key, when given), or straight to its
+   * end for a task stored `ended`. `within` runs in the same transaction
+   * with the new row (an expiry marks itself handled there: a crash can then
+   * neither lose nor repeat it); when it throws, nothing is written.
+   */
+  add(task: NewTask, key?: IdempotencyKey, within?: (task: Task) => void): Promise<Task>;
   /** queued → running for up to `limit` tasks under `batchId`; how many were claimed. */
   claim(batchId: string, limit: number): Promise<number>;
   /**
@@ -131,7 +146,8 @@ export interface TaskStore {
   batch(batchId: string): ClaimedRow[];
   /** Running task ids by batch id. */
   runningBatches(): Map<string, string[]>;
-  findKey(key: string): IdempotencyRecord | undefined;
+  /** The live key `key` of `owner` (keys are per owner). */
+  findKey(owner: string, key: string): IdempotencyRecord | undefined;
   /** Task counts by action and status (metrics). */
   countByStatus(): { action: string; status: string; count: number }[];
   /** Throws when the database cannot answer a trivial query (readiness). */

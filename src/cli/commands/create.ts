@@ -3,8 +3,9 @@ import os from 'node:os';
 import { Option, type Command } from 'commander';
 import { USERNAME } from '../../api/vocabulary.js';
 import { expectOk, isPlainHttpToAnotherHost } from '../client.js';
+import { parseDuration } from '../duration.js';
 import { usageError } from '../errors.js';
-import { printJson } from '../output.js';
+import { printJson, when } from '../output.js';
 import { passwordFromStdin, promptPassword } from '../password.js';
 import { waitForTask } from '../wait.js';
 import { command, setup, taskDidNotSucceed, type CommonOptions } from './common.js';
@@ -14,6 +15,7 @@ interface CreateOptions extends CommonOptions {
   passwordStdin?: boolean;
   wait?: boolean;
   idempotencyKey?: string;
+  ttl?: number;
 }
 
 const LOGIN_NAME = new RegExp(USERNAME.pattern);
@@ -33,6 +35,7 @@ export function createCommand(): Command {
     .option('--password-stdin', "read the login's password from stdin (default: ask for it, without echo)")
     .option('--wait', 'show the playbook\'s progress until the instance runs, then print its IP')
     .option('--idempotency-key <key>', 'the same key with the same login returns the same task, never a second instance')
+    .option('--ttl <duration>', 'terminate the instance this long after the create is accepted: 90m, 2h, 1d (a minute to 30 days)', parseDuration)
     .addOption(
       new Option('--password <password>').hideHelp().argParser(() => {
         throw usageError('the password is never an argument (other users see arguments in `ps`): use --password-stdin, or leave it out to be asked');
@@ -46,6 +49,7 @@ rest goes to stderr. Exit 1 when the launch failed or was canceled.
 
 Examples:
   ec2-api create --username suitepad --wait
+  ec2-api create --username suitepad --ttl 2h --wait
   printf '%s' "$PASSWORD" | ec2-api create --username suitepad --password-stdin --wait
   ec2-api create --username suitepad --idempotency-key deploy-42 --password-stdin < pw.txt`,
     )
@@ -59,7 +63,7 @@ Examples:
       const key = options.idempotencyKey;
       const { data: task, response } = await expectOk(
         conn,
-        conn.api.POST('/instances', { body: { username: login, password }, params: { header: key === undefined ? {} : { 'idempotency-key': key } } }),
+        conn.api.POST('/instances', { body: { username: login, password, ttl: options.ttl }, params: { header: key === undefined ? {} : { 'idempotency-key': key } } }),
       );
       const id = task.task_id;
       const replayed = response.headers.get('idempotent-replayed') === 'true';
@@ -75,6 +79,7 @@ Examples:
       if (final.status !== 'succeeded') throw taskDidNotSucceed(final);
       if (!o.json) {
         o.err(`instance ${final.instance_id ?? '?'} runs at ${final.ip ?? '?'}: log in with \`ssh ${login}@${final.ip ?? '?'}\``);
+        if (final.expires_at) o.err(`it is terminated at ${when(o, final.expires_at)} (\`ec2-api extend ${final.ip ?? '<ip>'} 2h\` to keep it longer)`);
         o.out(final.ip ?? '');
       }
     });

@@ -10,7 +10,7 @@ export function instancesCommand(): Command {
       'after',
       `
 On a terminal, a table; piped, one tab-separated line per instance and no header:
-  instance-id  public-ip  state  launched-at  type  task-id`,
+  instance-id  public-ip  state  launched-at  type  task-id  owner  expires-at`,
     )
     .action(async (options: CommonOptions) => {
       const { conn, o } = setup(options);
@@ -19,8 +19,17 @@ On a terminal, a table; piped, one tab-separated line per instance and no header
       const dash = o.tty ? '-' : '';
       printTable(
         o,
-        ['INSTANCE', 'IP', 'STATE', 'LAUNCHED', 'TYPE', 'TASK'],
-        data.instances.map((i) => [i.instance_id, i.public_ip ?? dash, i.state, when(o, i.launch_time) || dash, i.instance_type ?? dash, i.task_id ?? dash]),
+        ['INSTANCE', 'IP', 'STATE', 'LAUNCHED', 'TYPE', 'TASK', 'OWNER', 'EXPIRES'],
+        data.instances.map((i) => [
+          i.instance_id,
+          i.public_ip ?? dash,
+          i.state,
+          when(o, i.launch_time) || dash,
+          i.instance_type ?? dash,
+          i.task_id ?? dash,
+          i.created_by ?? dash,
+          i.expires_at ? when(o, i.expires_at) : dash,
+        ]),
       );
       if (o.tty && data.instances.length === 0) o.err('no managed instances');
     });

@@ -2,14 +2,24 @@
 // playbook: about 1.5 s), with Terminate: it asks first, then shows the
 // delete task live until the instance is gone. The list reads EC2 again when
 // a task that launched or terminated something ends (seen on the feed).
+// Each instance shows who launched it and a countdown to its expiry, and
+// Extend moves the expiry (PATCH /instances/<ip>).
 import { api, ApiError } from '../api.js';
 import { announce, cell, fill, h, link } from '../dom.js';
 import { confirmDialog } from '../dialog.js';
 import { feed, type FeedEvent } from '../feed.js';
-import { progressText, statusBadge, timeElement } from '../format.js';
+import { countdownElement, progressText, statusBadge, tickCountdowns, timeElement } from '../format.js';
 import type { Page } from '../page.js';
 import type { Instance, Task } from '../../api/documents.js';
 import { isTerminal } from '../../api/lifecycle.js';
+
+/** The lifetimes Extend offers, from now. */
+const EXTEND_CHOICES: [string, number][] = [
+  ['2 hours', 7_200],
+  ['8 hours', 28_800],
+  ['1 day', 86_400],
+  ['7 days', 604_800],
+];
 
 export const instancesPage: Page = (ctx) => {
   ctx.title('Instances');
@@ -24,7 +34,7 @@ export const instancesPage: Page = (ctx) => {
     h(
       'thead',
       null,
-      h('tr', null, ['Instance', 'Public IP', 'State', 'Launched', 'Launched by', 'Type', ''].map((name) => h('th', { scope: 'col' }, name || h('span', { class: 'sr-only' }, 'Actions')))),
+      h('tr', null, ['Instance', 'Public IP', 'State', 'Launched', 'Launched by', 'Owner', 'Expires', 'Type', ''].map((name) => h('th', { scope: 'col' }, name || h('span', { class: 'sr-only' }, 'Actions')))),
     ),
     tbody,
   );
@@ -111,10 +121,13 @@ export const instancesPage: Page = (ctx) => {
               ? link(`/ui/tasks/${encodeURIComponent(instance.task_id)}`, { class: 'mono small', 'aria-label': `the task that launched it, ${instance.task_id}` }, `task …${instance.task_id.slice(-8)}`)
               : h('span', { class: 'muted' }, 'by hand'),
           ),
+          cell('Owner', null, instance.created_by ?? h('span', { class: 'muted' }, '—')),
+          cell('Expires', null, countdownElement(instance.expires_at)),
           cell('Type', null, instance.instance_type ?? '—'),
           h(
             'td',
             { class: 'row-actions' },
+            extendControl(instance, canTerminate),
             h(
               'button',
               {
@@ -133,6 +146,37 @@ export const instancesPage: Page = (ctx) => {
       }),
     );
     if (focused) tbody.querySelector<HTMLElement>(`[data-instance="${CSS.escape(focused)}"]`)?.focus();
+  };
+
+  /** A lifetime to pick, and Extend: the instance is then terminated that long from now. */
+  const extendControl = (instance: Instance, live: boolean) => {
+    const choice = h(
+      'select',
+      { 'aria-label': `New lifetime of ${instance.instance_id}`, disabled: !live },
+      EXTEND_CHOICES.map(([label, seconds]) => h('option', { value: String(seconds) }, label)),
+    );
+    const button = h(
+      'button',
+      { type: 'button', 'data-extend': instance.instance_id, disabled: !live, onclick: () => void extend(instance, Number(choice.value), button) },
+      'Extend',
+    );
+    return h('span', { class: 'extend' }, choice, ' ', button);
+  };
+
+  const extend = async (instance: Instance, ttl: number, button: HTMLButtonElement) => {
+    if (!instance.public_ip) return;
+    button.disabled = true;
+    try {
+      const { body } = await api<{ expires_at: string }>(`/instances/${encodeURIComponent(instance.public_ip)}`, { method: 'PATCH', json: { ttl } });
+      if (closed) return;
+      instance.expires_at = body.expires_at;
+      announce(`${instance.instance_id} now expires at ${new Date(body.expires_at).toLocaleString()}.`);
+      renderTable();
+    } catch (error) {
+      if (closed) return;
+      button.disabled = false;
+      fill(state, h('span', { class: 'error-text' }, `Could not extend ${instance.instance_id}: ${(error as ApiError).message}`));
+    }
   };
 
   const terminate = async (instance: Instance) => {
@@ -215,10 +259,12 @@ export const instancesPage: Page = (ctx) => {
   };
   const unsubscribe = feed.subscribe(null, { event: onEvent });
   void load();
+  const ticker = window.setInterval(() => tickCountdowns(tbody), 1_000);
 
   return () => {
     closed = true;
     unsubscribe();
+    window.clearInterval(ticker);
     window.clearTimeout(reloadTimer);
   };
 };

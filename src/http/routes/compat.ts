@@ -21,7 +21,7 @@ import {
   TaskIdParams,
   TaskStatus,
 } from '../schemas.js';
-import { acceptedHeaders, findTask, stillRunning, waitedStatus, waitForEnd } from '../tasks-http.js';
+import { acceptedHeaders, createRequest, findTask, stillRunning, waitedStatus, waitForEnd } from '../tasks-http.js';
 
 export interface CompatOptions {
   tasks: TaskService;
@@ -64,7 +64,7 @@ const compatRoutes: FastifyPluginAsyncTypebox<CompatOptions> = async (app, { tas
       },
     },
     async (request, reply) => {
-      const task = await waitForEnd(tasks, await tasks.createTask(request.body, request.headers['idempotency-key']), syncWait);
+      const task = await waitForEnd(tasks, await tasks.createTask(...createRequest(request)), syncWait);
       const code = waitedStatus(task, 200);
       if (code === 200) return reply.code(200).send({ ip: task.ip, status: task.instance_state ?? 'running', task_id: task.id, instance_id: task.instance_id });
       const error = code === 504 ? stillRunning(task, syncWait) : (task.error ?? 'the task failed');
@@ -85,7 +85,7 @@ const compatRoutes: FastifyPluginAsyncTypebox<CompatOptions> = async (app, { tas
         response: { 202: QUEUED, ...REFUSED, 409: KEY_REUSED },
       },
     },
-    async (request, reply) => queued(reply, await tasks.createTask(request.body, request.headers['idempotency-key']), 'create task queued'),
+    async (request, reply) => queued(reply, await tasks.createTask(...createRequest(request)), 'create task queued'),
   );
 
   app.get(
@@ -99,7 +99,7 @@ const compatRoutes: FastifyPluginAsyncTypebox<CompatOptions> = async (app, { tas
         response: { 200: described('The task', TaskStatus), 400: INVALID, 404: NO_SUCH_TASK },
       },
     },
-    async (request) => taskView(findTask(tasks, request.params.id)),
+    async (request) => taskView(findTask(tasks, request.params.id, request.owner)),
   );
 
   app.get(
@@ -122,7 +122,7 @@ const compatRoutes: FastifyPluginAsyncTypebox<CompatOptions> = async (app, { tas
     },
     async (request, reply) => {
       const { ip } = request.params;
-      const task = await waitForEnd(tasks, await tasks.deleteTask(ip), syncWait);
+      const task = await waitForEnd(tasks, await tasks.deleteTask(ip, request.owner), syncWait);
       const code = waitedStatus(task, 200);
       if (code === 200) return reply.code(200).send({ ip, status: 'terminated', task_id: task.id, instance_id: task.instance_id });
       if (code === 404) {
@@ -145,7 +145,7 @@ const compatRoutes: FastifyPluginAsyncTypebox<CompatOptions> = async (app, { tas
         response: { 202: QUEUED, ...REFUSED },
       },
     },
-    async (request, reply) => queued(reply, await tasks.deleteTask(request.params.ip), 'delete task queued'),
+    async (request, reply) => queued(reply, await tasks.deleteTask(request.params.ip, request.owner), 'delete task queued'),
   );
 };
 

@@ -9,8 +9,20 @@ import type { Submitted, TaskService } from '../../tasks/service.js';
 import { HttpError } from '../errors.js';
 import { LISTING_MAX_AGE_MS } from '../../tasks/listing.js';
 import { InstanceList, WaitQuery } from '../resource-schemas.js';
-import { CreateBody, described, ErrorBody, IdempotencyHeaders, INVALID, IpParams, KEY_REUSED, NOT_ACCEPTED, TaskStatus } from '../schemas.js';
-import { acceptedHeaders, waitedStatus, waitForEnd } from '../tasks-http.js';
+import {
+  CreateBody,
+  described,
+  ErrorBody,
+  ExtendBody,
+  IdempotencyHeaders,
+  INVALID,
+  InstanceLifetime,
+  IpParams,
+  KEY_REUSED,
+  NOT_ACCEPTED,
+  TaskStatus,
+} from '../schemas.js';
+import { acceptedHeaders, createRequest, waitedStatus, waitForEnd } from '../tasks-http.js';
 
 export interface InstanceRoutesOptions {
   tasks: TaskService;
@@ -46,7 +58,8 @@ const instanceRoutes: FastifyPluginAsyncTypebox<InstanceRoutesOptions> = async (
         operationId: 'listInstances',
         summary: 'The instances this service manages, read from EC2',
         description:
-          'Every non-terminated instance tagged ManagedBy: ec2-api, with the task that created it. Read through a playbook ' +
+          'Every non-terminated instance tagged ManagedBy: ec2-api that your token launched (an admin token: all of them), ' +
+          'with the task that created it, its owner and its expiry. Read through a playbook ' +
           `(about 1.5 s); callers at the same time share one read, and a read up to ${LISTING_MAX_AGE_MS / 1000} s old is reused.`,
         tags,
         response: {
@@ -56,9 +69,9 @@ const instanceRoutes: FastifyPluginAsyncTypebox<InstanceRoutesOptions> = async (
         },
       },
     },
-    async () => {
+    async (request) => {
       try {
-        return { instances: await tasks.instances() };
+        return { instances: await tasks.instances(request.owner) };
       } catch (error) {
         if (error instanceof ListError) throw new HttpError(502, error.message);
         // A shutdown refusal like the engine's own: REFUSAL_STATUS gives its 503 and Retry-After.
@@ -82,8 +95,7 @@ const instanceRoutes: FastifyPluginAsyncTypebox<InstanceRoutesOptions> = async (
         response: { 201: described('With ?wait=true: launched and running', TaskStatus), ...TASK_ANSWERS, 409: KEY_REUSED },
       },
     },
-    async (request, reply) =>
-      answer(reply, await tasks.createTask(request.body, request.headers['idempotency-key']), request.query.wait === 'true', 201),
+    async (request, reply) => answer(reply, await tasks.createTask(...createRequest(request)), request.query.wait === 'true', 201),
   );
 
   app.delete(
@@ -103,7 +115,31 @@ const instanceRoutes: FastifyPluginAsyncTypebox<InstanceRoutesOptions> = async (
         },
       },
     },
-    async (request, reply) => answer(reply, await tasks.deleteTask(request.params.ip), request.query.wait === 'true', 200),
+    async (request, reply) => answer(reply, await tasks.deleteTask(request.params.ip, request.owner), request.query.wait === 'true', 200),
+  );
+
+  app.patch(
+    '/instances/:ip',
+    {
+      schema: {
+        operationId: 'extendInstance',
+        summary: "Move the instance's expiry to now + ttl",
+        description:
+          'The service terminates the instance `ttl` seconds from now (a delete task with reason "expired"), whatever its ' +
+          'expiry was, or if it had none. 404 when no live managed instance of yours has that IP; 409 while a delete of it ' +
+          'is queued or running (cancel that task first).',
+        tags,
+        params: IpParams,
+        body: ExtendBody,
+        response: {
+          200: described('The instance and its new expiry', InstanceLifetime),
+          400: INVALID,
+          404: described('No live managed instance of yours has that public IP', ErrorBody),
+          409: described('A delete of the instance is queued or running: cancel that task first to keep it', ErrorBody),
+        },
+      },
+    },
+    async (request) => tasks.extend(request.params.ip, request.body.ttl, request.owner),
   );
 };
 

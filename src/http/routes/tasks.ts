@@ -3,7 +3,7 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { EMPTY_OUTPUT, HEAD_LIMIT, outputFrom, TAIL_LIMIT } from '../../ansible/output.js';
 import type { TaskEvent } from '../../tasks/events.js';
-import { TERMINAL, taskView } from '../../tasks/model.js';
+import { canSee, TERMINAL, taskView } from '../../tasks/model.js';
 import type { TaskService } from '../../tasks/service.js';
 import { HttpError } from '../errors.js';
 import { EventsHeaders, FeedQuery, LogQuery, TaskList, TaskListQuery } from '../resource-schemas.js';
@@ -64,6 +64,8 @@ const taskRoutes: FastifyPluginAsyncTypebox<TaskRoutesOptions> = async (app, { t
         created_after: created_after && isoTime(created_after, 'created_after'),
         created_before: created_before && isoTime(created_before, 'created_before'),
         before_id: cursor?.toLowerCase(),
+        // A token that is not an admin lists its own tasks only.
+        created_by: request.owner.admin ? undefined : request.owner.name,
         limit,
       });
       return {
@@ -86,7 +88,7 @@ const taskRoutes: FastifyPluginAsyncTypebox<TaskRoutesOptions> = async (app, { t
         response: { 200: described('The task', TaskStatus), 400: INVALID, 404: NO_SUCH_TASK },
       },
     },
-    async (request) => taskView(findTask(service, request.params.id)),
+    async (request) => taskView(findTask(service, request.params.id, request.owner)),
   );
 
   app.get(
@@ -111,7 +113,7 @@ const taskRoutes: FastifyPluginAsyncTypebox<TaskRoutesOptions> = async (app, { t
       },
     },
     async (request, reply) => {
-      const task = findTask(service, request.params.id);
+      const task = findTask(service, request.params.id, request.owner);
       const { log, complete } = service.output(task.id) ?? { log: EMPTY_OUTPUT, complete: false };
       const offset = Math.min(Number(request.query.offset ?? 0), log.size);
       return reply
@@ -144,7 +146,7 @@ const taskRoutes: FastifyPluginAsyncTypebox<TaskRoutesOptions> = async (app, { t
       },
     },
     async (request, reply) => {
-      const task = findTask(service, request.params.id);
+      const task = findTask(service, request.params.id, request.owner);
       const lastSeen = request.headers['last-event-id'];
       let sent = lastSeen === undefined ? 0 : Number(lastSeen);
       const stream = streams.start(request, reply);
@@ -180,7 +182,7 @@ const taskRoutes: FastifyPluginAsyncTypebox<TaskRoutesOptions> = async (app, { t
         operationId: 'watchAllTasks',
         summary: 'Live events of every task (Server-Sent Events)',
         description:
-          'The same events as /tasks/<id>/events, for all tasks, each with its `task_id`: `status` (the whole task document ' +
+          'The same events as /tasks/<id>/events, for all tasks your token may see (an admin: every task), each with its `task_id`: `status` (the whole task document ' +
           'at every status change, `queued` included, so new tasks appear), `step_start`, `step_end`. The stream first sends ' +
           '`ready` with `{"after": N}`: the events that follow are those after event N. Without `Last-Event-ID` (or ' +
           '`?after=`) it starts now; with one, it first replays every event after it. `GET /tasks` answers with ' +
@@ -200,10 +202,21 @@ const taskRoutes: FastifyPluginAsyncTypebox<TaskRoutesOptions> = async (app, { t
       if (!stream) return;
       stream.send({ event: 'ready', data: { after: sent } });
 
+      // A token that is not an admin is sent its own tasks' events only (an event's task is looked up once).
+      const { owner } = request;
+      const visible = new Map<string, boolean>();
+      const mine = (taskId: string) => {
+        let seen = visible.get(taskId);
+        if (seen === undefined) {
+          if (visible.size >= 10_000) visible.clear(); // a stream may outlive many tasks: keep the memo bounded
+          visible.set(taskId, (seen = canSee(owner, service.get(taskId)?.created_by ?? '')));
+        }
+        return seen;
+      };
       const write = (event: TaskEvent) => {
         if (stream.closed || event.id <= sent) return;
         sent = event.id;
-        stream.send(message(event));
+        if (owner.admin || mine(event.task_id)) stream.send(message(event));
       };
       // Replay in pages, waiting for the client to read each one.
       for (;;) {
@@ -242,7 +255,7 @@ const taskRoutes: FastifyPluginAsyncTypebox<TaskRoutesOptions> = async (app, { t
       },
     },
     async (request, reply) => {
-      const task = await service.cancel(request.params.id.toLowerCase(), cancelWait * 1000);
+      const task = await service.cancel(findTask(service, request.params.id, request.owner).id, cancelWait * 1000);
       return reply.code(TERMINAL.has(task.status) ? 200 : 202).send(taskView(task));
     },
   );

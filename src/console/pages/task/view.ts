@@ -5,7 +5,19 @@
 // fetches nothing.
 import type { Task } from '../../../api/documents.js';
 import { fill, h, link, uid } from '../../dom.js';
-import { canCancel, cancelConsequence, duration, progressText, serverNow, statusBadge, taskDuration, taskTitle, timeElement } from '../../format.js';
+import {
+  canCancel,
+  cancelConsequence,
+  countdownElement,
+  duration,
+  progressText,
+  serverNow,
+  statusBadge,
+  taskDuration,
+  taskTitle,
+  tickCountdowns,
+  timeElement,
+} from '../../format.js';
 import type { LogElements } from './log.js';
 import type { Group, TaskModel } from './model.js';
 
@@ -122,7 +134,9 @@ export function taskView(main: HTMLElement, id: string, onCancel: () => void): T
       ['Started', timeElement(t.started_at)],
       ['Finished', timeElement(t.finished_at)],
       [t.finished_at ? 'Took' : 'Running for', h('span', { 'data-took': '' }, took === null ? '—' : duration(took))],
+      ['Asked by', t.reason === 'expired' ? `${t.created_by} (the instance expired)` : t.created_by],
     ];
+    if (t.expires_at) rows.push(['Expires', countdownElement(t.expires_at)]);
     if (t.attempts > 1) rows.push(['Runs', `${t.attempts} (it was interrupted by a restart and ran again)`]);
     fill(facts, rows.map(([name, value]) => [h('dt', null, name), h('dd', null, value)]));
   };
@@ -214,6 +228,7 @@ export function taskView(main: HTMLElement, id: string, onCancel: () => void): T
       renderWaterfall(model);
     },
     tick(model) {
+      tickCountdowns(facts);
       if (model.task?.status !== 'running') return;
       renderWaterfall(model);
       const took = facts.querySelector('[data-took]');
