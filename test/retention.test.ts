@@ -75,12 +75,19 @@ t.test('EC2_API_RETENTION: ended tasks go with their events and logs, queued and
   t.teardown(() => service.close());
   const inject = service.app.inject.bind(service.app);
   const keyedId = (await inject({ method: 'POST', url: '/create', payload: VALID, headers: { 'idempotency-key': 'kept-key' } })).json().task_id as string;
-  const plainId = (await inject({ method: 'POST', url: '/create', payload: VALID })).json().task_id as string;
-  const finished = service.tasks.get(plainId)!;
-  t.equal(finished.status, 'succeeded');
+  const created = (await inject({ method: 'POST', url: '/create', payload: VALID })).json() as { task_id: string; ip: string };
+  const plainId = created.task_id;
+  t.equal(service.tasks.get(plainId)!.status, 'succeeded');
   t.ok((service.db.prepare('SELECT count(*) FROM task_events WHERE task_id = ?').pluck().get(plainId) as number) >= 3, 'it has its events (queued, running, steps, succeeded)…');
 
-  await eventually(() => service.tasks.get(plainId) === undefined, 60_000, 'the ended task to be deleted');
+  // Past the retention, with a sweep a second: a create whose instance still runs is the record of its owner and expiry.
+  await new Promise((resolve) => setTimeout(resolve, 4_000));
+  t.equal(service.tasks.get(plainId)?.status, 'succeeded', 'a create whose instance still runs stays past EC2_API_RETENTION');
+  const deleteId = (await inject({ url: `/delete/${created.ip}` })).json().task_id as string;
+  const finished = service.tasks.get(deleteId)!;
+  t.equal(finished.status, 'succeeded', 'its instance terminated');
+
+  await eventually(() => service.tasks.get(plainId) === undefined && service.tasks.get(deleteId) === undefined, 60_000, 'the ended tasks to be deleted');
   t.ok(Date.now() - Date.parse(finished.finished_at!) >= 2_000, 'not before EC2_API_RETENTION has passed');
   t.equal((await inject({ url: `/status/${plainId}` })).statusCode, 404, '/status says it is gone');
   t.equal((await inject({ url: `/tasks/${plainId}/log` })).statusCode, 404, 'and its log');

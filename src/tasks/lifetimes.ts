@@ -29,7 +29,7 @@ export interface DueExpiry {
  * its own, says nothing about it), or a later create that was given the same
  * IP (EC2 reused the address).
  */
-const ENDED = `EXISTS (SELECT 1 FROM tasks d WHERE d.ip = c.ip AND d.id <> c.id AND (
+export const INSTANCE_ENDED = `EXISTS (SELECT 1 FROM tasks d WHERE d.ip = c.ip AND d.id <> c.id AND (
   (d.action = 'delete' AND d.created_at >= c.finished_at
     AND (d.status = 'succeeded' OR (d.status = 'failed' AND d.instance_state = 'not_found' AND d.started_at IS NOT NULL)))
   OR (d.action = 'create' AND d.status = 'succeeded' AND d.finished_at > c.finished_at)))`;
@@ -49,24 +49,24 @@ export class LifetimeStore {
       // Due, and nothing else ends the instance or is about to.
       due: db.prepare(
         `SELECT c.id, c.ip, c.created_by FROM tasks c
-         WHERE ${PENDING} AND c.status = 'succeeded' AND c.ip IS NOT NULL AND NOT ${ENDED} AND ${DELETING} IS NULL
+         WHERE ${PENDING} AND c.status = 'succeeded' AND c.ip IS NOT NULL AND NOT ${INSTANCE_ENDED} AND ${DELETING} IS NULL
          ORDER BY c.expires_at LIMIT @limit`,
       ),
       // Past due, and never to fire: no instance (the create failed or was canceled), or it has ended otherwise.
       clearMoot: db.prepare(
         `UPDATE tasks AS c SET expires_at = NULL
-         WHERE ${PENDING} AND (c.status IN ('failed', 'canceled') OR (c.status = 'succeeded' AND (c.ip IS NULL OR ${ENDED})))`,
+         WHERE ${PENDING} AND (c.status IN ('failed', 'canceled') OR (c.status = 'succeeded' AND (c.ip IS NULL OR ${INSTANCE_ENDED})))`,
       ),
       markExpired: db.prepare('UPDATE tasks SET expiry_task_id = @delete WHERE id = @id AND expiry_task_id IS NULL'),
       extend: db.prepare(`UPDATE tasks SET expires_at = @expires_at, expiry_task_id = NULL WHERE id = @id AND action = 'create'`),
       live: db.prepare(
         `SELECT c.id, c.ip, c.instance_id, c.created_by, c.expires_at, ${DELETING} AS deleting FROM tasks c
-         WHERE c.ip = ? AND c.action = 'create' AND c.status = 'succeeded' AND NOT ${ENDED}
+         WHERE c.ip = ? AND c.action = 'create' AND c.status = 'succeeded' AND NOT ${INSTANCE_ENDED}
          ORDER BY c.finished_at DESC LIMIT 1`,
       ),
       countInstances: db.prepare(
         `SELECT (SELECT count(*) FROM tasks WHERE action = 'create' AND status IN ('queued', 'running'))
-              + (SELECT count(*) FROM tasks c WHERE c.action = 'create' AND c.status = 'succeeded' AND c.ip IS NOT NULL AND NOT ${ENDED})
+              + (SELECT count(*) FROM tasks c WHERE c.action = 'create' AND c.status = 'succeeded' AND c.ip IS NOT NULL AND NOT ${INSTANCE_ENDED})
               AS n`,
       ),
     };

@@ -8,6 +8,7 @@ import { DEFAULT_OWNER } from '../config.js';
 import type { Db } from './db.js';
 import { statusEvent, type TaskEvents } from './events.js';
 import type { GroupCommit } from './group-commit.js';
+import { INSTANCE_ENDED } from './lifetimes.js';
 import type { Outcome, Progress, Task, TaskFilter, TaskStatus } from './model.js';
 import { CANCELED } from './outcomes.js';
 import type { ClaimedRow, IdempotencyKey, IdempotencyRecord, NewTask, RunLog, StateChange, TaskStore } from './store.js';
@@ -157,10 +158,12 @@ export class SqliteTaskStore implements TaskStore {
          WHERE id IN (SELECT task_id FROM idempotency_keys WHERE expires_at <= @at) AND ${ENDED} AND NOT ${LIVE_KEY}`,
       ),
       // Ended before the cutoff, and no idempotency key (however old) points to it: keys are purged first.
+      // Nor a create whose instance still lives: its row is the instance's owner and expiry (lifetimes.ts).
       expired: db.prepare(
-        `SELECT id FROM tasks WHERE finished_at < @cutoff AND ${ENDED}
-           AND NOT EXISTS (SELECT 1 FROM idempotency_keys k WHERE k.task_id = tasks.id)
-         ORDER BY finished_at LIMIT @limit`,
+        `SELECT c.id FROM tasks c WHERE c.finished_at < @cutoff AND c.${ENDED}
+           AND NOT EXISTS (SELECT 1 FROM idempotency_keys k WHERE k.task_id = c.id)
+           AND NOT (c.action = 'create' AND c.status = 'succeeded' AND c.ip IS NOT NULL AND NOT ${INSTANCE_ENDED})
+         ORDER BY c.finished_at LIMIT @limit`,
       ).pluck(),
       deleteEvents: db.prepare('DELETE FROM task_events WHERE task_id = ?'),
       deleteTask: db.prepare(`DELETE FROM tasks WHERE id = ? AND ${ENDED} RETURNING run_id`).pluck(),
