@@ -35,9 +35,9 @@ function raw(request: string): Promise<{ status: number; type: string; body: Rec
   });
 }
 
-const get = (path: string, headers = '') => `GET ${path} HTTP/1.1\r\nHost: x\r\n${headers}Connection: close\r\n\r\n`;
+const get = (path: string, headers = '') => `GET ${path} HTTP/1.1\r\nHost: 127.0.0.1\r\n${headers}Connection: close\r\n\r\n`;
 const post = (type: string, body: string, length = Buffer.byteLength(body)) =>
-  `POST /create-async HTTP/1.1\r\nHost: x\r\nContent-Type: ${type}\r\nContent-Length: ${length}\r\nConnection: close\r\n\r\n${body}`;
+  `POST /create-async HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: ${type}\r\nContent-Length: ${length}\r\nConnection: close\r\n\r\n${body}`;
 
 const cases: [what: string, request: string, status: number, says: RegExp][] = [
   ['a 9,000-character /delete/<ip>', get(`/delete/${'1'.repeat(9_000)}`), 414, /too long/],
