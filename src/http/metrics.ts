@@ -93,12 +93,11 @@ const bucketLabels = (b: BucketView) => ({ kind: b.kind, endpoint: b.endpoint, r
 
 /** The pacer's buckets (docs/pacing.md), read at scrape time: one series per kind, endpoint, Region and account in use. */
 function registerPacingMetrics(registry: Registry, pacer: Pacer): void {
+  // One series per bucket, read at scrape time; a counter is set by inc() from zero, as prom-client has no set() for it.
+  const configuration = (name: string, help: string) => ({ name: `${METRIC_PREFIX}${name}`, help, labelNames: BUCKET_LABELS, registers: [registry] });
   const gauge = (name: string, help: string, read: (bucket: BucketView) => number) =>
     new Gauge({
-      name: `${METRIC_PREFIX}${name}`,
-      help,
-      labelNames: BUCKET_LABELS,
-      registers: [registry],
+      ...configuration(name, help),
       collect() {
         this.reset();
         for (const bucket of pacer.snapshot()) this.set(bucketLabels(bucket), read(bucket));
@@ -106,10 +105,7 @@ function registerPacingMetrics(registry: Registry, pacer: Pacer): void {
     });
   const counter = (name: string, help: string, read: (bucket: BucketView) => number) =>
     new Counter({
-      name: `${METRIC_PREFIX}${name}`,
-      help,
-      labelNames: BUCKET_LABELS,
-      registers: [registry],
+      ...configuration(name, help),
       collect() {
         this.reset();
         for (const bucket of pacer.snapshot()) this.inc(bucketLabels(bucket), read(bucket));

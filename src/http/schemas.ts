@@ -288,3 +288,9 @@ export const Health = Type.Object(
     ],
   },
 );
+
+/** The params and answers of a GET of one task by id: /status/<id> (the contract) and /tasks/<id> answer alike. */
+export const ONE_TASK = {
+  params: TaskIdParams,
+  response: { 200: described('The task', TaskStatus), 400: INVALID, 404: NO_SUCH_TASK },
+};

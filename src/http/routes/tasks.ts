@@ -8,7 +8,7 @@ import type { TaskService } from '../../tasks/service.js';
 import { HttpError } from '../errors.js';
 import { EventsHeaders, FeedQuery, LogQuery, TaskList, TaskListQuery } from '../resource-schemas.js';
 import { MAX_BUFFERED, MAX_STREAMS, type EventStreams } from '../sse.js';
-import { described, ErrorBody, INVALID, NO_SUCH_TASK, TaskIdParams, TaskStatus } from '../schemas.js';
+import { described, ErrorBody, INVALID, NO_SUCH_TASK, ONE_TASK, TaskIdParams, TaskStatus } from '../schemas.js';
 import { findTask } from '../tasks-http.js';
 
 export interface TaskRoutesOptions {
@@ -84,8 +84,7 @@ const taskRoutes: FastifyPluginAsyncTypebox<TaskRoutesOptions> = async (app, { t
         operationId: 'getTask',
         summary: 'One task (the same document as /status/<id>)',
         tags,
-        params: TaskIdParams,
-        response: { 200: described('The task', TaskStatus), 400: INVALID, 404: NO_SUCH_TASK },
+        ...ONE_TASK,
       },
     },
     async (request) => taskView(findTask(service, request.params.id, request.owner)),
