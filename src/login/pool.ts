@@ -20,6 +20,9 @@
 // sends no more), never from an error's message.
 import { Worker } from 'node:worker_threads';
 
+/** How much longer than `timeoutMs` a job may wait for its thread to start. */
+const BOOT_ALLOWANCE_MS = 60_000;
+
 export type PoolErrorKind = 'failed' | 'timeout' | 'closed' | 'queue-full';
 
 export class PoolError extends Error {
@@ -136,6 +139,8 @@ export class WorkerPool {
     worker.on('message', (answer: { ready?: true; id: number; ok: boolean; value?: unknown; name?: string; code?: string }) => {
       if (answer.ready) {
         thread.ready = true;
+        // The job's time counts from now: the thread's start (loading its module) is not the job's.
+        if (thread.jobs[0]) thread.jobs[0].started = performance.now();
         return;
       }
       const job = thread.jobs[0];
@@ -190,7 +195,9 @@ export class WorkerPool {
           continue;
         }
         thread.jobs.push(job);
-        if (depth === 0) job.started = performance.now();
+        // On a thread still starting, the job's clock starts when the thread is ready (above); until then a start
+        // that hangs is bounded by BOOT_ALLOWANCE_MS more (a busy machine took over 10 s to start one).
+        if (depth === 0) job.started = performance.now() + (thread.ready ? 0 : BOOT_ALLOWANCE_MS);
         thread.worker.ref();
         this.watch();
       }
