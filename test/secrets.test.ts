@@ -47,7 +47,8 @@ t.test('a real create leaks neither the password nor the token', async (t) => {
 
   const res = await fetch(`${server.url}/create`, {
     method: 'POST',
-    headers: { 'content-type': 'application/json', authorization: `Bearer ${TOKEN}` },
+    // With a key, the hash stays after the create ends (a replay is checked against it): so it can be looked for below.
+    headers: { 'content-type': 'application/json', authorization: `Bearer ${TOKEN}`, 'idempotency-key': 'secrets-test' },
     body: JSON.stringify({ username: 'dora', password: PASSWORD }),
   });
   const text = await res.text();
