@@ -170,6 +170,19 @@ const SERVICE_NODE_FLAGS = (() => {
 })();
 
 /**
+ * The service's EC2 rate settings for moto alone, which meters nothing: the
+ * pacer is then as wide as its settings go (an account with raised limits
+ * does the same), so a phase against moto alone measures the service and
+ * the machine, not EC2's default buckets (docs/pacing.md).
+ */
+export const UNMETERED_RATES = Object.freeze({
+  EC2_API_RATE_RUN_INSTANCES: '100000/10000',
+  EC2_API_RATE_TERMINATE_INSTANCES: '100000/10000',
+  EC2_API_RATE_MUTATING: '100000/10000',
+  EC2_API_RATE_DESCRIBE: '100000/10000',
+});
+
+/**
  * The built service (`node dist/server.js`) on a free port with a fresh
  * database, pointed at `endpoint`. `env` overrides; EC2_API_* settings from
  * the bench's own environment pass through (concurrency, batch size, …).

@@ -7,7 +7,7 @@ import { batchSizes } from '../lib/db.mjs';
 import { instancesPerTask, warmUp } from '../lib/ec2.mjs';
 import { loginSource } from '../lib/load.mjs';
 import { cpuTimes, startSampler } from '../lib/procfs.mjs';
-import { startMoto, startService } from '../lib/procs.mjs';
+import { UNMETERED_RATES, startMoto, startService } from '../lib/procs.mjs';
 import { playbookRunsFromMetrics, profileArgs, submitCreate, waitRunsReaped, waitTerminal } from '../lib/service.mjs';
 import { log, mb, median, round } from '../lib/stats.mjs';
 import { TARGETS } from '../targets.mjs';
@@ -23,7 +23,7 @@ const FIXED_COST_WARM_RUNS = 3;
 async function fixedCost(opts) {
   const moto = await startMoto();
   await warmUp(moto.url);
-  const service = await startService(moto.url, { nodeArgs: profileArgs(opts, 'drain-1task'), name: 'service-drain-1task' });
+  const service = await startService(moto.url, { env: UNMETERED_RATES, nodeArgs: profileArgs(opts, 'drain-1task'), name: 'service-drain-1task' });
   const nextLogin = loginSource();
   const runs = [];
   try {
@@ -65,7 +65,7 @@ async function fixedCost(opts) {
 async function phaseDrain(opts, n, fixed) {
   const moto = await startMoto();
   await warmUp(moto.url);
-  const service = await startService(moto.url, { nodeArgs: profileArgs(opts, `drain-${n}`), name: `service-drain-${n}` });
+  const service = await startService(moto.url, { env: UNMETERED_RATES, nodeArgs: profileArgs(opts, `drain-${n}`), name: `service-drain-${n}` });
   const health = await fetch(`${service.url}/healthz`).then((r) => r.json());
   const metricsBefore = await playbookRunsFromMetrics(service.url);
   const nextLogin = loginSource();

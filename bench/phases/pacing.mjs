@@ -17,7 +17,7 @@
 import { startMeteredEc2 } from '../lib/metered-ec2.mjs';
 import { loginSource } from '../lib/load.mjs';
 import { warmUp } from '../lib/ec2.mjs';
-import { sleep, startMoto, startService } from '../lib/procs.mjs';
+import { UNMETERED_RATES, sleep, startMoto, startService } from '../lib/procs.mjs';
 import { log, round as roundTo } from '../lib/stats.mjs';
 import { TARGETS } from '../targets.mjs';
 
@@ -183,7 +183,7 @@ async function phasePacing() {
   }
 
   // The same service against moto alone: nothing refused, nothing paced beyond the buckets.
-  const plain = await startService(moto.url, { name: 'service-unmetered' });
+  const plain = await startService(moto.url, { env: UNMETERED_RATES, name: 'service-unmetered' });
   try {
     await burst(plain.url, [() => submitCreate(plain.url, nextLogin())], 120);
     await sleep(REFILL_MS);
