@@ -327,7 +327,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     // One module run takes a whole batch for a few ms of CPU a task beyond its fixed start-up
     // (bench/README.md, Results): large batches cost less than many small ones.
     batchSize: integer(env, 'EC2_API_BATCH_SIZE', 100, 1, 500),
-    // The longest a burst keeps a batch open (a lone task waits 10 ms):
+    // The longest a burst keeps a batch open (a lone task waits 50 ms, scheduler.ts QUIET_MS):
     // short next to the seconds a playbook takes.
     batchDelayMs: integer(env, 'EC2_API_BATCH_DELAY_MS', 250, 0, 10_000),
     taskTimeout,
