@@ -1,5 +1,5 @@
 """Looks at (and pokes) the EC2 emulator from tests, with boto3 on the
-system Python. Usage: ec2.py ENDPOINT instances | launch-untagged | launch KEY=VALUE...
+system Python. Usage: ec2.py ENDPOINT instances [TASK_ID] | launch-untagged | launch KEY=VALUE...
 Prints JSON. Talks only to ENDPOINT, with placeholder credentials."""
 import json
 import sys
@@ -16,9 +16,14 @@ ec2 = boto3.client(
 )
 
 if command == "instances":
+    # With a TASK_ID: only that task's instances, with their user data (one
+    # more call each). Without: every instance, without it (one call a page,
+    # however many instances moto holds).
+    task_id = sys.argv[3] if len(sys.argv) > 3 else None
+    filters = [{"Name": "tag:TaskId", "Values": [task_id]}] if task_id else []
     out = []
-    reservations = [r for page in ec2.get_paginator("describe_instances").paginate() for r in page["Reservations"]]
-    for reservation in reservations:
+    pages = ec2.get_paginator("describe_instances").paginate(Filters=filters)
+    for reservation in (r for page in pages for r in page["Reservations"]):
         for i in reservation["Instances"]:
             out.append({
                 "id": i["InstanceId"],
@@ -27,7 +32,7 @@ if command == "instances":
                 "tags": {t["Key"]: t["Value"] for t in i.get("Tags", [])},
                 "user_data": ec2.describe_instance_attribute(
                     InstanceId=i["InstanceId"], Attribute="userData"
-                ).get("UserData", {}).get("Value"),
+                ).get("UserData", {}).get("Value") if task_id else None,
             })
     print(json.dumps(out))
 elif command in ("launch-untagged", "launch"):

@@ -80,13 +80,15 @@ export interface Ec2Instance {
 
 const ec2Script = path.join(projectRoot, 'test', 'helpers', 'ec2.py');
 
-/** Every instance moto holds, as EC2 itself reports them. */
+/** Every instance moto holds, as EC2 itself reports them (user_data null: see liveInstancesOfTask). */
 export function instances(endpoint: string): Ec2Instance[] {
   return JSON.parse(execFileSync('/usr/bin/python3', [ec2Script, endpoint, 'instances'], { encoding: 'utf8' })) as Ec2Instance[];
 }
 
+/** The instances tagged with this task id that are not terminated, with their user data. */
 export function liveInstancesOfTask(endpoint: string, taskId: string): Ec2Instance[] {
-  return instances(endpoint).filter((i) => i.tags.TaskId === taskId && i.state !== 'terminated');
+  const tagged = JSON.parse(execFileSync('/usr/bin/python3', [ec2Script, endpoint, 'instances', taskId], { encoding: 'utf8' })) as Ec2Instance[];
+  return tagged.filter((i) => i.tags.TaskId === taskId && i.state !== 'terminated');
 }
 
 /** Launches an instance the way someone else would: without our tags. */
