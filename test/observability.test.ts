@@ -322,7 +322,7 @@ t.test('readiness: ansible-playbook runs at most once a minute; failures say wha
   const startedAt = Date.now();
   const hung = await new Readiness({ ...base, ansiblePlaybook: fake, ec2Endpoint: silentUrl, ec2TimeoutMs: 300 }).check();
   t.match(hung.checks.ec2, { ok: false, endpoint: silentUrl, error: /no answer within 0\.3 s/ });
-  t.ok(Date.now() - startedAt < 2_000, 'the probe gives up at its timeout');
+  t.ok(Date.now() - startedAt < 5_000, 'the probe gives up at its timeout, not when the silent server does (never)');
   for (const socket of connections) socket.destroy();
 
   t.equal(ec2ProbeUrl({ endpointUrl: null, region: 'eu-west-1' }), 'https://ec2.eu-west-1.amazonaws.com/', 'real AWS: the regional endpoint (not called here)');
