@@ -159,7 +159,7 @@ t.test('launch from the form, by keyboard; the task page follows it to succeeded
   await page.keyboard.press('Enter');
   await page.waitForURL(/\/ui\/tasks\/[0-9a-f-]{36}$/);
   const id = page.url().split('/').pop()!;
-  t.ok(tasks.get(id), 'the task exists');
+  t.ok((await tasks.get(id)), 'the task exists');
 
   // Live: the progress names steps while it runs, then the end.
   await until(page.getByTestId('progress-text'), /Step \d+ of \d+: |Succeeded/, SLOW);
@@ -361,7 +361,7 @@ t.test("instances page: the owner, a countdown to the expiry, and Extend moves i
   await row.getByRole('combobox', { name: `New lifetime of ${created.instance_id}` }).selectOption({ label: '1 day' });
   await row.getByRole('button', { name: 'Extend' }).click();
   await until(row, /in 2[34] h \d\d min/);
-  const stored = Date.parse(tasks.get(created.task_id)!.expires_at!);
+  const stored = Date.parse((await tasks.get(created.task_id))!.expires_at!);
   t.ok(Math.abs(stored - Date.now() - 86_400_000) < 60_000, 'the service holds the new expiry: a day from now');
 
   await page.goto(`/ui/tasks/${created.task_id}`);

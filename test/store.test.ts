@@ -45,7 +45,7 @@ function freshStore(t: Teardown): { db: Db; store: TaskStore; changes: StateChan
 }
 
 /** The ids of a batch, oldest first. */
-const batchIds = (store: TaskStore, batch: string) => store.batch(batch).map((row) => row.task.id);
+const batchIds = async (store: TaskStore, batch: string) => (await store.batch(batch)).map((row) => row.task.id);
 
 const createParams: CreateParams = { username: 'suitepad', password_hash: '$6$salt$hash' };
 let counter = 0;
@@ -133,7 +133,7 @@ t.test('openDatabase', async (t) => {
     for (let i = 0; i < 2; i++) {
       const again = openDatabase(file);
       t.equal(again.pragma('user_version', { simple: true }), SCHEMA_VERSION, `reopen ${i + 1}: same schema version`);
-      t.equal(storeOn(again).get(id!)?.status, 'queued', `reopen ${i + 1}: the task is still there`);
+      t.equal((await storeOn(again).get(id!))?.status, 'queued', `reopen ${i + 1}: the task is still there`);
       again.close();
     }
   });
@@ -162,9 +162,9 @@ t.test('openDatabase', async (t) => {
     t.teardown(() => db.close());
     t.equal(db.pragma('user_version', { simple: true }), SCHEMA_VERSION);
     const store = storeOn(db);
-    t.equal(store.get('old-1')?.status, 'queued', 'the task is kept');
-    t.equal(store.waiting, 1, 'and counted as waiting');
-    t.same(store.getLog('old-1'), { head: 'PLAY RECAP', tail: '', size: 10 }, 'its log is kept, as the beginning');
+    t.equal((await store.get('old-1'))?.status, 'queued', 'the task is kept');
+    t.equal((await store.waiting()), 1, 'and counted as waiting');
+    t.same((await store.getLog('old-1')), { head: 'PLAY RECAP', tail: '', size: 10 }, 'its log is kept, as the beginning');
     t.notOk(db.prepare(`SELECT 1 FROM sqlite_master WHERE name = 'queue_items'`).get(), 'queue_items is gone');
   });
 
@@ -196,14 +196,14 @@ t.test('openDatabase', async (t) => {
     t.equal(db.pragma('user_version', { simple: true }), SCHEMA_VERSION);
     t.equal(db.pragma('auto_vacuum', { simple: true }), 2, 'rewritten (VACUUM) with auto_vacuum=INCREMENTAL');
     const store = storeOn(db);
-    for (const id of ['t-0', 't-19']) t.same(store.getLog(id), { head: log, tail: 'END', size: log.length }, `${id} reads its log as before`);
-    t.same(store.getLog('t-other'), { head: 'other log', tail: '', size: 9 });
-    t.same(store.getLog('t-queued'), { head: '', tail: '', size: 0 }, 'no log, none made up');
+    for (const id of ['t-0', 't-19']) t.same((await store.getLog(id)), { head: log, tail: 'END', size: log.length }, `${id} reads its log as before`);
+    t.same((await store.getLog('t-other')), { head: 'other log', tail: '', size: 9 });
+    t.same((await store.getLog('t-queued')), { head: '', tail: '', size: 0 }, 'no log, none made up');
     const runs = db.prepare('SELECT count(*) AS n FROM runs').get() as { n: number };
     t.equal(runs.n, 2, 'one stored log per run: batch-a once (not 20 times), batch-b once');
-    t.same(store.paramsOf('t-0'), { username: 'suitepad' }, 'an ended task no longer holds its hash');
-    t.same(store.paramsOf('t-queued'), { username: 'suitepad', password_hash: '$6$salt$oldhash21' }, 'a queued one keeps it: it will run');
-    t.same(store.paramsOf('t-keyed'), { username: 'suitepad', password_hash: '$6$salt$oldhash22' }, 'a live key keeps it for replays');
+    t.same((await store.paramsOf('t-0')), { username: 'suitepad' }, 'an ended task no longer holds its hash');
+    t.same((await store.paramsOf('t-queued')), { username: 'suitepad', password_hash: '$6$salt$oldhash21' }, 'a queued one keeps it: it will run');
+    t.same((await store.paramsOf('t-keyed')), { username: 'suitepad', password_hash: '$6$salt$oldhash22' }, 'a live key keeps it for replays');
     db.pragma('wal_checkpoint(TRUNCATE)');
     const bytes = fs.readFileSync(file).toString('latin1');
     t.notOk(bytes.includes('oldhash0'), 'no dropped hash is left anywhere in the file (the rewrite leaves no old page)');
@@ -225,11 +225,11 @@ t.test('add → get: queued, counted as waiting once committed, with its queued 
   const before = Date.now();
   const task = create();
   const adding = store.add(task);
-  t.equal(store.waiting, 0, 'not counted before the commit');
+  t.equal((await store.waiting()), 0, 'not counted before the commit');
   t.equal(changes.length, 0, 'nobody is told before the commit');
   const added = await adding;
-  t.equal(store.waiting, 1);
-  const read = store.get(task.id)!;
+  t.equal((await store.waiting()), 1);
+  const read = (await store.get(task.id))!;
   t.same(added, read, 'add returns exactly what a read of the new row returns');
   t.match(read, { id: task.id, action: 'create', status: 'queued', attempts: 0, cancel_requested: false });
   t.ok(isIso(read.created_at) && Date.parse(read.created_at) >= before - 1, 'created_at is now');
@@ -239,13 +239,13 @@ t.test('add → get: queued, counted as waiting once committed, with its queued 
   t.same(changes.map((c) => [c.task.id, c.event.type, c.event.data.status]), [[task.id, 'status', 'queued']], 'one change, told once');
   const stored = db.prepare('SELECT task_id, type FROM task_events').all();
   t.same(stored, [{ task_id: task.id, type: 'status' }], 'its status event is stored with it');
-  t.same(store.paramsOf(task.id), createParams, 'the parameters round-trip, as unknown until checked');
-  t.same(store.getLog(task.id), { head: '', tail: '', size: 0 });
+  t.same((await store.paramsOf(task.id)), createParams, 'the parameters round-trip, as unknown until checked');
+  t.same((await store.getLog(task.id)), { head: '', tail: '', size: 0 });
   const del = await store.add(remove('54.1.2.3'));
   t.equal(del.ip, '54.1.2.3', 'a delete keeps its target IP');
-  t.equal(store.get('no-such-task'), undefined);
+  t.equal((await store.get('no-such-task')), undefined);
   await t.rejects(store.add({ ...create(), id: task.id }), 'a duplicate id is refused');
-  t.equal(store.waiting, 2, 'and not counted');
+  t.equal((await store.waiting()), 2, 'and not counted');
   t.equal(changes.length, 2, 'nor told');
   t.equal((db.prepare('SELECT count(*) AS n FROM task_events').get() as { n: number }).n, 2, 'nor its event stored');
 });
@@ -254,8 +254,8 @@ t.test('claim: the oldest waiting tasks, up to the limit, under one batch id', a
   const { store, changes } = freshStore(t);
   const ids = await addAll(store, [create(), create(), create(), create()]);
   t.equal(await store.claim('batch-1', 3), 3);
-  t.equal(store.waiting, 1);
-  const batch = store.batch('batch-1');
+  t.equal((await store.waiting()), 1);
+  const batch = (await store.batch('batch-1'));
   t.same(batch.map((row) => row.task.id), ids.slice(0, 3), 'oldest first');
   for (const { task, params } of batch) {
     t.match(task, { status: 'running', attempts: 1 });
@@ -269,52 +269,52 @@ t.test('claim: the oldest waiting tasks, up to the limit, under one batch id', a
   );
   t.equal(await store.claim('batch-2', 3), 1, 'the rest');
   t.equal(await store.claim('batch-3', 3), 0, 'nothing waits');
-  t.same([...store.runningBatches().keys()].sort(), ['batch-1', 'batch-2']);
+  t.same([...(await store.runningBatches()).keys()].sort(), ['batch-1', 'batch-2']);
 });
 
 t.test('claim: two operations on one IP never share a batch or run at once', async (t) => {
   const { store } = freshStore(t);
   const [a1, a2, b1, c1, a3] = await addAll(store, [remove('10.0.0.1'), remove('10.0.0.1'), remove('10.0.0.2'), create(), remove('10.0.0.1')]);
   t.equal(await store.claim('first', 10), 3);
-  t.same(batchIds(store, 'first'), [a1, b1, c1], 'one delete per IP, creates alongside');
+  t.same((await batchIds(store, 'first')), [a1, b1, c1], 'one delete per IP, creates alongside');
   t.equal(await store.claim('second', 10), 0, 'the other deletes of 10.0.0.1 wait while one runs');
   await store.finish(a1!, { status: 'succeeded', instance_state: 'terminated' });
   t.equal(await store.claim('third', 10), 1);
-  t.same(batchIds(store, 'third'), [a2], 'then the next one, alone');
+  t.same((await batchIds(store, 'third')), [a2], 'then the next one, alone');
   await store.finish(a2!, { status: 'failed', instance_state: 'not_found' });
   t.equal(await store.claim('fourth', 10), 1);
-  t.same(batchIds(store, 'fourth'), [a3]);
+  t.same((await batchIds(store, 'fourth')), [a3]);
 });
 
 t.test('progress and runner only while running; finish once, and it clears the runner', async (t) => {
   const { store, changes } = freshStore(t);
   const [id, other] = await addAll(store, [create(), create()]);
-  store.setProgress([id!], { step: 1, of: 4, name: 'queued step' });
-  t.equal(store.get(id!)!.progress, null, 'a queued task has no progress');
+  (await store.setProgress([id!], { step: 1, of: 4, name: 'queued step' }));
+  t.equal((await store.get(id!))!.progress, null, 'a queued task has no progress');
   await store.claim('b', 2);
-  store.setProgress([id!], { step: 2, of: 4, name: 'launch instance' });
-  t.same(store.get(id!)!.progress, { step: 2, of: 4, name: 'launch instance' });
-  store.setRunner([id!, other!], 4242, '123456');
-  t.match(store.get(other!), { runner_pid: 4242, runner_start: '123456' });
+  (await store.setProgress([id!], { step: 2, of: 4, name: 'launch instance' }));
+  t.same((await store.get(id!))!.progress, { step: 2, of: 4, name: 'launch instance' });
+  (await store.setRunner([id!, other!], 4242, '123456'));
+  t.match((await store.get(other!)), { runner_pid: 4242, runner_start: '123456' });
 
   const told = changes.length;
   const done = (await store.finish(id!, { status: 'succeeded', ip: '54.1.2.3', instance_id: 'i-0123', instance_state: 'running' }, { runId: 'run-0', log: { head: 'LOG', tail: '', size: 3 } }))!;
-  t.same(done, store.get(id!), 'finish returns the task as it now stands');
+  t.same(done, (await store.get(id!)), 'finish returns the task as it now stands');
   t.match(done, { status: 'succeeded', ip: '54.1.2.3', instance_id: 'i-0123', instance_state: 'running', error: null, runner_pid: null });
   t.same(done.progress, { step: 4, of: 4, name: 'done' }, 'a succeeded task says it is done, not the step its result came at');
-  t.same(store.getLog(id!), { head: 'LOG', tail: '', size: 3 }, 'its log, in the same write');
+  t.same((await store.getLog(id!)), { head: 'LOG', tail: '', size: 3 }, 'its log, in the same write');
   t.ok(isIso(done.finished_at));
   t.same(changes.slice(told).map((c) => [c.task.id, c.event.data.status]), [[id, 'succeeded']], 'told once, with its event');
   t.equal(await store.finish(id!, { status: 'failed', error: 'late' }), undefined, 'a second finish is refused');
-  t.same(store.get(id!), done, 'and changes nothing');
+  t.same((await store.get(id!)), done, 'and changes nothing');
   t.equal(changes.length, told + 1, 'and tells nobody');
-  store.setProgress([id!], { step: 3, of: 4, name: 'after the end' });
-  t.same(store.get(id!)!.progress, { step: 4, of: 4, name: 'done' }, 'a finished task keeps its last progress');
-  t.equal(store.get(other!)!.runner_pid, 4242, 'the other task keeps its runner');
+  (await store.setProgress([id!], { step: 3, of: 4, name: 'after the end' }));
+  t.same((await store.get(id!))!.progress, { step: 4, of: 4, name: 'done' }, 'a finished task keeps its last progress');
+  t.equal((await store.get(other!))!.runner_pid, 4242, 'the other task keeps its runner');
 
-  store.setProgress([other!], { step: 2, of: 4, name: 'launch instance' });
+  (await store.setProgress([other!], { step: 2, of: 4, name: 'launch instance' }));
   await store.finish(other!, { status: 'failed', error: 'boom' });
-  t.same(store.get(other!)!.progress, { step: 2, of: 4, name: 'launch instance' }, 'a failed task keeps the step it stopped at');
+  t.same((await store.get(other!))!.progress, { step: 2, of: 4, name: 'launch instance' }, 'a failed task keeps the step it stopped at');
 });
 
 t.test('a row whose progress is not readable reads as no progress, and still ends', async (t) => {
@@ -323,10 +323,10 @@ t.test('a row whose progress is not readable reads as no progress, and still end
   await store.claim('b', 2);
   db.prepare(`UPDATE tasks SET progress = '{"step": 1, "of"' WHERE id = ?`).run(broken);
   db.prepare(`UPDATE tasks SET progress = '{"step": "one", "of": 4, "name": "x"}' WHERE id = ?`).run(odd);
-  t.equal(store.get(broken!)!.progress, null, 'broken JSON');
-  t.equal(store.get(odd!)!.progress, null, 'JSON of another shape');
-  t.same(store.list({ limit: 10 }).map((task) => task.progress), [null, null], 'the listing reads too');
-  t.same(store.unfinished().map((task) => task.id), [broken, odd], 'and recovery');
+  t.equal((await store.get(broken!))!.progress, null, 'broken JSON');
+  t.equal((await store.get(odd!))!.progress, null, 'JSON of another shape');
+  t.same((await store.list({ limit: 10 })).map((task) => task.progress), [null, null], 'the listing reads too');
+  t.same((await store.unfinished()).map((task) => task.id), [broken, odd], 'and recovery');
   t.match(await store.finish(broken!, { status: 'succeeded' }), { status: 'succeeded', progress: { step: 1, of: 1, name: 'done' } });
 });
 
@@ -335,9 +335,9 @@ t.test('a delete that ends without an ip keeps the one it targeted; logs are sto
   const [del] = await addAll(store, [remove('54.9.9.9')]);
   await store.claim('b', 1);
   await store.finish(del!, { status: 'failed', instance_state: 'not_found', error: 'no managed instance has public IP 54.9.9.9' });
-  t.match(store.get(del!), { ip: '54.9.9.9', instance_state: 'not_found' });
-  store.setLog('run-1', [del!], { head: 'HEAD', tail: 'TAIL', size: 100 });
-  t.same(store.getLog(del!), { head: 'HEAD', tail: 'TAIL', size: 100 });
+  t.match((await store.get(del!)), { ip: '54.9.9.9', instance_state: 'not_found' });
+  (await store.setLog('run-1', [del!], { head: 'HEAD', tail: 'TAIL', size: 100 }));
+  t.same((await store.getLog(del!)), { head: 'HEAD', tail: 'TAIL', size: 100 });
 });
 
 t.test('a run\'s log is stored once for all its tasks; a log no task points to goes', async (t) => {
@@ -348,13 +348,13 @@ t.test('a run\'s log is stored once for all its tasks; a log no task points to g
   const stored = () => (db.prepare('SELECT count(*) AS n, coalesce(sum(length(head) + length(tail)), 0) AS bytes FROM runs').get() as { n: number; bytes: number });
   await store.finish(ids[0]!, { status: 'succeeded' }, { runId: 'run-a', log: { head: 'early', tail: '', size: 5 } }); // one task's result came early
   await store.finish(ids[1]!, { status: 'succeeded' }, { runId: 'run-a', log: { head: 'early, and more', tail: '', size: 15 } }); // and another's
-  t.same(store.getLog(ids[1]!), { head: 'early', tail: '', size: 5 }, 'while the run goes on, the output is stored once, not rewritten');
-  store.setLog('run-a', ids, big); // the run ended
+  t.same((await store.getLog(ids[1]!)), { head: 'early', tail: '', size: 5 }, 'while the run goes on, the output is stored once, not rewritten');
+  (await store.setLog('run-a', ids, big)); // the run ended
   t.same(stored(), { n: 1, bytes: big.head.length + big.tail.length }, 'one copy of 1.06 MiB, not 100');
-  for (const id of [ids[0]!, ids[99]!]) t.same(store.getLog(id), big, 'each task reads the whole log');
-  store.setLog('cleanup', [ids[0]!], { head: 'cleanup', tail: '', size: 7 });
+  for (const id of [ids[0]!, ids[99]!]) t.same((await store.getLog(id)), big, 'each task reads the whole log');
+  (await store.setLog('cleanup', [ids[0]!], { head: 'cleanup', tail: '', size: 7 }));
   t.equal(stored().n, 2, 'a clean-up run of one task has its own log');
-  store.setLog('cleanup-2', ids, { head: 'again', tail: '', size: 5 });
+  (await store.setLog('cleanup-2', ids, { head: 'again', tail: '', size: 5 }));
   t.same(stored(), { n: 1, bytes: 5 }, 'logs nothing points to are deleted');
 });
 
@@ -362,27 +362,27 @@ t.test('requeue: back to waiting, with or without the attempt refunded; never a 
   const { store, changes } = freshStore(t);
   const [id] = await addAll(store, [create()]);
   await store.claim('b1', 1);
-  const firstStart = store.get(id!)!.started_at;
-  store.setRunner([id!], 99, 'x');
+  const firstStart = (await store.get(id!))!.started_at;
+  (await store.setRunner([id!], 99, 'x'));
   const told = changes.length;
   t.same((await store.requeue([id!], false)).map((task) => task.id), [id], 'the task it moved');
-  t.match(store.get(id!), { status: 'queued', attempts: 1, runner_pid: null, runner_start: null, progress: null });
+  t.match((await store.get(id!)), { status: 'queued', attempts: 1, runner_pid: null, runner_start: null, progress: null });
   t.same(changes.slice(told).map((c) => c.event.data.status), ['queued'], 'told, with its queued event');
-  t.equal(store.waiting, 1, 'waiting again');
+  t.equal((await store.waiting()), 1, 'waiting again');
   await store.claim('b2', 1);
-  t.match(store.get(id!), { attempts: 2, started_at: firstStart }, 'started_at is the first start');
+  t.match((await store.get(id!)), { attempts: 2, started_at: firstStart }, 'started_at is the first start');
   await store.requeue([id!], true);
-  t.equal(store.get(id!)!.attempts, 1, 'with refund the attempt is given back');
+  t.equal((await store.get(id!))!.attempts, 1, 'with refund the attempt is given back');
   const again = changes.length;
   t.same(await store.requeue([id!], true), [], 'requeue of a queued task moves nothing');
-  t.equal(store.get(id!)!.attempts, 1, 'and changes nothing');
+  t.equal((await store.get(id!))!.attempts, 1, 'and changes nothing');
   t.equal(changes.length, again, 'and tells nobody');
-  t.equal(store.waiting, 1);
+  t.equal((await store.waiting()), 1);
   await store.claim('b3', 1);
   await store.finish(id!, { status: 'succeeded' });
   await store.requeue([id!], false);
-  t.equal(store.get(id!)!.status, 'succeeded', 'a finished task is never requeued');
-  t.equal(store.waiting, 0);
+  t.equal((await store.get(id!))!.status, 'succeeded', 'a finished task is never requeued');
+  t.equal((await store.waiting()), 0);
 });
 
 t.test('cancel: a task that never ran, or any queued delete, ends at once; a create that ran has its cancel recorded; a running delete neither', async (t) => {
@@ -392,11 +392,11 @@ t.test('cancel: a task that never ran, or any queued delete, ends at once; a cre
   const told = changes.length;
   t.match(await store.cancelQueued(queuedCreate!), { status: 'canceled', error: 'canceled by request', started_at: null }, 'the waiting one');
   t.same(changes.slice(told).map((c) => [c.task.id, c.event.data.status]), [[queuedCreate, 'canceled']], 'told once');
-  t.equal(store.waiting, 2);
+  t.equal((await store.waiting()), 2);
   t.equal(await store.cancelQueued(runningCreate!), undefined, 'not the running one');
-  t.equal(store.get(runningCreate!)!.cancel_requested, false);
+  t.equal((await store.get(runningCreate!))!.cancel_requested, false);
   t.equal(await store.requestCancel(runningCreate!), true);
-  t.equal(store.get(runningCreate!)!.cancel_requested, true, 'recorded in its row, where it survives a crash');
+  t.equal((await store.get(runningCreate!))!.cancel_requested, true, 'recorded in its row, where it survives a crash');
   t.equal(await store.requestCancel(queuedCreate!), false, 'a canceled task is not running');
 
   // A delete that ran before (its run was stopped by a shutdown) and waits again: nothing to clean up, it ends at once.
@@ -405,19 +405,19 @@ t.test('cancel: a task that never ran, or any queued delete, ends at once; a cre
   t.match(await store.cancelQueued(ranDelete!), { status: 'canceled' }, 'a queued delete that ran before');
   t.equal(await store.cancelQueued(runningDelete!), undefined, 'a running delete is not canceled');
   t.equal(await store.requestCancel(runningDelete!), false, 'nor has a cancel recorded: it may have reached EC2');
-  t.equal(store.get(runningDelete!)!.status, 'running');
+  t.equal((await store.get(runningDelete!))!.status, 'running');
   t.equal(await store.claim('again', 5), 0, 'a canceled task is never claimed');
 });
 
 t.test('unfinished(): queued and running tasks, oldest first', async (t) => {
   const { store } = freshStore(t);
-  t.same(store.unfinished(), []);
+  t.same((await store.unfinished()), []);
   const ids = await addAll(store, [create(), create(), create(), create()]);
   await store.claim('b', 2);
   await store.finish(ids[0]!, { status: 'failed', error: 'x' });
   await store.cancelQueued(ids[3]!);
   t.same(
-    store.unfinished().map((task) => [task.id, task.status]),
+    (await store.unfinished()).map((task) => [task.id, task.status]),
     [
       [ids[1], 'running'],
       [ids[2], 'queued'],
@@ -427,32 +427,32 @@ t.test('unfinished(): queued and running tasks, oldest first', async (t) => {
 
 t.test('password hashes: kept while the task may run, or while a live key may replay it', async (t) => {
   const { store } = freshStore(t);
-  const hashOf = (id: string) => (store.paramsOf(id) as { password_hash?: string }).password_hash;
+  const hashOf = async (id: string) => ((await store.paramsOf(id)) as { password_hash?: string }).password_hash;
   const [plain, failed] = await addAll(store, [create(), create()]);
   const keyed = create();
   const expiring = create();
   await store.add(keyed, { owner: 'default', key: 'live', request_hash: 'h', ttlSeconds: 3600 });
   await store.add(expiring, { owner: 'default', key: 'short', request_hash: 'h', ttlSeconds: 0.3 });
   await store.claim('b', 10);
-  t.equal(hashOf(plain!), createParams.password_hash, 'running: kept');
+  t.equal((await hashOf(plain!)), createParams.password_hash, 'running: kept');
   await store.requeue([plain!], true);
-  t.equal(hashOf(plain!), createParams.password_hash, 'queued again: kept');
+  t.equal((await hashOf(plain!)), createParams.password_hash, 'queued again: kept');
   await store.claim('b2', 10);
   await store.finish(plain!, { status: 'succeeded' });
-  t.equal(hashOf(plain!), undefined, 'ended: gone');
-  t.same(store.paramsOf(plain!), { username: 'suitepad' }, 'the rest of the parameters stay');
+  t.equal((await hashOf(plain!)), undefined, 'ended: gone');
+  t.same((await store.paramsOf(plain!)), { username: 'suitepad' }, 'the rest of the parameters stay');
   await store.finish(failed!, { status: 'failed', error: 'x' });
-  t.equal(hashOf(failed!), undefined, 'failed: gone');
+  t.equal((await hashOf(failed!)), undefined, 'failed: gone');
   await store.finish(keyed.id, { status: 'succeeded' });
-  t.equal(hashOf(keyed.id), createParams.password_hash, 'ended, but its key lives: kept for a replay to be checked');
+  t.equal((await hashOf(keyed.id)), createParams.password_hash, 'ended, but its key lives: kept for a replay to be checked');
   await new Promise((resolve) => setTimeout(resolve, 400));
   await store.finish(expiring.id, { status: 'succeeded' });
-  t.equal(hashOf(expiring.id), undefined, 'ended after its key expired: gone');
-  t.equal(store.purgeExpiredKeys(), 1);
+  t.equal((await hashOf(expiring.id)), undefined, 'ended after its key expired: gone');
+  t.equal((await store.purgeExpiredKeys()), 1);
 
   const [queued] = await addAll(store, [create()]);
   t.ok(await store.cancelQueued(queued!));
-  t.equal(hashOf(queued!), undefined, 'canceled while queued: gone');
+  t.equal((await hashOf(queued!)), undefined, 'canceled while queued: gone');
 
   // A key that expires after its task ended takes the hash with it when it is purged, or taken over.
   const purged = create();
@@ -462,13 +462,13 @@ t.test('password hashes: kept while the task may run, or while a live key may re
   await store.claim('b3', 10);
   await store.finish(purged.id, { status: 'succeeded' });
   await store.finish(takenOver.id, { status: 'succeeded' });
-  t.equal(hashOf(purged.id), createParams.password_hash, 'kept while the key lives');
+  t.equal((await hashOf(purged.id)), createParams.password_hash, 'kept while the key lives');
   await new Promise((resolve) => setTimeout(resolve, 400));
   await store.add(create(), { owner: 'default', key: 'o', request_hash: 'h2', ttlSeconds: 3600 });
-  t.equal(hashOf(takenOver.id), undefined, 'its expired key taken over by a new request: gone');
-  t.equal(hashOf(purged.id), createParams.password_hash, 'not yet purged');
-  store.purgeExpiredKeys();
-  t.equal(hashOf(purged.id), undefined, 'its key purged: gone');
+  t.equal((await hashOf(takenOver.id)), undefined, 'its expired key taken over by a new request: gone');
+  t.equal((await hashOf(purged.id)), createParams.password_hash, 'not yet purged');
+  (await store.purgeExpiredKeys());
+  t.equal((await hashOf(purged.id)), undefined, 'its key purged: gone');
 });
 
 t.test('after a batch has run and ended, the closed file holds none of its hashes, not even in free space (secure_delete)', async (t) => {
@@ -484,8 +484,8 @@ t.test('after a batch has run and ended, the closed file holds none of its hashe
     }));
     await addAll(store, tasks);
     await store.claim('b', 20);
-    store.setRunner(tasks.map((task) => task.id), 4242, '123456');
-    store.setProgress(tasks.map((task) => task.id), { step: 2, of: 4, name: 'Launch one instance per task and wait until it runs' });
+    (await store.setRunner(tasks.map((task) => task.id), 4242, '123456'));
+    (await store.setProgress(tasks.map((task) => task.id), { step: 2, of: 4, name: 'Launch one instance per task and wait until it runs' }));
     for (const task of tasks) await store.finish(task.id, { status: 'succeeded', ip: '54.1.2.3', instance_id: 'i-0123456789abcdef0', instance_state: 'running' });
     db.close();
     return (fs.readFileSync(file).toString('latin1').match(/\$6\$saltsalt\$h*\d+/g) ?? []).length;
@@ -503,26 +503,26 @@ t.test('purgeEnded: tasks ended before the cutoff go, with their events and logs
   await store.claim('b', 6); // the five and the keyed one; `queued` stays queued
   const [running, ...ending] = ids;
   for (const id of [...ending, keyed.id]) await store.finish(id!, { status: 'succeeded' });
-  store.setLog('run', [...ids, keyed.id], { head: 'log', tail: '', size: 3 });
+  (await store.setLog('run', [...ids, keyed.id], { head: 'log', tail: '', size: 3 }));
   const count = (sql: string) => (db.prepare(sql).get() as { n: number }).n;
 
-  t.equal(store.purgeEnded(new Date(Date.now() - 60_000).toISOString(), 100), 0, 'nothing ended before a minute ago');
+  t.equal((await store.purgeEnded(new Date(Date.now() - 60_000).toISOString(), 100)), 0, 'nothing ended before a minute ago');
   const cutoff = new Date(Date.now() + 1_000).toISOString();
-  t.equal(store.purgeEnded(cutoff, 3), 3, 'at most the batch size');
-  t.equal(store.purgeEnded(cutoff, 3), 1, 'then the rest');
-  t.equal(store.purgeEnded(cutoff, 3), 0);
-  for (const id of ending) t.equal(store.get(id!), undefined, 'an ended task is gone');
+  t.equal((await store.purgeEnded(cutoff, 3)), 3, 'at most the batch size');
+  t.equal((await store.purgeEnded(cutoff, 3)), 1, 'then the rest');
+  t.equal((await store.purgeEnded(cutoff, 3)), 0);
+  for (const id of ending) t.equal((await store.get(id!)), undefined, 'an ended task is gone');
   t.equal(count(`SELECT count(*) AS n FROM task_events WHERE task_id IN (${ending.map((id) => `'${id}'`).join(',')})`), 0, 'with its events');
-  t.equal(store.get(running!)?.status, 'running', 'a running task stays');
-  t.equal(store.get(queued!)?.status, 'queued', 'a queued task stays');
-  t.equal(store.get(keyed.id)?.status, 'succeeded', 'a task a key points to stays');
-  t.same(store.getLog(running!), { head: 'log', tail: '', size: 3 }, 'the shared log stays while a task points to it');
+  t.equal((await store.get(running!))?.status, 'running', 'a running task stays');
+  t.equal((await store.get(queued!))?.status, 'queued', 'a queued task stays');
+  t.equal((await store.get(keyed.id))?.status, 'succeeded', 'a task a key points to stays');
+  t.same((await store.getLog(running!)), { head: 'log', tail: '', size: 3 }, 'the shared log stays while a task points to it');
   t.equal(count('SELECT count(*) AS n FROM task_events WHERE task_id = ' + `'${running}'`), 2, 'the events of a kept task stay (queued, running)');
 
   await store.finish(running!, { status: 'failed', error: 'x' });
   db.prepare(`UPDATE idempotency_keys SET expires_at = '2000-01-01T00:00:00.000Z'`).run();
-  store.purgeExpiredKeys();
-  t.equal(store.purgeEnded(new Date(Date.now() + 1_000).toISOString(), 100), 2, 'the last two, once ended and unkeyed');
+  (await store.purgeExpiredKeys());
+  t.equal((await store.purgeEnded(new Date(Date.now() + 1_000).toISOString(), 100)), 2, 'the last two, once ended and unkeyed');
   t.equal(count('SELECT count(*) AS n FROM runs'), 0, 'and the log goes with the last task of its run');
 });
 
@@ -543,7 +543,7 @@ t.test('the tasks table is the only queue: a row written with SQL alone is count
 
   const db = openDatabase(file);
   const store = storeOn(db);
-  t.equal(store.waiting, 1, 'a store opened on the file counts it as waiting');
+  t.equal((await store.waiting()), 1, 'a store opened on the file counts it as waiting');
   db.close();
 
   const service = await startService(moto.url, { EC2_API_DB: file });
@@ -558,20 +558,20 @@ t.test('idempotency keys', async (t) => {
     const { db, store } = freshStore(t);
     const first = create();
     await store.add(first, { owner: 'default', key: 'key-1', request_hash: 'hash-1', ttlSeconds: 3600 });
-    t.same(store.findKey('default', 'key-1'), { key: 'key-1', request_hash: 'hash-1', task_id: first.id });
-    t.equal(store.findKey('default', 'key-2'), undefined);
+    t.same((await store.findKey('default', 'key-1')), { key: 'key-1', request_hash: 'hash-1', task_id: first.id });
+    t.equal((await store.findKey('default', 'key-2')), undefined);
 
     await store.add(create(), { owner: 'default', key: 'old', request_hash: 'h', ttlSeconds: -1 });
-    t.equal(store.findKey('default', 'old'), undefined, 'expired: not found');
+    t.equal((await store.findKey('default', 'old')), undefined, 'expired: not found');
     const keys = () => (db.prepare('SELECT key FROM idempotency_keys ORDER BY key').all() as { key: string }[]).map((r) => r.key);
     t.same(keys(), ['key-1', 'old'], 'still stored until purged');
-    t.equal(store.purgeExpiredKeys(), 1);
+    t.equal((await store.purgeExpiredKeys()), 1);
     t.same(keys(), ['key-1']);
 
     const later = create();
     await store.add(create(), { owner: 'default', key: 'reused', request_hash: 'h1', ttlSeconds: -1 });
     await store.add(later, { owner: 'default', key: 'reused', request_hash: 'h2', ttlSeconds: 3600 });
-    t.same(store.findKey('default', 'reused'), { key: 'reused', request_hash: 'h2', task_id: later.id }, 'a new task takes over an expired key');
+    t.same((await store.findKey('default', 'reused')), { key: 'reused', request_hash: 'h2', task_id: later.id }, 'a new task takes over an expired key');
   });
 
   t.test('keys are per owner: the same key from two owners names two tasks, and neither finds the other', async (t) => {
@@ -579,10 +579,10 @@ t.test('idempotency keys', async (t) => {
     const alices = create();
     const bobs = create();
     await store.add(alices, { owner: 'alice', key: 'deploy-1', request_hash: 'h', ttlSeconds: 3600 });
-    t.equal(store.findKey('bob', 'deploy-1'), undefined, "bob does not find alice's key");
+    t.equal((await store.findKey('bob', 'deploy-1')), undefined, "bob does not find alice's key");
     await store.add(bobs, { owner: 'bob', key: 'deploy-1', request_hash: 'h', ttlSeconds: 3600 });
-    t.equal(store.findKey('alice', 'deploy-1')?.task_id, alices.id);
-    t.equal(store.findKey('bob', 'deploy-1')?.task_id, bobs.id);
+    t.equal((await store.findKey('alice', 'deploy-1'))?.task_id, alices.id);
+    t.equal((await store.findKey('bob', 'deploy-1'))?.task_id, bobs.id);
   });
 
   t.test('task and key are written in one transaction', async (t) => {
@@ -590,6 +590,6 @@ t.test('idempotency keys', async (t) => {
     const task = create();
     await store.add(task, undefined);
     await t.rejects(store.add({ ...create(), id: task.id }, { owner: 'default', key: 'orphan', request_hash: 'h', ttlSeconds: 3600 }));
-    t.equal(store.findKey('default', 'orphan'), undefined, 'a failed insert leaves no key behind');
+    t.equal((await store.findKey('default', 'orphan')), undefined, 'a failed insert leaves no key behind');
   });
 });

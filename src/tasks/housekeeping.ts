@@ -61,11 +61,11 @@ export class Housekeeping {
   private async run(): Promise<SweepReport> {
     const report: SweepReport = { keys: 0, tasks: 0, pages: 0 };
     try {
-      report.keys = this.store.purgeExpiredKeys();
+      report.keys = await this.store.purgeExpiredKeys();
       if (this.retentionSeconds > 0) {
         const cutoff = new Date(Date.now() - this.retentionSeconds * 1000).toISOString();
         for (let deleted = PURGE_BATCH; deleted === PURGE_BATCH && !this.stopped; await sleep(PAUSE_MS)) {
-          deleted = this.store.purgeEnded(cutoff, PURGE_BATCH);
+          deleted = await this.store.purgeEnded(cutoff, PURGE_BATCH);
           report.tasks += deleted;
         }
       }

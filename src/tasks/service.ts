@@ -129,7 +129,7 @@ export class TaskService {
     this.scheduler.start();
     this.intake.open();
     if (this.options.paused) {
-      this.log.warn({ queued: this.store.waiting }, 'EC2_API_PAUSED=1: tasks are accepted and stored, none is started');
+      this.log.warn({ queued: await this.store.waiting() }, 'EC2_API_PAUSED=1: tasks are accepted and stored, none is started');
     }
   }
 
@@ -167,7 +167,9 @@ export class TaskService {
   abort(): void {
     this.intake.close();
     this.pool.killAll();
-    const running = [...this.store.runningBatches().values()].flat();
+    // The tasks this process runs, as it knows them without a read (the process exits on this tick). A batch
+    // claimed but not yet started is left `running`: the next start (or, on PostgreSQL, its lease) requeues it.
+    const running = this.execution.runningTaskIds();
     this.store.requeue(running, true).catch((error: unknown) => this.log.error({ err: error }, 'could not requeue the running tasks'));
     this.commits.flush();
   }
@@ -178,13 +180,13 @@ export class TaskService {
     return this.intake.isAccepting;
   }
 
-  get stats(): { queued: number; runningPlaybooks: number } {
-    return { queued: this.store.waiting, runningPlaybooks: this.pool.running };
+  async stats(): Promise<{ queued: number; runningPlaybooks: number }> {
+    return { queued: await this.store.waiting(), runningPlaybooks: this.pool.running };
   }
 
   /** Throws the refusal a new task would get now (shutting down, queue full): cheap, for routes to call first. */
-  assertCanAccept(): void {
-    this.intake.assertCanAccept();
+  assertCanAccept(): Promise<void> {
+    return this.intake.assertCanAccept();
   }
 
   createTask(login: { username: string; password: string }, request: CreateRequest = { owner: EVERYONE }): Promise<Submitted> {
@@ -205,11 +207,11 @@ export class TaskService {
     return this.expiry.sweep();
   }
 
-  get(id: string): Task | undefined {
+  get(id: string): Promise<Task | undefined> {
     return this.store.get(id);
   }
 
-  list(filter: TaskFilter): Task[] {
+  list(filter: TaskFilter): Promise<Task[]> {
     return this.store.list(filter);
   }
 
@@ -218,11 +220,11 @@ export class TaskService {
    * (which may be after the task itself has ended, when its result came
    * early), else as stored; `complete` once nothing more will be added.
    */
-  output(id: string): { log: CappedText; complete: boolean } | undefined {
-    const task = this.store.get(id);
+  async output(id: string): Promise<{ log: CappedText; complete: boolean } | undefined> {
+    const task = await this.store.get(id);
     if (!task) return undefined;
     const live = this.execution.liveLog(id);
-    return { log: live ?? this.store.getLog(id) ?? EMPTY_OUTPUT, complete: !live && TERMINAL.has(task.status) };
+    return { log: live ?? (await this.store.getLog(id)) ?? EMPTY_OUTPUT, complete: !live && TERMINAL.has(task.status) };
   }
 
   eventsSince(id: string, afterId: number): TaskEvent[] {
@@ -260,8 +262,10 @@ export class TaskService {
    * known here is an admin's to see.
    */
   async instances(owner: Owner = EVERYONE): Promise<OwnedInstance[]> {
-    return (await this.listing.get()).flatMap((instance) => {
-      const found = instance.task_id ? this.store.get(instance.task_id) : undefined;
+    const listed = await this.listing.get();
+    const tasks = await Promise.all(listed.map((instance) => (instance.task_id ? this.store.get(instance.task_id) : undefined)));
+    return listed.flatMap((instance, i) => {
+      const found = tasks[i];
       const create = found?.action === 'create' ? found : undefined;
       if (!(create ? canSee(owner, create.created_by) : owner.admin)) return [];
       return [{ ...instance, created_by: create?.created_by ?? null, expires_at: create?.expires_at ?? null }];
@@ -274,12 +278,12 @@ export class TaskService {
   }
 
   /** Throws when the database cannot answer a trivial query (readiness). */
-  ping(): void {
-    this.store.ping();
+  ping(): Promise<void> {
+    return this.store.ping();
   }
 
   /** Task counts by action and status, read at each call (metrics). */
-  countByStatus(): { action: string; status: string; count: number }[] {
+  countByStatus(): Promise<{ action: string; status: string; count: number }[]> {
     return this.store.countByStatus();
   }
 

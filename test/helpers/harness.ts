@@ -117,8 +117,8 @@ export const VALID = { username: 'suitepad', password: 'suitepad' };
 
 /** The task once it has ended (succeeded, failed or canceled); fails after `ms`. */
 export function untilTerminal(service: TaskService, id: string, ms = 120_000): Promise<Task> {
-  return eventually(() => {
-    const task = service.get(id);
+  return eventuallyAsync(async () => {
+    const task = await service.get(id);
     return task && TERMINAL.has(task.status) ? task : undefined;
   }, ms, `task ${id} to end`);
 }
