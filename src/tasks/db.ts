@@ -188,6 +188,13 @@ const MIGRATIONS: string[] = [
   CREATE INDEX idempotency_expiry ON idempotency_keys (expires_at);
   CREATE INDEX idempotency_task ON idempotency_keys (task_id);
   `,
+  `
+  -- Leases (docs/multi-node.md): the node that runs a task, and until when it holds it. Only nodes sharing
+  -- PostgreSQL fill them in; the columns are here too so that both stores have one schema.
+  ALTER TABLE tasks ADD COLUMN leased_by TEXT;
+  ALTER TABLE tasks ADD COLUMN lease_until TEXT;
+  CREATE INDEX tasks_lease ON tasks (lease_until) WHERE status = 'running';
+  `,
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;

@@ -11,7 +11,7 @@ import { HashError, type PasswordHasher } from '../login/hasher.js';
 import type { LifetimeStore } from './lifetimes.js';
 import { decodeParams, type Owner, type Task } from './model.js';
 import { noInstance, Refusal, shuttingDown } from './refusal.js';
-import type { NewTask, TaskStore } from './store.js';
+import { KeyTaken, type NewTask, type TaskStore } from './store.js';
 
 export interface Submitted {
   task: Task;
@@ -127,14 +127,24 @@ export class Intake {
     // In the map before its first await: the store's reads are async, and a second request with this key
     // arriving meanwhile must wait for this one rather than look the key up too and queue a second task.
     const entry = (async (): Promise<KeyedRequest> => {
-      const record = await this.store.findKey(owner.name, idempotencyKey);
-      if (record) {
+      const found = async (): Promise<KeyedRequest | undefined> => {
+        const record = await this.store.findKey(owner.name, idempotencyKey);
+        if (!record) return undefined;
         const task = await this.store.get(record.task_id);
         if (!task) throw new Refusal('key_conflict', KEY_CONFLICT, 'idempotency-key');
         return { task, requestHash: record.request_hash };
+      };
+      const earlier = await found();
+      if (earlier) return earlier;
+      try {
+        const submitted = await fresh({ key: idempotencyKey, request_hash: requestHash });
+        return { task: submitted.task, requestHash, submitted };
+      } catch (error) {
+        // Another node stored the key since the look-up (nodes sharing PostgreSQL): this request replays its task.
+        const taken = error instanceof KeyTaken ? await found() : undefined;
+        if (taken) return taken;
+        throw error;
       }
-      const submitted = await fresh({ key: idempotencyKey, request_hash: requestHash });
-      return { task: submitted.task, requestHash, submitted };
     })();
     // Whoever waits on the entry handles its failure; this one only keeps it from being "unhandled".
     entry.catch(() => undefined);

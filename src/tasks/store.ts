@@ -32,6 +32,20 @@ import type { CappedText } from '../ansible/output.js';
 import type { TaskEvent } from './events.js';
 import type { Outcome, Progress, Task, TaskAction, TaskFilter, TaskReason } from './model.js';
 
+/**
+ * A live idempotency key that another node wrote after this one looked it
+ * up: nothing was stored, and the request is a replay of that key's task.
+ */
+export class KeyTaken extends Error {
+  override name = 'KeyTaken';
+  constructor(
+    readonly owner: string,
+    readonly key: string,
+  ) {
+    super('the idempotency key was taken by a concurrent request');
+  }
+}
+
 export interface NewTask {
   id: string;
   action: TaskAction;
