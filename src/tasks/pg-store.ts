@@ -202,20 +202,21 @@ export class PgTaskStore implements TaskStore {
       // row another transaction holds, a cancel or a finish, is passed over, not waited for); deletes are
       // picked under the advisory lock, and the UPDATE checks each is still queued.
       const { rows } = await client.query<TaskRow & { seq: string }>(
-        `UPDATE tasks SET status = 'running', batch_id = $1, attempts = attempts + 1,
+        `WITH creates AS (
+           SELECT id, seq FROM tasks WHERE status = 'queued' AND action = 'create' ORDER BY seq LIMIT $3 FOR UPDATE SKIP LOCKED
+         ), deletes AS (
+           SELECT id, seq FROM (
+             SELECT id, seq, ip, row_number() OVER (PARTITION BY ip ORDER BY seq) AS nth
+             FROM tasks WHERE status = 'queued' AND action = 'delete') d
+           WHERE nth = 1 AND ip NOT IN (SELECT ip FROM tasks WHERE status = 'running' AND action = 'delete' AND ip IS NOT NULL)
+           ORDER BY seq LIMIT $3
+         ), picked AS (
+           SELECT id, seq FROM creates UNION ALL SELECT id, seq FROM deletes ORDER BY seq LIMIT $3
+         )
+         UPDATE tasks SET status = 'running', batch_id = $1, attempts = attempts + 1,
            started_at = coalesce(started_at, $2), progress = NULL, error = NULL,
            leased_by = $4, lease_until = ${dbNowPlus('$5')}
-         WHERE status = 'queued' AND id IN (
-           SELECT id FROM (
-             (SELECT id, seq FROM tasks WHERE status = 'queued' AND action = 'create' ORDER BY seq LIMIT $3 FOR UPDATE SKIP LOCKED)
-             UNION ALL
-             (SELECT id, seq FROM (
-                SELECT id, seq, ip, row_number() OVER (PARTITION BY ip ORDER BY seq) AS nth
-                FROM tasks WHERE status = 'queued' AND action = 'delete') d
-              WHERE nth = 1 AND ip NOT IN (
-                SELECT ip FROM tasks WHERE status = 'running' AND action = 'delete' AND ip IS NOT NULL)
-              ORDER BY seq LIMIT $3)
-           ) c ORDER BY seq LIMIT $3)
+         WHERE status = 'queued' AND id IN (SELECT id FROM picked)
          RETURNING ${COLUMNS}, seq`,
         [batchId, now(), limit, this.options.nodeId, this.options.leaseSeconds],
       );
@@ -230,8 +231,9 @@ export class PgTaskStore implements TaskStore {
 
   /**
    * The fence of a write about a run: the attempt this node claimed the task
-   * under. A task this node does not hold (queued, or never claimed here)
-   * is written without it.
+   * under. A running task is written only by the node whose lease it holds,
+   * under that attempt (or by anyone when no lease holds it: a row written
+   * before leases, or by hand); null when this node does not hold it.
    */
   private fence(id: string): number | null {
     return this.held.get(id) ?? null;
@@ -248,8 +250,7 @@ export class PgTaskStore implements TaskStore {
            finished_at = $7, progress = coalesce($8, progress), runner_pid = NULL, runner_start = NULL,
            leased_by = NULL, lease_until = NULL,
            params = CASE WHEN ${LIVE_KEY('$7')} THEN params ELSE ${WITHOUT_HASH} END
-         WHERE id = $1 AND status IN ('queued', 'running')
-           AND ($9::int IS NULL OR (status = 'running' AND attempts = $9 AND leased_by = $10))`,
+         WHERE id = $1 AND (status = 'queued' OR (status = 'running' AND (leased_by IS NULL OR (leased_by = $10 AND attempts = $9::int))))`,
         [
           id,
           outcome.status,
@@ -287,7 +288,7 @@ export class PgTaskStore implements TaskStore {
         const { rows } = await client.query<TaskRow>(
           `UPDATE tasks SET status = 'queued', runner_pid = NULL, runner_start = NULL, progress = NULL, batch_id = NULL,
              leased_by = NULL, lease_until = NULL, attempts = attempts - $2
-           WHERE id = $1 AND status = 'running' AND ($3::int IS NULL OR (attempts = $3 AND leased_by = $4))
+           WHERE id = $1 AND status = 'running' AND (leased_by IS NULL OR (leased_by = $4 AND attempts = $3::int))
            RETURNING ${COLUMNS}`,
           [id, refund ? 1 : 0, this.fence(id), this.options.nodeId],
         );
