@@ -49,7 +49,7 @@ t.test('a running delete cannot be canceled (409), and its batch-mate is not har
   for (const [i, id] of ids.entries()) {
     const task = await untilTerminal(service.tasks, id);
     t.match(task, { status: 'succeeded', instance_state: 'terminated', instance_id: created[i]!.instance_id }, `delete ${i} did what it was asked`);
-    const statuses = service.tasks.eventsSince(id, 0).filter((e) => e.type === 'status').map((e) => e.data.status);
+    const statuses = (await service.tasks.eventsSince(id, 0)).filter((e) => e.type === 'status').map((e) => e.data.status);
     t.same(statuses, ['queued', 'running', 'succeeded'], `delete ${i} was never sent back to the queue`);
     t.equal(instances(moto.url).find((x) => x.id === created[i]!.instance_id)?.state, 'terminated');
   }

@@ -112,7 +112,7 @@ t.test('canceling one member of a batch requeues the others', async (t) => {
   t.match(res.json(), { status: 'canceled', instance_state: 'terminated', instance_id: launched[1] });
   for (const i of [0, 2]) {
     // The stopped run sent them back to the queue: a `queued` status after their `running` one (they may run again already).
-    const statuses = service.tasks.eventsSince(ids[i]!, 0).filter((e) => e.type === 'status').map((e) => e.data.status);
+    const statuses = (await service.tasks.eventsSince(ids[i]!, 0)).filter((e) => e.type === 'status').map((e) => e.data.status);
     t.same(statuses.slice(0, 3), ['queued', 'running', 'queued'], `member ${i} went back to the queue`);
     t.equal(instances(moto.url).find((x) => x.id === launched[i])?.state, 'running', `member ${i} keeps its instance`);
   }

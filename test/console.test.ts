@@ -176,7 +176,7 @@ t.test('launch from the form, by keyboard; the task page follows it to succeeded
   t.match(await page.locator('.instance-card').textContent(), task.instance_id!, 'the instance it launched');
   const steps = page.locator('.waterfall .step');
   // Its result came the moment its instance ran, during the launch step: that is where its waterfall ends.
-  const started = tasks.eventsSince(id, 0).filter((e) => e.type === 'step_start').length;
+  const started = (await tasks.eventsSince(id, 0)).filter((e) => e.type === 'step_start').length;
   t.ok(started >= 1, `it went through ${started} step(s)`);
   t.equal(await steps.count(), started, 'every step it went through is in the waterfall');
   t.match(await page.locator('.waterfall').textContent(), /Launch one instance per task.*ok/s, 'the launch step, ended when its instance ran');

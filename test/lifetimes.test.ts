@@ -113,7 +113,7 @@ t.test('when it passes: one delete task with reason "expired", in /tasks and the
 
   const listed = (await inject({ url: '/tasks?action=delete' })).json().tasks.find((task: { task_id: string }) => task.task_id === expired.id);
   t.match(listed, { reason: 'expired', created_by: 'default' }, '/tasks shows the reason');
-  const statuses = service.tasks.eventsSince(expired.id, 0).filter((event) => event.type === 'status');
+  const statuses = (await service.tasks.eventsSince(expired.id, 0)).filter((event) => event.type === 'status');
   t.same(statuses.map((event) => [event.data.status, event.data.reason]), [
     ['queued', 'expired'],
     ['running', 'expired'],

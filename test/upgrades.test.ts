@@ -79,7 +79,7 @@ for (const name of fixtures) {
     t.equal(reuse.statusCode, 409, 'an idempotency key of the old release still holds');
     t.equal((await service.tasks.list({ limit: 100 })).length, expected.length, 'no task was added');
 
-    if (version >= 2) t.ok(service.tasks.eventsSince(id(1), 0).some((event) => event.type === 'step_start'), 'step events are kept');
+    if (version >= 2) t.ok((await service.tasks.eventsSince(id(1), 0)).some((event) => event.type === 'step_start'), 'step events are kept');
     t.equal(service.db.pragma('user_version', { simple: true }), SCHEMA_VERSION, "brought up to this release's schema");
   });
 }

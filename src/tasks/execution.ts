@@ -9,7 +9,7 @@ import path from 'node:path';
 import { EMPTY_OUTPUT, followedBy, type CappedText } from '../ansible/output.js';
 import type { PlaybookPool } from '../ansible/pool.js';
 import type { AnsibleEvent, PlaybookResultEntry, PlaybookRun, RunResult } from '../ansible/runner.js';
-import type { TaskEvents } from './events.js';
+import type { EventLog } from './events.js';
 import { decodeParams, needsCleanUp, type Outcome, type RunnableTask, type Task } from './model.js';
 import { cleanupOutcome, createOutcome, deleteOutcome, entryFor, whyNoResult } from './outcomes.js';
 import type { TaskStore } from './store.js';
@@ -35,7 +35,7 @@ export interface Logger {
 export interface ExecutionDeps {
   store: TaskStore;
   /** For the playbook steps' events (status events are the store's). */
-  events: TaskEvents;
+  events: EventLog;
   pool: PlaybookPool;
   log: Logger;
 }
@@ -223,7 +223,7 @@ export class Execution {
     const current = await this.deps.store.get(task.id);
     if (current?.status !== 'running' || current.cancel_requested) return undefined;
     // For this task the step ends here: the rest of the run is its batch-mates'.
-    if (step) this.deps.events.record([{ taskId: task.id, type: 'step_end', data: step }]);
+    if (step) await this.deps.events.record([{ taskId: task.id, type: 'step_end', data: step }]);
     return this.deps.store.finish(task.id, outcome, { runId: group.run.id, log: group.run.currentOutput });
   }
 
@@ -292,7 +292,7 @@ export class Execution {
     if (event.event === 'task_start') {
       const data = { step: event.step, of: event.of, name: event.name };
       await store.setProgress(live, data);
-      events.record(live.map((taskId) => ({ taskId, type: 'step_start', data })));
+      await events.record(live.map((taskId) => ({ taskId, type: 'step_start', data })));
     } else {
       const data = {
         step: event.step,
@@ -301,7 +301,7 @@ export class Execution {
         duration_ms: event.duration_ms ?? null,
         ...(event.msg ? { msg: event.msg.slice(0, 500) } : {}),
       };
-      events.record(live.map((taskId) => ({ taskId, type: 'step_end', data })));
+      await events.record(live.map((taskId) => ({ taskId, type: 'step_end', data })));
     }
   }
 

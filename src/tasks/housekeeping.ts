@@ -31,7 +31,8 @@ export class Housekeeping {
   private stopped = false;
 
   constructor(
-    private readonly db: Db,
+    /** The SQLite file, whose free pages a sweep gives back; null on PostgreSQL, where autovacuum does. */
+    private readonly db: Db | null,
     private readonly store: TaskStore,
     /** EC2_API_RETENTION in seconds; 0 keeps every task. */
     private readonly retentionSeconds: number,
@@ -80,6 +81,7 @@ export class Housekeeping {
   /** Gives the free pages back, a few at a time; how many went. */
   private async vacuum(): Promise<number> {
     let freed = 0;
+    if (!this.db) return 0;
     for (;;) {
       const free = this.db.pragma('freelist_count', { simple: true }) as number;
       if (free === 0 || this.stopped) return freed;

@@ -8,7 +8,7 @@
 import { createHash } from 'node:crypto';
 import { v7 as uuidv7 } from 'uuid';
 import { HashError, type PasswordHasher } from '../login/hasher.js';
-import type { LifetimeStore } from './lifetimes.js';
+import type { Lifetimes } from './lifetimes.js';
 import { decodeParams, type Owner, type Task } from './model.js';
 import { noInstance, Refusal, shuttingDown } from './refusal.js';
 import { KeyTaken, type NewTask, type TaskStore } from './store.js';
@@ -54,11 +54,13 @@ export class Intake {
   /** Of those, creates: they count against EC2_API_MAX_INSTANCES too. */
   private pendingCreates = 0;
   /** Idempotency keys whose first request is still being hashed or committed. */
+  /** The admission step under way (checks and counts, one request at a time). */
+  private admitting: Promise<unknown> = Promise.resolve();
   private readonly inFlight = new Map<string, Promise<KeyedRequest>>();
 
   constructor(
     private readonly store: TaskStore,
-    private readonly lifetimes: LifetimeStore,
+    private readonly lifetimes: Lifetimes,
     private readonly hasher: PasswordHasher,
     private readonly options: IntakeOptions,
   ) {}
@@ -76,6 +78,13 @@ export class Intake {
     this.accepting = false;
   }
 
+  /** Runs `step` after the admission steps before it have settled; its own outcome. */
+  private oneAtATime(step: () => Promise<void>): Promise<void> {
+    const run = this.admitting.then(step);
+    this.admitting = run.catch(() => undefined);
+    return run;
+  }
+
   /** Throws the refusal a new task would get now; cheap, so it runs before any costly work. */
   async assertCanAccept(): Promise<void> {
     if (!this.accepting) throw shuttingDown();
@@ -86,10 +95,10 @@ export class Intake {
   }
 
   /** Refuses a create that would take the live instances and queued creates past EC2_API_MAX_INSTANCES. */
-  private assertRoomForCreate(): void {
+  private async assertRoomForCreate(): Promise<void> {
     const max = this.options.maxInstances;
     if (max === null) return;
-    const taken = this.lifetimes.countInstances() + this.pendingCreates;
+    const taken = (await this.lifetimes.countInstances()) + this.pendingCreates;
     if (taken >= max) {
       throw new Refusal(
         'conflict',
@@ -110,7 +119,7 @@ export class Intake {
     // The expiry counts from acceptance; a replay keeps the first request's.
     const fresh = async (key?: { key: string; request_hash: string }) => {
       // Checked before the costly hash, and again at the commit (submit).
-      this.assertRoomForCreate();
+      await this.assertRoomForCreate();
       return this.submit(await this.newCreate(login, owner.name, ttl), key && { ...key, owner: owner.name });
     };
     if (!idempotencyKey) return fresh();
@@ -166,7 +175,7 @@ export class Intake {
    */
   async delete(ip: string, owner: Owner): Promise<Submitted> {
     await this.assertCanAccept();
-    const mine = owner.admin || this.lifetimes.live(ip)?.created_by === owner.name;
+    const mine = owner.admin || (await this.lifetimes.live(ip))?.created_by === owner.name;
     const ended = mine ? undefined : { status: 'failed' as const, instance_state: 'not_found' as const, error: noInstance(ip) };
     return this.submit({ id: uuidv7(), action: 'delete', params: { ip }, ip, created_by: owner.name, ended });
   }
@@ -186,11 +195,15 @@ export class Intake {
 
   private async submit(task: NewTask, key?: { owner: string; key: string; request_hash: string }): Promise<Submitted> {
     // Checked again: hashing took time, and the service may have begun to stop (or others filled the cap).
-    await this.assertCanAccept();
     const create = task.action === 'create';
-    if (create) this.assertRoomForCreate();
-    this.pending++;
-    if (create) this.pendingCreates++;
+    // Checked and counted as one step: the checks read the database (async), and two requests checked
+    // at once would each miss the other. One at a time, so the cap lets in exactly as many as it allows.
+    await this.oneAtATime(async () => {
+      await this.assertCanAccept();
+      if (create) await this.assertRoomForCreate();
+      this.pending++;
+      if (create) this.pendingCreates++;
+    });
     try {
       // Committed with its `queued` event; the store's hook tells the scheduler and the event streams.
       return { task: await this.store.add(task, key && { ...key, ttlSeconds: this.options.idempotencyTtl }), replayed: false };

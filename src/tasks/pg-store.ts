@@ -16,6 +16,7 @@ import type { CappedText } from '../ansible/output.js';
 import { DEFAULT_OWNER } from '../config.js';
 import { statusEvent, type TaskEvent } from './events.js';
 import type { Outcome, Progress, Task, TaskFilter, TaskStatus } from './model.js';
+import { INSTANCE_ENDED, MARK_EXPIRED } from './lifetimes.js';
 import { CANCELED } from './outcomes.js';
 import { KeyTaken, type ClaimedRow, type IdempotencyKey, type IdempotencyRecord, type NewTask, type RunLog, type StateChange, type TaskStore } from './store.js';
 
@@ -33,10 +34,11 @@ const dbNowPlus = (seconds: string) =>
 const LIVE_KEY = (at: string) => `EXISTS (SELECT 1 FROM idempotency_keys k WHERE k.task_id = tasks.id AND k.expires_at > ${at})`;
 const WITHOUT_HASH = `CASE WHEN action = 'create' AND ec2_api_json_valid(params) THEN (params::jsonb - 'password_hash')::text ELSE params END`;
 const ENDED = `status IN ('succeeded', 'failed', 'canceled')`;
-const INSTANCE_ENDED = `EXISTS (SELECT 1 FROM tasks d WHERE d.ip = c.ip AND d.id <> c.id AND (
-  (d.action = 'delete' AND d.created_at >= c.finished_at
-    AND (d.status = 'succeeded' OR (d.status = 'failed' AND d.instance_state = 'not_found' AND d.started_at IS NOT NULL)))
-  OR (d.action = 'create' AND d.status = 'succeeded' AND d.finished_at > c.finished_at)))`;
+/** `?` placeholders (the SQL shared with SQLite) → `$1, $2, …` */
+export const numbered = (query: string) => {
+  let n = 0;
+  return query.replace(/\?/g, () => `$${++n}`);
+};
 
 /** Any number, the same on every node: claims take turns on it (see the top). */
 const CLAIM_LOCK = 0x0ec2a92;
@@ -134,10 +136,13 @@ export class PgTaskStore implements TaskStore {
     return changes.map(({ task }) => task);
   }
 
-  async add(task: NewTask, key?: IdempotencyKey, within?: (task: Task) => void): Promise<Task> {
+  async add(task: NewTask, key?: IdempotencyKey): Promise<Task> {
     const [added] = await this.change(async (client) => {
       const row = await this.insert(client, task, key);
-      within?.(row);
+      if (task.expiryOf) {
+        const { rowCount } = await client.query(numbered(MARK_EXPIRED), [task.id, task.expiryOf]);
+        if (rowCount !== 1) throw new Error(`the expiry of task ${task.expiryOf} was already handled`);
+      }
       return [{ task: row, from: null }];
     });
     return added!;

@@ -8,7 +8,7 @@ import { DEFAULT_OWNER } from '../config.js';
 import type { Db } from './db.js';
 import { statusEvent, type TaskEvents } from './events.js';
 import type { GroupCommit } from './group-commit.js';
-import { INSTANCE_ENDED } from './lifetimes.js';
+import { INSTANCE_ENDED, MARK_EXPIRED } from './lifetimes.js';
 import type { Outcome, Progress, Task, TaskFilter, TaskStatus } from './model.js';
 import { CANCELED } from './outcomes.js';
 import type { ClaimedRow, IdempotencyKey, IdempotencyRecord, NewTask, RunLog, StateChange, TaskStore } from './store.js';
@@ -142,6 +142,7 @@ export class SqliteTaskStore implements TaskStore {
       requestCancel: db.prepare(
         `UPDATE tasks SET cancel_requested = 1 WHERE id = ? AND action = 'create' AND status IN ('queued', 'running')`,
       ),
+      markExpired: db.prepare(MARK_EXPIRED),
       keyGet: db.prepare('SELECT key, request_hash, task_id FROM idempotency_keys WHERE owner = ? AND key = ? AND expires_at > ?'),
       keyDelete: db.prepare('DELETE FROM idempotency_keys WHERE owner = ? AND key = ?'),
       keyInsert: db.prepare(
@@ -192,10 +193,12 @@ export class SqliteTaskStore implements TaskStore {
     return changes.map(({ task }) => task);
   }
 
-  async add(task: NewTask, key?: IdempotencyKey, within?: (task: Task) => void): Promise<Task> {
+  async add(task: NewTask, key?: IdempotencyKey): Promise<Task> {
     const [added] = await this.change(() => {
       const row = this.insert(task, key);
-      within?.(row);
+      if (task.expiryOf && this.stmt.markExpired.run(task.id, task.expiryOf).changes !== 1) {
+        throw new Error(`the expiry of task ${task.expiryOf} was already handled`);
+      }
       return [{ task: row, from: null }];
     });
     return added!;

@@ -58,6 +58,12 @@ export interface NewTask {
   reason?: TaskReason | null;
   /** A create's expiry, as an ISO time. */
   expires_at?: string | null;
+  /**
+   * For a delete an expiry queued: the create whose expiry it is. Marked
+   * handled in the same transaction (a crash can then neither lose nor
+   * repeat it); when it already was, nothing is written and add throws.
+   */
+  expiryOf?: string;
   /** Stored already ended, never to run (a delete of an IP none of the asker's instances has). */
   ended?: Outcome & { status: 'failed' };
 }
@@ -99,11 +105,10 @@ export interface TaskStore {
 
   /**
    * — → queued (with its idempotency key, when given), or straight to its
-   * end for a task stored `ended`. `within` runs in the same transaction
-   * with the new row (an expiry marks itself handled there: a crash can then
-   * neither lose nor repeat it); when it throws, nothing is written.
+   * end for a task stored `ended`; an expiry's delete marks its expiry
+   * handled in the same transaction (`expiryOf`).
    */
-  add(task: NewTask, key?: IdempotencyKey, within?: (task: Task) => void): Promise<Task>;
+  add(task: NewTask, key?: IdempotencyKey): Promise<Task>;
   /** queued → running for up to `limit` tasks under `batchId`; how many were claimed. */
   claim(batchId: string, limit: number): Promise<number>;
   /**

@@ -61,7 +61,7 @@ export async function startService(
   const app = buildApp({ config, logger: options.logger });
   options.beforeReady?.(app);
   await app.ready();
-  return { config, app, tasks: app.engine.tasks, db: app.engine.db, close: () => app.close() };
+  return { config, app, tasks: app.engine.tasks, db: app.engine.db!, close: () => app.close() };
 }
 
 /** A task's parameters as the database holds them (a create keeps the password's hash there). */

@@ -58,6 +58,8 @@ const taskRoutes: FastifyPluginAsyncTypebox<TaskRoutesOptions> = async (app, { t
       const { limit: rawLimit, cursor, created_after, created_before, ...filters } = request.query;
       const limit = rawLimit === undefined ? 50 : Number(rawLimit);
       if (limit < 1 || limit > 500) throw new HttpError(400, 'limit must be from 1 to 500', { field: 'limit' });
+      // Read before the list (reads are async): following /events after it may repeat a change the list shows, never miss one.
+      const lastEventId = await service.lastEventId();
       const found = await service.list({
         ...filters,
         // Stored times are ISO-8601 UTC with milliseconds: compare like with like.
@@ -71,8 +73,7 @@ const taskRoutes: FastifyPluginAsyncTypebox<TaskRoutesOptions> = async (app, { t
       return {
         tasks: found.map(taskView),
         next_cursor: found.length === limit ? found.at(-1)!.id : null,
-        // Read in the same turn as the list: following /events after it misses no change.
-        last_event_id: service.lastEventId(),
+        last_event_id: lastEventId,
       };
     },
   );
@@ -170,14 +171,18 @@ const taskRoutes: FastifyPluginAsyncTypebox<TaskRoutesOptions> = async (app, { t
         stream.send(message(event));
         if (event.type === 'status' && TERMINAL.has(event.data.status as never)) end();
       };
-      // Subscribed before the history is read, in the same turn: nothing falls in between.
-      stream.onClose(service.watch(task.id, write));
-      const history = service.eventsSince(task.id, sent);
+      // Subscribed before the history is read (async): live events wait in `early` until the history is sent,
+      // so nothing falls in between and nothing goes out of order (write skips what was sent already).
+      let early: TaskEvent[] | null = [];
+      stream.onClose(service.watch(task.id, (event) => (early ? early.push(event) : write(event))));
+      const history = await service.eventsSince(task.id, sent);
       if (lastSeen === undefined && !history.some((event) => event.type === 'status')) {
         // A task from before status events were recorded: say where it stands.
         stream.send({ event: 'status', data: { ...taskView(task), at: new Date().toISOString() } });
       }
       for (const event of history) write(event);
+      for (const event of early) write(event);
+      early = null;
       const now = await service.get(task.id);
       if (!stream.closed && now && TERMINAL.has(now.status)) end();
     },
@@ -205,9 +210,13 @@ const taskRoutes: FastifyPluginAsyncTypebox<TaskRoutesOptions> = async (app, { t
     },
     async (request, reply) => {
       const given = request.headers['last-event-id'] ?? request.query.after;
-      let sent = given === undefined ? service.lastEventId() : Number(given);
+      let early: TaskEvent[] | null = [];
+      // Subscribed before anything is read (reads are async): live events wait in `early` until the replay is done.
+      const unwatch = service.watch(null, (event) => (early ? early.push(event) : write(event)));
+      let sent = given === undefined ? await service.lastEventId() : Number(given);
       const stream = streams.start(request, reply);
-      if (!stream) return;
+      if (!stream) return unwatch();
+      stream.onClose(unwatch);
       stream.send({ event: 'ready', data: { after: sent } });
 
       // A token that is not an admin is sent its own tasks' events only (an event's task is looked up once).
@@ -235,14 +244,14 @@ const taskRoutes: FastifyPluginAsyncTypebox<TaskRoutesOptions> = async (app, { t
       };
       // Replay in pages, waiting for the client to read each one.
       for (;;) {
-        const page = service.eventsAfter(sent, REPLAY_PAGE);
+        const page = await service.eventsAfter(sent, REPLAY_PAGE);
         for (const event of page) write(event);
         if (page.length < REPLAY_PAGE || stream.closed) break;
         await stream.drained();
       }
       if (stream.closed) return;
-      // No await since the last read: subscribing now misses nothing.
-      stream.onClose(service.watch(null, write));
+      for (const event of early) write(event);
+      early = null;
     },
   );
 
