@@ -7,8 +7,11 @@ import fs from 'node:fs';
 import path from 'node:path';
 import t from 'tap';
 import { createParser } from 'eventsource-parser';
-import { eventuallyAsync, liveInstancesOfTask, spawnServer, startMoto, tempDir, VALID, type ServerProcess } from './helpers/harness.js';
+import { eventuallyAsync, instances, spawnServer, startMoto, tempDir, VALID, type ServerProcess } from './helpers/harness.js';
 import { startPostgres } from './helpers/postgres.js';
+
+// Six scenarios of real server processes and playbook runs, on a machine running other suites too.
+t.setTimeout(600_000);
 
 const moto = await startMoto();
 t.teardown(() => moto.stop());
@@ -44,6 +47,12 @@ const post = (base: string, url: string, body: unknown, headers: Record<string, 
   fetch(`${base}${url}`, { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body: JSON.stringify(body) });
 
 const getJson = async (base: string, url: string) => (await fetch(`${base}${url}`)).json() as Promise<Record<string, unknown>>;
+
+/** How many live instances each task launched: one listing of moto, however many tasks (a listing per task is slow). */
+function instancesOf(ids: string[]): number[] {
+  const live = instances(moto.url).filter((i) => i.state !== 'terminated');
+  return ids.map((id) => live.filter((i) => i.tags.TaskId === id).length);
+}
 
 /** The task once it has ended, as node `base` reports it. */
 const ended = (base: string, id: string, ms = 180_000) =>
@@ -87,7 +96,7 @@ t.test('three nodes share one queue; a client on node B sees node A\'s tasks on 
     ids.push(((await res.json()) as { task_id: string }).task_id);
   }
   for (const id of ids) t.match(await ended(b.url, id), { status: 'succeeded', instance_state: 'running' }, `task ${id} ran`);
-  for (const id of ids) t.equal(liveInstancesOfTask(moto.url, id).length, 1, 'one instance each');
+  t.same(instancesOf(ids), ids.map(() => 1), 'one instance each');
 
   const fromA = ids.filter((_, i) => i % 3 === 0);
   await eventuallyAsync(async () => {
@@ -140,7 +149,7 @@ t.test('kill -9 of a node mid-batch: the other nodes finish its tasks, one insta
   await a.exited;
   const [b] = [await node(t, db, 'b'), await node(t, db, 'c')];
   for (const id of ids) t.match(await ended(b!.url, id), { status: 'succeeded' }, `task ${id} finished by another node`);
-  for (const id of ids) t.equal(liveInstancesOfTask(moto.url, id).length, 1, `one instance for ${id}`);
+  t.same(instancesOf(ids), ids.map(() => 1), 'one instance for each, though two nodes ran them');
 });
 
 t.test('the run folders are private to each node', async (t) => {
@@ -148,4 +157,52 @@ t.test('the run folders are private to each node', async (t) => {
   const db = await cluster.database();
   await node(t, db, 'solo', { EC2_API_RUNS_DIR: dir });
   t.ok(!fs.existsSync(dir) || (fs.statSync(dir).mode & 0o077) === 0, 'created private, if at all');
+});
+
+t.test('a rolling restart while a client submits creates loses nothing: every answer is 2xx, or 503 with Retry-After', async (t) => {
+  const db = await cluster.database();
+  const env = { EC2_API_SHUTDOWN_GRACE: '3' };
+  const names = ['a', 'b', 'c'];
+  const live: ServerProcess[] = [];
+  for (const name of names) live.push(await node(t, db, name, env));
+
+  const answers: { status: number; retryAfter: string | null }[] = [];
+  const accepted: string[] = [];
+  let unreachable = 0;
+  let submitting = true;
+  const client = (async () => {
+    for (let i = 0; submitting; i++) {
+      const target = live[i % live.length]!;
+      try {
+        const res = await post(target.url, '/instances', VALID);
+        answers.push({ status: res.status, retryAfter: res.headers.get('retry-after') });
+        if (res.status === 202) accepted.push(((await res.json()) as { task_id: string }).task_id);
+        else await res.body?.cancel();
+      } catch {
+        // The node closed its socket (a load balancer sends the request to another node): not an answer.
+        unreachable++;
+      }
+      await new Promise((resolve) => setTimeout(resolve, 600));
+    }
+  })();
+
+  for (let i = 0; i < names.length; i++) {
+    await new Promise((resolve) => setTimeout(resolve, 2_000));
+    const old = live[i]!;
+    old.child.kill('SIGTERM');
+    t.equal(await old.exited, 0, `node ${names[i]} stopped cleanly`);
+    live[i] = await node(t, db, `${names[i]}2`, env);
+  }
+  await new Promise((resolve) => setTimeout(resolve, 2_000));
+  submitting = false;
+  await client;
+
+  const bad = answers.filter((a) => !(a.status >= 200 && a.status < 300) && !(a.status === 503 && a.retryAfter));
+  t.same(bad, [], 'every answer is 2xx or 503 with Retry-After');
+  t.ok(accepted.length >= 5, `creates were accepted throughout (${accepted.length}; ${unreachable} sent to a closed socket)`);
+  for (const id of accepted) {
+    const task = await ended(live[0]!.url, id);
+    t.match(task, { status: 'succeeded' }, `task ${id} ran${task.error ? `: ${String(task.error)}` : ''}`);
+  }
+  t.same(instancesOf(accepted).filter((n) => n !== 1), [], 'one instance for each accepted create');
 });
