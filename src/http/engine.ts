@@ -10,6 +10,7 @@ import type { FastifyInstance } from 'fastify';
 import { resolveCloud, type Cloud } from '../ansible/cloud.js';
 import { Pacer } from '../ansible/pacer.js';
 import { startPacerServer } from '../ansible/pacer-server.js';
+import { PgBuckets } from '../ansible/pg-pacer.js';
 import type { Config } from '../config.js';
 import { loadSystemAccounts } from '../login/accounts.js';
 import { PasswordHasher } from '../login/hasher.js';
@@ -45,7 +46,9 @@ async function engine(app: FastifyInstance, { config, cloud: given }: { config: 
   if (!given) app.addHook('onClose', async () => cloud.stop());
 
   // Before the task service: its runs use the socket until they end.
-  const pacing = await startPacerServer(new Pacer(config.pacing));
+  // Nodes sharing PostgreSQL share the EC2 budget too: one bucket per account, Region and kind, in the database.
+  const shared = storage.kind === 'postgres' ? new PgBuckets(storage.pool) : null;
+  const pacing = await startPacerServer(new Pacer(config.pacing, undefined, shared));
   app.addHook('onClose', async () => pacing.close());
 
   // Hashes wait for the thread at most this deep; beyond, a create gets 503 (retry) rather than waiting unboundedly.

@@ -123,6 +123,16 @@ const MIGRATIONS: string[] = [
   ALTER TABLE tasks ADD COLUMN lease_until TEXT;
   CREATE INDEX tasks_lease ON tasks (lease_until) WHERE status = 'running';
   `,
+  `
+  -- The EC2 pacer's buckets, shared by the nodes (pg-pacer.ts): one row per account, Region and kind of call.
+  CREATE TABLE rate_buckets (
+    id             TEXT PRIMARY KEY,
+    tokens         DOUBLE PRECISION NOT NULL,
+    rate           DOUBLE PRECISION NOT NULL,
+    at             DOUBLE PRECISION NOT NULL,
+    last_decrease  DOUBLE PRECISION NOT NULL
+  );
+  `,
 ];
 
 export const PG_SCHEMA_VERSION = MIGRATIONS.length;
