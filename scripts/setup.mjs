@@ -15,7 +15,8 @@
 //      start only when no AWS endpoint/credentials are configured):
 //      pip into ./.venv when the Python the service will use lacks it;
 //   5. for tests, Debian's chromium (the console's browser tests);
-//   6. for tests, systemd-analyze (the systemd unit's tests).
+//   6. for tests, systemd-analyze (the systemd unit's tests);
+//   7. for tests, Debian's postgresql (the PostgreSQL store's tests).
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -187,6 +188,24 @@ if (purpose === 'test') {
     run('apt-get', ['install', '-y', '-qq', 'systemd'], { env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' } });
   } else {
     say("systemd-analyze is missing: the unit's tests will fail. Install it: sudo apt-get install -y systemd");
+  }
+}
+
+// 7. PostgreSQL's server binaries, for the PostgreSQL store's tests (tests
+//    only): they start a private cluster as moto is started
+//    (test/helpers/postgres.ts). The package's own cluster is not used.
+if (purpose === 'test') {
+  const hasInitdb = () =>
+    fs.existsSync('/usr/lib/postgresql') &&
+    fs.readdirSync('/usr/lib/postgresql').some((version) => fs.existsSync(`/usr/lib/postgresql/${version}/bin/initdb`));
+  if (hasInitdb()) {
+    say('postgresql: server binaries found in /usr/lib/postgresql');
+  } else if (isRoot && hasApt) {
+    say("postgresql is missing (the PostgreSQL store's tests need it): installing Debian's postgresql with apt-get");
+    run('apt-get', ['update', '-qq']);
+    run('apt-get', ['install', '-y', '-qq', 'postgresql'], { env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' } });
+  } else {
+    say("postgresql is missing: the PostgreSQL store's tests will fail. Install it: sudo apt-get install -y postgresql");
   }
 }
 

@@ -2,7 +2,9 @@
 // only the object it is given (and the one file it may name, API_TOKENS_FILE),
 // so tests build configs without touching process.env, and every name in the
 // README's table is parsed here.
+import crypto from 'node:crypto';
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -12,7 +14,20 @@ export type LogFormat = 'auto' | 'json' | 'pretty';
 export interface Config {
   port: number;
   host: string;
+  /** EC2_API_DB as a file path: the SQLite database (unused for data when `dbUrl` is set). */
   dbPath: string;
+  /**
+   * EC2_API_DB as a postgres:// or postgresql:// URL: nodes share that
+   * database (docs/multi-node.md); null for SQLite. Never logged whole: it
+   * may hold a password (redactUrl).
+   */
+  dbUrl: string | null;
+  /** EC2_API_RUNS_DIR: the private folder of the playbooks' run folders (default: beside the SQLite file). */
+  runsDir: string;
+  /** EC2_API_LEASE_SECONDS: how long a node holds a claimed task without renewing it (PostgreSQL only). */
+  leaseSeconds: number;
+  /** EC2_API_NODE_ID: this node's name in the leases it holds (default: host, pid and a random part). */
+  nodeId: string;
   /** EC2_API_DB_SYNC: SQLite's synchronous level; FULL also survives power loss. */
   dbSync: 'FULL' | 'NORMAL';
   cloud: CloudMode;
@@ -264,17 +279,30 @@ function allowedHosts(env: NodeJS.ProcessEnv): string[] {
     });
 }
 
-/** EC2_API_DB is a file path; a URL (postgres://…) would become a folder named after its scheme. */
-function dbPath(env: NodeJS.ProcessEnv): string {
-  const raw = env.EC2_API_DB?.trim() || './data/ec2-api.db';
+/** EC2_API_DB as a postgres:// URL, else null; any other URL is refused (it would become a folder named after its scheme). */
+function dbUrl(env: NodeJS.ProcessEnv): string | null {
+  const raw = env.EC2_API_DB?.trim() || '';
   const scheme = /^([a-z][a-z0-9+.-]*):\/\//i.exec(raw)?.[1];
-  if (scheme) {
-    // Not echoed: a database URL may hold a password.
-    throw new ConfigError(
-      `EC2_API_DB must be the path of the SQLite file (default ./data/ec2-api.db), got a ${scheme}:// URL: ` +
-        'this service keeps its tasks in SQLite only; give a file path',
-    );
+  if (!scheme) return null;
+  if (/^postgres(ql)?$/i.test(scheme)) {
+    // Checked here so that a typo is a sentence at start, not a driver's stack; not echoed: it may hold a password.
+    try {
+      new URL(raw);
+    } catch {
+      throw new ConfigError(`EC2_API_DB is not a valid ${scheme}:// URL; write it as postgres://user@host:5432/database (the password in PGPASSWORD)`);
+    }
+    return raw;
   }
+  throw new ConfigError(
+    `EC2_API_DB must be the path of the SQLite file (default ./data/ec2-api.db) or a postgres:// URL, got a ${scheme}:// URL; ` +
+      'give a file path, or a postgres:// URL for nodes that share PostgreSQL',
+  );
+}
+
+/** EC2_API_DB as a file path (the default when it is a PostgreSQL URL: the runs folder is still beside it). */
+function dbPath(env: NodeJS.ProcessEnv): string {
+  const raw = env.EC2_API_DB?.trim() || '';
+  if (!raw || dbUrl(env)) return path.resolve('./data/ec2-api.db');
   return path.resolve(raw);
 }
 
@@ -313,6 +341,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     port: integer(env, 'PORT', 5000, 0, 65_535),
     host: env.HOST?.trim() || '127.0.0.1',
     dbPath: dbPath(env),
+    dbUrl: dbUrl(env),
+    runsDir: env.EC2_API_RUNS_DIR?.trim() ? path.resolve(env.EC2_API_RUNS_DIR.trim()) : `${dbPath(env)}.runs`,
+    leaseSeconds: integer(env, 'EC2_API_LEASE_SECONDS', 30, 2, 30),
+    nodeId: env.EC2_API_NODE_ID?.trim() || `${os.hostname()}-${process.pid}-${crypto.randomBytes(3).toString('hex')}`,
     dbSync: dbSync(env),
     cloud,
     endpointUrl: endpoint(env),

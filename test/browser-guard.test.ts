@@ -54,7 +54,7 @@ t.test('without tokens: a Host that is not the service\'s own (DNS rebinding) is
   }
   const cancel = await s.app.inject({ method: 'POST', url: `/tasks/${id}/cancel`, headers: { host: 'evil.example' } });
   t.equal(cancel.statusCode, 403, 'cancel with Host evil.example');
-  t.equal(s.tasks.get(id)!.status, 'queued', 'the task is still queued');
+  t.equal((await s.tasks.get(id))!.status, 'queued', 'the task is still queued');
   t.equal(taskCount(s), 1, 'and is the only one');
 
   // The open routes hold nothing secret and answer any Host (a probe may name a pod's address).
@@ -116,7 +116,7 @@ for (const tokens of [false, true]) {
       }
     }
     t.equal(taskCount(s), 1, 'nothing more was queued');
-    t.equal(s.tasks.get(id)!.status, 'queued', 'the task was not canceled');
+    t.equal((await s.tasks.get(id))!.status, 'queued', 'the task was not canceled');
 
     // Reads from another site are not refused: the browser does not let that page read the answer.
     const read = await s.app.inject({ url: `/status/${id}`, headers: { host: 'localhost', ...auth, 'sec-fetch-site': 'cross-site' } });

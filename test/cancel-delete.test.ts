@@ -6,7 +6,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import t from 'tap';
 import { projectRoot } from '../src/config.js';
-import { VALID, eventually, instances, startMoto, startService, tempDir, untilTerminal } from './helpers/harness.js';
+import { VALID, eventually, eventuallyAsync, instances, startMoto, startService, tempDir, untilTerminal } from './helpers/harness.js';
 
 const moto = await startMoto();
 t.teardown(() => moto.stop());
@@ -32,8 +32,8 @@ t.test('a running delete cannot be canceled (409), and its batch-mate is not har
   const service = await startService(moto.url, { EC2_API_DB: db, EC2_API_PLAYBOOK_DIR: gatedDelete });
   t.teardown(() => service.close());
   // Both running in one playbook run, held before it reaches EC2.
-  const runner = await eventually(() => {
-    const tasks = ids.map((id) => service.tasks.get(id)!);
+  const runner = await eventuallyAsync(async () => {
+    const tasks = await Promise.all(ids.map(async (id) => (await service.tasks.get(id))!));
     return tasks.every((task) => task.status === 'running' && task.runner_pid) && tasks[0]!.runner_pid === tasks[1]!.runner_pid
       ? tasks[0]!.runner_pid
       : undefined;
@@ -42,14 +42,14 @@ t.test('a running delete cannot be canceled (409), and its batch-mate is not har
   const res = await service.app.inject({ method: 'POST', url: `/tasks/${ids[0]}/cancel` });
   t.equal(res.statusCode, 409, res.body);
   t.match(res.json(), { error: /already running.*cannot be canceled/ });
-  t.match(service.tasks.get(ids[0]!), { status: 'running', runner_pid: runner, cancel_requested: false }, 'nothing changed: it runs on');
-  t.match(service.tasks.get(ids[1]!), { status: 'running', runner_pid: runner }, 'its batch-mate runs on in the same run');
+  t.match((await service.tasks.get(ids[0]!)), { status: 'running', runner_pid: runner, cancel_requested: false }, 'nothing changed: it runs on');
+  t.match((await service.tasks.get(ids[1]!)), { status: 'running', runner_pid: runner }, 'its batch-mate runs on in the same run');
 
   fs.writeFileSync(gate, '');
   for (const [i, id] of ids.entries()) {
     const task = await untilTerminal(service.tasks, id);
     t.match(task, { status: 'succeeded', instance_state: 'terminated', instance_id: created[i]!.instance_id }, `delete ${i} did what it was asked`);
-    const statuses = service.tasks.eventsSince(id, 0).filter((e) => e.type === 'status').map((e) => e.data.status);
+    const statuses = (await service.tasks.eventsSince(id, 0)).filter((e) => e.type === 'status').map((e) => e.data.status);
     t.same(statuses, ['queued', 'running', 'succeeded'], `delete ${i} was never sent back to the queue`);
     t.equal(instances(moto.url).find((x) => x.id === created[i]!.instance_id)?.state, 'terminated');
   }

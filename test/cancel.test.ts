@@ -44,7 +44,7 @@ t.test('a queued task is canceled and never runs; a finished one answers 409', a
   t.teardown(() => running.close());
   const other = (await running.app.inject({ method: 'POST', url: '/create', payload: VALID })).json();
   t.equal(other.status, 'running');
-  t.equal(running.tasks.get(id)!.status, 'canceled');
+  t.equal((await running.tasks.get(id))!.status, 'canceled');
   t.same(await liveInstanceIds(moto.url, id), [], 'no instance was launched for it');
   const finished = await running.app.inject({ method: 'POST', url: `/tasks/${other.task_id}/cancel` });
   t.equal(finished.statusCode, 409);
@@ -56,7 +56,7 @@ t.test('a running create is stopped and the instance it launched is terminated',
   t.teardown(() => service.close());
   // A client waiting on the sync route sees the cancel too.
   const waiting = service.app.inject({ method: 'POST', url: '/create', payload: VALID });
-  const id = await eventually(() => service.tasks.list({ limit: 1 })[0]?.id, 10_000, 'the task');
+  const id = await eventuallyAsync(async () => (await service.tasks.list({ limit: 1 }))[0]?.id, 10_000, 'the task');
   const [launched] = await eventuallyAsync(async () => {
     const ids = await liveInstanceIds(moto.url, id);
     return ids.length ? ids : undefined;
@@ -64,7 +64,7 @@ t.test('a running create is stopped and the instance it launched is terminated',
 
   // A reader following the log by ?offset= from now on, as the console and `ec2-api logs -f` do.
   const followed = followLog(service.app, id);
-  const pgid = service.tasks.get(id)!.runner_pid!;
+  const pgid = (await service.tasks.get(id))!.runner_pid!;
   const res = await service.app.inject({ method: 'POST', url: `/tasks/${id}/cancel` });
   t.equal(res.statusCode, 200, res.body);
   t.match(res.json(), { status: 'canceled', instance_id: launched, instance_state: 'terminated', error: 'canceled by request' });
@@ -73,7 +73,7 @@ t.test('a running create is stopped and the instance it launched is terminated',
   const sync = await waiting;
   t.equal(sync.statusCode, 502);
   t.match(sync.json(), { status: 'canceled', task_id: id, ip: null });
-  t.match(outputText(service.tasks.output(id)!.log), /cleanup after cancel/);
+  t.match(outputText((await service.tasks.output(id))!.log), /cleanup after cancel/);
   // The clean-up run's output goes on from the canceled run's: the log only grows, so the follower misses nothing.
   const { text, lengths } = await followed;
   t.same(lengths, [...lengths].sort((a, b) => a - b), 'X-Log-Length never went down while the clean-up ran');
@@ -112,7 +112,7 @@ t.test('canceling one member of a batch requeues the others', async (t) => {
   t.match(res.json(), { status: 'canceled', instance_state: 'terminated', instance_id: launched[1] });
   for (const i of [0, 2]) {
     // The stopped run sent them back to the queue: a `queued` status after their `running` one (they may run again already).
-    const statuses = service.tasks.eventsSince(ids[i]!, 0).filter((e) => e.type === 'status').map((e) => e.data.status);
+    const statuses = (await service.tasks.eventsSince(ids[i]!, 0)).filter((e) => e.type === 'status').map((e) => e.data.status);
     t.same(statuses.slice(0, 3), ['queued', 'running', 'queued'], `member ${i} went back to the queue`);
     t.equal(instances(moto.url).find((x) => x.id === launched[i])?.state, 'running', `member ${i} keeps its instance`);
   }
@@ -130,7 +130,7 @@ t.test('a create that ran before and went back to the queue is cleaned up when c
   await first.close();
 
   const paused = await startService(moto.url, { EC2_API_DB: db, EC2_API_PAUSED: '1' });
-  t.match(paused.tasks.get(id), { status: 'queued', attempts: 0 }, 'queued again, after a run');
+  t.match((await paused.tasks.get(id)), { status: 'queued', attempts: 0 }, 'queued again, after a run');
   const asked = Date.now();
   const res = await paused.app.inject({ method: 'POST', url: `/tasks/${id}/cancel` });
   t.equal(res.statusCode, 202, 'the cancel is recorded; the clean-up is to come');

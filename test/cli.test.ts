@@ -58,7 +58,7 @@ t.test('create --wait --password-stdin prints the IP and exits 0; the password i
   clean(t, result, 'create --wait');
   t.match(result.stderr, /step \d+\/\d+: Launch one instance per task/, 'piped, the progress is plain lines');
   const id = taskIdIn(result.stderr)!;
-  const task = main.service.tasks.get(id)!;
+  const task = (await main.service.tasks.get(id))!;
   t.equal(task.status, 'succeeded');
   t.equal(`${task.ip}\n`, result.stdout, 'the IP of the instance the task launched');
   t.same(await liveInstanceIds(moto.url, id), [task.instance_id], 'one instance, running');
@@ -203,7 +203,7 @@ t.test('create --ttl 2h and extend <ip> 1d12h: human durations become the API\'s
 
   const extended = await cli(['extend', task.ip, '1d12h']);
   t.equal(extended.code, 0, extended.stderr);
-  const stored = main.service.tasks.get(task.task_id)!.expires_at!;
+  const stored = (await main.service.tasks.get(task.task_id))!.expires_at!;
   t.equal(extended.stdout, `${stored}\n`, 'stdout is the new expiry, as the service holds it');
   t.ok(Math.abs(Date.parse(stored) - Date.now() - 129_600_000) < 60_000, '36 h from now');
   t.match(extended.stderr, new RegExp(`\\(${task.ip.replaceAll('.', '\\.')}\\) is terminated at `));
@@ -212,7 +212,7 @@ t.test('create --ttl 2h and extend <ip> 1d12h: human durations become the API\'s
   const bad = await cli(['extend', task.ip, '2 hours']);
   t.equal(bad.code, 2);
   t.match(bad.stderr, /"2 hours" is not a duration: give a number with a unit, such as 90m, 2h, 1d or 1d12h/);
-  t.equal(main.service.tasks.get(task.task_id)!.expires_at, stored, 'a refused duration changes nothing');
+  t.equal((await main.service.tasks.get(task.task_id))!.expires_at, stored, 'a refused duration changes nothing');
   const tooShort = await cli(['create', '--username', 'suitepad', '--password-stdin', '--ttl', '30s'], `${PASSWORD}\n`);
   t.equal(tooShort.code, 2, 'the server refuses a ttl under a minute: exit 2');
   t.match(tooShort.stderr, /ttl is not valid: it must be a whole number of seconds from 60/);
@@ -228,7 +228,7 @@ t.test('logs prints the playbook output; logs --follow follows a running task an
   const follow = await cli(['logs', id, '--follow']);
   t.equal(follow.code, 0, follow.stderr);
   t.match(follow.stdout, /TASK \[Launch one instance per task\][\s\S]*PLAY RECAP/, 'the whole run, to its end');
-  t.equal(main.service.tasks.get(id)!.status, 'succeeded', 'it ended when the task did');
+  t.equal((await main.service.tasks.get(id))!.status, 'succeeded', 'it ended when the task did');
   const whole = await cli(['logs', id]);
   t.equal(whole.stdout, follow.stdout, 'followed piece by piece, the same text as read at once');
   clean(t, follow, 'logs --follow');
@@ -249,7 +249,7 @@ t.test('cancel; Ctrl-C while waiting stops following, not the task, and says how
     interrupted.stderr,
     new RegExp(`ec2-api: stopped following; task ${id} goes on\\. Cancel it with \`ec2-api cancel ${id}\``),
   );
-  t.equal(paused.service.tasks.get(id)!.status, 'queued', 'the task was not canceled');
+  t.equal((await paused.service.tasks.get(id))!.status, 'queued', 'the task was not canceled');
 
   const full = await runCli(['create', '--username', 'suitepad', '--password-stdin'], { env: penv, input: PASSWORD });
   t.equal(full.code, 3, 'a full queue (503): the service cannot take it now');
@@ -258,7 +258,7 @@ t.test('cancel; Ctrl-C while waiting stops following, not the task, and says how
   const canceled = await runCli(['cancel', id], { env: penv });
   t.equal(canceled.code, 0, canceled.stderr);
   t.match(canceled.stdout, new RegExp(`^canceled create task ${id}; it had not started\\n$`));
-  t.equal(paused.service.tasks.get(id)!.status, 'canceled');
+  t.equal((await paused.service.tasks.get(id))!.status, 'canceled');
   const again = await runCli(['cancel', id], { env: penv });
   t.equal(again.code, 1, 'canceling an ended task');
   t.match(again.stderr, /^ec2-api: the task has already been canceled; nothing to cancel\n$/);

@@ -82,16 +82,25 @@ t.test('EC2_API_DB is resolved to an absolute path', async (t) => {
   t.equal(loadConfig({}).dbPath, path.join(process.cwd(), 'data', 'ec2-api.db'));
 });
 
-t.test('EC2_API_DB refuses a URL, and says so without echoing it (it may hold a password)', async (t) => {
+t.test('EC2_API_DB: a postgres:// URL names the shared database; any other URL is refused without echoing it (it may hold a password)', async (t) => {
   const cwd = process.cwd();
+  for (const url of ['postgres://app:s3cret-pw@db.example:5432/ec2', 'postgresql://localhost/ec2', 'POSTGRES://db/ec2?sslmode=verify-full']) {
+    t.equal(loadConfig({ EC2_API_DB: ` ${url} ` }).dbUrl, url, `${url.split(':')[0]}:// is PostgreSQL`);
+  }
+  t.equal(loadConfig({}).dbUrl, null, 'SQLite by default');
+  t.equal(loadConfig({ EC2_API_DB: 'postgres://db/ec2' }).runsDir, path.join(cwd, 'data', 'ec2-api.db.runs'), 'run folders stay local');
+  t.equal(loadConfig({ EC2_API_RUNS_DIR: '/srv/runs' }).runsDir, '/srv/runs');
+  t.equal(loadConfig({}).leaseSeconds, 30, 'a lease lasts 30 s by default');
+  t.match(configError({ EC2_API_LEASE_SECONDS: '60' }).message, 'EC2_API_LEASE_SECONDS must be a whole number from 2 to 30');
+  t.match(configError({ EC2_API_DB: 'postgres://app:s3cret-pw@[bad' }).message, /EC2_API_DB is not a valid postgres:\/\/ URL/);
+  t.notMatch(configError({ EC2_API_DB: 'postgres://app:s3cret-pw@[bad' }).message, 's3cret-pw', 'a bad URL is not echoed');
   for (const [value, scheme] of [
-    ['postgres://app:s3cret-pw@db.example:5432/ec2', 'postgres'],
-    ['postgresql://localhost/ec2', 'postgresql'],
+    ['mysql://app:s3cret-pw@db.example/ec2', 'mysql'],
     ['sqlite:///srv/ec2/x.db', 'sqlite'],
     ['file://data/x.db', 'file'],
   ] as const) {
     const error = configError({ EC2_API_DB: value });
-    t.match(error.message, `EC2_API_DB must be the path of the SQLite file (default ./data/ec2-api.db), got a ${scheme}:// URL`, value);
+    t.match(error.message, `EC2_API_DB must be the path of the SQLite file (default ./data/ec2-api.db) or a postgres:// URL, got a ${scheme}:// URL`, value);
     t.match(error.message, /give a file path/);
     t.notMatch(error.message, 's3cret-pw', 'the value is not echoed');
   }
@@ -99,17 +108,17 @@ t.test('EC2_API_DB refuses a URL, and says so without echoing it (it may hold a 
   t.equal(loadConfig({ EC2_API_DB: './a:b/x.db' }).dbPath, path.join(cwd, 'a:b', 'x.db'), 'a colon without // is a path');
 });
 
-t.test('the server started with EC2_API_DB=postgres://… exits with the sentence and makes no folder', async (t) => {
+t.test('the server started with an unreachable EC2_API_DB=postgres://… exits with a sentence, never its password, and makes no folder', async (t) => {
   const cwd = fs.mkdtempSync(path.join(os.tmpdir(), 'ec2-api-db-url-'));
   const result = spawnSync(process.execPath, [path.join(projectRoot, 'dist', 'server.js')], {
     cwd,
-    env: { ...process.env, PORT: '0', AWS_ENDPOINT_URL: 'http://127.0.0.1:9', EC2_API_DB: 'postgres://app:s3cret-pw@db.example/ec2' },
+    env: { ...process.env, PORT: '0', AWS_ENDPOINT_URL: 'http://127.0.0.1:9', EC2_API_DB: 'postgres://app:s3cret-pw@127.0.0.1:1/ec2' },
     encoding: 'utf8',
     timeout: 30_000,
   });
   t.equal(result.status, 1, 'it exits 1');
-  t.match(result.stderr, /EC2_API_DB must be the path of the SQLite file .* got a postgres:\/\/ URL/);
-  t.notMatch(result.stderr + result.stdout, 's3cret-pw', 'the URL is not written out');
+  t.match(result.stderr + result.stdout, /cannot use the PostgreSQL database at postgres:\/\/app:\*\*\*@127\.0\.0\.1:1\/ec2/);
+  t.notMatch(result.stderr + result.stdout, 's3cret-pw', 'the password is not written out');
   t.same(fs.readdirSync(cwd), [], 'nothing was made where it ran (it used to make a folder named postgres:)');
 });
 

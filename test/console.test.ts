@@ -159,7 +159,7 @@ t.test('launch from the form, by keyboard; the task page follows it to succeeded
   await page.keyboard.press('Enter');
   await page.waitForURL(/\/ui\/tasks\/[0-9a-f-]{36}$/);
   const id = page.url().split('/').pop()!;
-  t.ok(tasks.get(id), 'the task exists');
+  t.ok((await tasks.get(id)), 'the task exists');
 
   // Live: the progress names steps while it runs, then the end.
   await until(page.getByTestId('progress-text'), /Step \d+ of \d+: |Succeeded/, SLOW);
@@ -176,7 +176,7 @@ t.test('launch from the form, by keyboard; the task page follows it to succeeded
   t.match(await page.locator('.instance-card').textContent(), task.instance_id!, 'the instance it launched');
   const steps = page.locator('.waterfall .step');
   // Its result came the moment its instance ran, during the launch step: that is where its waterfall ends.
-  const started = tasks.eventsSince(id, 0).filter((e) => e.type === 'step_start').length;
+  const started = (await tasks.eventsSince(id, 0)).filter((e) => e.type === 'step_start').length;
   t.ok(started >= 1, `it went through ${started} step(s)`);
   t.equal(await steps.count(), started, 'every step it went through is in the waterfall');
   t.match(await page.locator('.waterfall').textContent(), /Launch one instance per task.*ok/s, 'the launch step, ended when its instance ran');
@@ -361,7 +361,7 @@ t.test("instances page: the owner, a countdown to the expiry, and Extend moves i
   await row.getByRole('combobox', { name: `New lifetime of ${created.instance_id}` }).selectOption({ label: '1 day' });
   await row.getByRole('button', { name: 'Extend' }).click();
   await until(row, /in 2[34] h \d\d min/);
-  const stored = Date.parse(tasks.get(created.task_id)!.expires_at!);
+  const stored = Date.parse((await tasks.get(created.task_id))!.expires_at!);
   t.ok(Math.abs(stored - Date.now() - 86_400_000) < 60_000, 'the service holds the new expiry: a day from now');
 
   await page.goto(`/ui/tasks/${created.task_id}`);

@@ -6,7 +6,7 @@ import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import t from 'tap';
 import { projectRoot } from '../src/config.js';
-import { VALID, eventually, liveInstancesOfTask, startMoto, startService, untilTerminal } from './helpers/harness.js';
+import { VALID, eventually, eventuallyAsync, liveInstancesOfTask, startMoto, startService, untilTerminal } from './helpers/harness.js';
 import { processGroup } from './helpers/processes.js';
 
 const moto = await startMoto();
@@ -33,7 +33,7 @@ t.test('a playbook that fails answers 502 with the reason, and the task keeps th
   t.equal(res.statusCode, 502, res.body);
   const body = res.json();
   t.match(body, { ip: null, status: 'failed', task_id: String, error: /AuthFailure.*validate the provided access credentials/ });
-  const task = service.tasks.get(body.task_id)!;
+  const task = (await service.tasks.get(body.task_id))!;
   t.equal(task.status, 'failed');
   t.ok(task.error && task.error.length > 10, 'the error says what went wrong');
   t.ok(task.finished_at);
@@ -67,7 +67,7 @@ t.test('a hanging playbook is killed at EC2_API_TASK_TIMEOUT with its whole tree
   t.equal(res.statusCode, 202);
   const { task_id } = res.json();
 
-  const pgid = await eventually(() => service.tasks.get(task_id)?.runner_pid, 30_000, 'the playbook to start');
+  const pgid = await eventuallyAsync(async () => (await service.tasks.get(task_id))?.runner_pid, 30_000, 'the playbook to start');
   await eventually(() => processGroup(pgid).length > 2, 30_000, 'the hanging step to start');
   const done = await untilTerminal(service.tasks, task_id, 30_000);
   const elapsed = (Date.now() - started) / 1000;

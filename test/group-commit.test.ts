@@ -17,7 +17,7 @@ t.test('writes of one turn commit together; a failing one fails alone', async (t
   const add = (id: string) => store.add({ id, action: 'delete', params: { ip: '1.2.3.4' }, ip: '1.2.3.4' });
   const results = await Promise.allSettled([add('a'), add('b'), add('a'), add('c')]);
   t.same(results.map((r) => r.status), ['fulfilled', 'fulfilled', 'rejected', 'fulfilled'], 'the duplicate id alone is refused');
-  t.equal(store.waiting, 3, 'only committed tasks count as waiting');
+  t.equal(await store.waiting(), 3, 'only committed tasks count as waiting');
 
   // Another connection sees exactly the three committed rows.
   const reader = new Database(file, { readonly: true });

@@ -51,7 +51,7 @@ t.test('a sweep deletes the ended tasks past the retention and gives their pages
   const after = size();
   t.ok(after < before / 20, `the file shrank from ${before} to ${after} bytes`);
   t.equal((db.prepare('SELECT count(*) AS n FROM runs').get() as { n: number }).n, 0, 'no log is left');
-  t.equal(store.get(queued)?.status, 'queued', 'the queued task stays');
+  t.equal((await store.get(queued))?.status, 'queued', 'the queued task stays');
   await housekeeping.stop();
 });
 

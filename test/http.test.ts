@@ -220,7 +220,7 @@ t.test('POST /create waits and answers 504 while the task is still queued', asyn
   t.equal(delBody.ip, '54.1.2.3');
   t.ok(['queued', 'running'].includes(String(delBody.status)));
   t.match(delBody.task_id, UUID);
-  t.equal(s.tasks.get(String(createBody.task_id))?.status, 'queued', 'the task goes on');
+  t.equal((await s.tasks.get(String(createBody.task_id)))?.status, 'queued', 'the task goes on');
 });
 
 t.test('GET /status', async (t) => {

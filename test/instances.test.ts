@@ -5,7 +5,7 @@ import Database from 'better-sqlite3';
 import path from 'node:path';
 import t from 'tap';
 import { projectRoot } from '../src/config.js';
-import { VALID, ec2Proxy, eventually, instances, launchUntagged, startMoto, startService } from './helpers/harness.js';
+import { VALID, ec2Proxy, eventually, eventuallyAsync, instances, launchUntagged, startMoto, startService } from './helpers/harness.js';
 
 const moto = await startMoto();
 const service = await startService(moto.url);
@@ -28,14 +28,14 @@ t.test('POST /instances answers 202 at once; GET /instances lists what the servi
   t.equal(res.statusCode, 202);
   t.match(res.json(), { status: 'queued', action: 'create' });
   const id = res.json().task_id;
-  await eventually(() => service.tasks.get(id)?.status === 'succeeded', 60_000, 'the create');
+  await eventuallyAsync(async () => (await service.tasks.get(id))?.status === 'succeeded', 60_000, 'the create');
   const foreign = launchUntagged(moto.url);
 
   const list = await inject({ url: '/instances' });
   t.equal(list.statusCode, 200, list.body);
   const listed = list.json().instances as { instance_id: string; task_id: string; public_ip: string; state: string; launch_time: string }[];
   const mine = listed.find((i) => i.task_id === id);
-  t.match(mine, { instance_id: service.tasks.get(id)!.instance_id, public_ip: String, state: 'running', launch_time: String });
+  t.match(mine, { instance_id: (await service.tasks.get(id))!.instance_id, public_ip: String, state: 'running', launch_time: String });
   t.notOk(listed.some((i) => i.instance_id === foreign.id), 'an instance it did not create is not listed');
   t.equal(listed.length, instances(moto.url).filter((i) => i.tags.ManagedBy === 'ec2-api' && i.state !== 'terminated').length);
 });
@@ -72,11 +72,11 @@ t.test('GET /instances: callers at once share one playbook run, a fresh result i
   t.teardown(service.tasks.onRun((report) => report.playbook === 'list' && runs.push(report.playbook)));
   // Nothing left running from the tests before (a task ending would rightly make the next listing a fresh read),
   // and older than any listing they made.
-  await eventually(() => service.tasks.list({ status: 'running', limit: 1 }).length + service.tasks.list({ status: 'queued', limit: 1 }).length === 0, 60_000, 'the earlier tasks to end');
+  await eventuallyAsync(async () => (await service.tasks.list({ status: 'running', limit: 1 })).length + (await service.tasks.list({ status: 'queued', limit: 1 })).length === 0, 60_000, 'the earlier tasks to end');
   await new Promise((resolve) => setTimeout(resolve, 3_100));
 
   let peak = 0;
-  const sampling = setInterval(() => (peak = Math.max(peak, service.tasks.stats.runningPlaybooks)), 20);
+  const sampling = setInterval(() => void service.tasks.stats().then(({ runningPlaybooks }) => (peak = Math.max(peak, runningPlaybooks))), 20);
   const answers = await Promise.all(Array.from({ length: 24 }, () => inject({ url: '/instances' })));
   clearInterval(sampling);
   t.same([...new Set(answers.map((a) => a.statusCode))], [200]);
@@ -99,7 +99,7 @@ t.test('GET /instances waits for a free playbook slot, and is stopped at shutdow
     EC2_API_PLAYBOOK_DIR: path.join(projectRoot, 'test', 'fixtures', 'hanging-playbooks'),
   });
   const task = (await hanging.app.inject({ method: 'POST', url: '/create-async', payload: VALID })).json().task_id;
-  await eventually(() => hanging.tasks.stats.runningPlaybooks === 1, 30_000, 'the hanging playbook');
+  await eventuallyAsync(async () => (await hanging.tasks.stats()).runningPlaybooks === 1, 30_000, 'the hanging playbook');
   let answered = false;
   const listing = hanging.app.inject({ url: '/instances' }).then((res) => {
     answered = true;
@@ -107,7 +107,7 @@ t.test('GET /instances waits for a free playbook slot, and is stopped at shutdow
   });
   await new Promise((resolve) => setTimeout(resolve, 3_000));
   t.notOk(answered, 'EC2_API_CONCURRENCY=1 is taken: the listing waits');
-  t.equal(hanging.tasks.stats.runningPlaybooks, 1, 'no second playbook started');
+  t.equal((await hanging.tasks.stats()).runningPlaybooks, 1, 'no second playbook started');
   await hanging.close(); // EC2_API_SHUTDOWN_GRACE=0: every playbook, waiting or running, is stopped
   const res = await listing;
   t.equal(res.statusCode, 503, 'the waiting listing is stopped by the shutdown');

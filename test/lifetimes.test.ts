@@ -9,7 +9,7 @@ import { openDatabase } from '../src/tasks/db.js';
 import type { Task } from '../src/tasks/model.js';
 import {
   VALID,
-  eventually,
+  eventually, eventuallyAsync,
   liveInstanceIds,
   startMoto,
   startService,
@@ -41,11 +41,11 @@ function timePasses(db: TestService['db'], createId: string): void {
   db.prepare('UPDATE tasks SET expires_at = ? WHERE id = ?').run(new Date(Date.now() - 1000).toISOString(), createId);
 }
 
-const deletesOf = (s: TestService, ip: string): Task[] => s.tasks.list({ action: 'delete', ip, limit: 500 });
+const deletesOf = (s: TestService, ip: string): Promise<Task[]> => s.tasks.list({ action: 'delete', ip, limit: 500 });
 const seconds = (iso: unknown) => new Date(String(iso)).getTime() / 1000;
 
 t.test('a bad ttl is a 400 naming the field, on every create route and PATCH, and queues nothing', async (t) => {
-  const before = service.tasks.list({ limit: 500 }).length;
+  const before = (await service.tasks.list({ limit: 500 })).length;
   const routes = [
     { method: 'POST' as const, url: '/create-async' },
     { method: 'POST' as const, url: '/create' },
@@ -65,7 +65,7 @@ t.test('a bad ttl is a 400 naming the field, on every create route and PATCH, an
   const missing = await inject({ method: 'PATCH', url: '/instances/54.1.2.3', payload: {} });
   t.equal(missing.statusCode, 400);
   t.same(missing.json().field, 'ttl', 'PATCH without ttl: the field is named');
-  t.equal(service.tasks.list({ limit: 500 }).length, before, 'no task was stored');
+  t.equal((await service.tasks.list({ limit: 500 })).length, before, 'no task was stored');
 });
 
 t.test("expires_at: the create's ttl from acceptance, in /status and GET /instances; PATCH moves it to now + ttl", async (t) => {
@@ -101,10 +101,10 @@ t.test('when it passes: one delete task with reason "expired", in /tasks and the
   const id = String(created.task_id);
   const ip = String(created.ip);
   t.same(await liveInstanceIds(moto.url, id), [created.instance_id], 'the instance runs');
-  t.same(deletesOf(service, ip), [], 'no delete before the expiry');
+  t.same(await deletesOf(service, ip), [], 'no delete before the expiry');
 
   timePasses(service.db, id);
-  const expired = await eventually(() => deletesOf(service, ip)[0], 10_000, 'the expiry to queue a delete');
+  const expired = await eventuallyAsync(async () => (await deletesOf(service, ip))[0], 10_000, 'the expiry to queue a delete');
   t.match(expired, { action: 'delete', reason: 'expired', created_by: 'default', ip });
   const ended = await untilTerminal(service.tasks, expired.id);
   t.equal(ended.status, 'succeeded');
@@ -113,7 +113,7 @@ t.test('when it passes: one delete task with reason "expired", in /tasks and the
 
   const listed = (await inject({ url: '/tasks?action=delete' })).json().tasks.find((task: { task_id: string }) => task.task_id === expired.id);
   t.match(listed, { reason: 'expired', created_by: 'default' }, '/tasks shows the reason');
-  const statuses = service.tasks.eventsSince(expired.id, 0).filter((event) => event.type === 'status');
+  const statuses = (await service.tasks.eventsSince(expired.id, 0)).filter((event) => event.type === 'status');
   t.same(statuses.map((event) => [event.data.status, event.data.reason]), [
     ['queued', 'expired'],
     ['running', 'expired'],
@@ -121,7 +121,7 @@ t.test('when it passes: one delete task with reason "expired", in /tasks and the
   ], 'every status event of it says why');
 
   t.equal(await service.tasks.expireDue(), 0, 'a later sweep queues nothing more');
-  t.equal(deletesOf(service, ip).length, 1, 'exactly one delete');
+  t.equal((await deletesOf(service, ip)).length, 1, 'exactly one delete');
 });
 
 t.test('a restart between the expiry and its delete: exactly one delete, which runs after the restart', async (t) => {
@@ -137,7 +137,7 @@ t.test('a restart between the expiry and its delete: exactly one delete, which r
   timePasses(file, id);
   file.close();
   const paused = await startService(moto.url, { EC2_API_DB: db, EC2_API_PAUSED: '1' });
-  const queued = deletesOf(paused, ip);
+  const queued = await deletesOf(paused, ip);
   t.equal(queued.length, 1, 'the start-up sweep queued the delete before taking requests');
   t.match(queued[0], { status: 'queued', reason: 'expired' });
   const patch = await injectOf(paused)({ method: 'PATCH', url: `/instances/${ip}`, payload: { ttl: 600 } });
@@ -151,7 +151,7 @@ t.test('a restart between the expiry and its delete: exactly one delete, which r
   t.equal(ended.status, 'succeeded');
   t.same(await liveInstanceIds(moto.url, id), [], 'the instance is terminated');
   t.equal(await again.tasks.expireDue(), 0);
-  t.same(deletesOf(again, ip).map((task) => task.id), [queued[0]!.id], 'exactly one delete, across both restarts');
+  t.same((await deletesOf(again, ip)).map((task) => task.id), [queued[0]!.id], 'exactly one delete, across both restarts');
 });
 
 t.test('a delete before the expiry ends it: nothing fires, and the create shows no expiry', async (t) => {
@@ -164,8 +164,8 @@ t.test('a delete before the expiry ends it: nothing fires, and the create shows 
 
   timePasses(service.db, id);
   t.equal(await service.tasks.expireDue(), 0, 'the due expiry queues nothing');
-  t.same(deletesOf(service, ip).map((task) => task.id), [deleted.json().task_id], 'only the delete asked for');
-  t.equal(service.tasks.get(id)?.expires_at, null, 'the expiry is cleared');
+  t.same((await deletesOf(service, ip)).map((task) => task.id), [deleted.json().task_id], 'only the delete asked for');
+  t.equal((await service.tasks.get(id))?.expires_at, null, 'the expiry is cleared');
 });
 
 t.test('EC2_API_DEFAULT_TTL: the lifetime of a create that gives none', async (t) => {
@@ -174,7 +174,7 @@ t.test('EC2_API_DEFAULT_TTL: the lifetime of a create that gives none', async (t
   for (const [body, ttl] of [[{}, 600], [{ ttl: 120 }, 120]] as const) {
     const res = await injectOf(s)({ method: 'POST', url: '/create-async', payload: { ...VALID, ...body } });
     t.equal(res.statusCode, 202);
-    const task = s.tasks.get(res.json().task_id)!;
+    const task = (await s.tasks.get(res.json().task_id))!;
     t.ok(Math.abs(seconds(task.expires_at) - seconds(task.created_at) - ttl) < 5, `expires ${ttl} s after acceptance`);
   }
 });
@@ -189,11 +189,11 @@ t.test('EC2_API_MAX_INSTANCES: queued creates count; beyond, a 409 naming the ca
   t.same(answers.map((res) => res.statusCode).sort(), [202, 202, 409]);
   const refused = answers.find((res) => res.statusCode === 409)!.json();
   t.match(refused.error, /the instance cap is reached: 2 managed instances are live or queued to launch, and EC2_API_MAX_INSTANCES is 2/);
-  t.equal(s.tasks.list({ limit: 500 }).length, 2, 'nothing was queued for the refused one');
+  t.equal((await s.tasks.list({ limit: 500 })).length, 2, 'nothing was queued for the refused one');
   for (const url of ['/create', '/instances']) {
     t.equal((await injectOf(s)({ method: 'POST', url, payload: VALID })).statusCode, 409, `${url} is refused too`);
   }
-  t.equal(s.tasks.list({ limit: 500 }).length, 2);
+  t.equal((await s.tasks.list({ limit: 500 })).length, 2);
   const replay = await post('k1');
   t.equal(replay.statusCode, 202, 'a replay of an accepted create is not a new one: not refused');
   t.equal(replay.headers['idempotent-replayed'], 'true');

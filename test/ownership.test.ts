@@ -87,7 +87,7 @@ t.test("another token's instance: not listed; its delete ends not_found without 
   sameAnswer(rest.json(), (await bob({ method: 'DELETE', url: `/instances/${UNKNOWN_IP}?wait=true` })).json(), 'DELETE /instances');
   const queued = await bob({ url: `/delete-async/${ip}` });
   t.equal(queued.statusCode, 202, 'GET /delete-async: accepted, as for any IP');
-  const ended = service.tasks.get(queued.json().task_id)!;
+  const ended = (await service.tasks.get(queued.json().task_id))!;
   t.match(ended, { status: 'failed', instance_state: 'not_found', created_by: 'bob', started_at: null }, 'ended not_found, never run');
 
   const patch = await bob({ method: 'PATCH', url: `/instances/${ip}`, payload: { ttl: 600 } });
@@ -95,7 +95,7 @@ t.test("another token's instance: not listed; its delete ends not_found without 
   t.same(patch.json().error.replace(ip, 'IP'), (await bob({ method: 'PATCH', url: `/instances/${UNKNOWN_IP}`, payload: { ttl: 600 } })).json().error.replace(UNKNOWN_IP, 'IP'));
 
   t.same(await liveInstanceIds(moto.url, task.task_id), [task.instance_id], "alice's instance still runs");
-  t.equal(service.tasks.get(task.task_id)?.expires_at, task.expires_at, 'its expiry is unchanged');
+  t.equal((await service.tasks.get(task.task_id))?.expires_at, task.expires_at, 'its expiry is unchanged');
   t.match((await alice({ url: '/instances' })).json().instances, [{ public_ip: ip, expires_at: task.expires_at }], "bob's deletes do not end it in the service's eyes");
 });
 
@@ -121,7 +121,7 @@ t.test('idempotency keys are per owner: one key from two tokens makes two tasks'
   const again = await post(bob);
   t.equal(again.json().task_id, other.json().task_id, "bob's own replay returns his task");
   t.equal(again.headers['idempotent-replayed'], 'true');
-  t.equal(service.tasks.get(other.json().task_id)?.created_by, 'bob');
+  t.equal((await service.tasks.get(other.json().task_id))?.created_by, 'bob');
   await Promise.all([first, other].map((res) => untilTerminal(service.tasks, res.json().task_id)));
 });
 
@@ -144,7 +144,8 @@ t.test("/events: a token is sent its own tasks' events only", async (t) => {
   const taskIds = new Set([...text.matchAll(/"task_id":"([0-9a-f-]{36})"/g)].map((m) => m[1]));
   t.ok(taskIds.has(ownId), "bob's own task's events are sent");
   t.notOk(taskIds.has(task.task_id), "alice's are not");
-  t.same([...taskIds].filter((id) => service.tasks.get(id!)?.created_by !== 'bob'), [], "every event sent is of one of bob's tasks");
+  const owners = await Promise.all([...taskIds].map(async (id) => (await service.tasks.get(id!))?.created_by));
+  t.same(owners.filter((owner) => owner !== 'bob'), [], "every event sent is of one of bob's tasks");
 });
 
 t.test("every request log line names the request's token", async (t) => {

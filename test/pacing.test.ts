@@ -23,7 +23,7 @@ t.test('a burst of 15 creates in two concurrent runs shares one budget: RunInsta
   const runs: number[] = [];
   service.tasks.onRun((report) => runs.push(report.tasks));
   let mostAtOnce = 0;
-  const sampler = setInterval(() => (mostAtOnce = Math.max(mostAtOnce, service.tasks.stats.runningPlaybooks)), 50);
+  const sampler = setInterval(() => void service.tasks.stats().then(({ runningPlaybooks }) => (mostAtOnce = Math.max(mostAtOnce, runningPlaybooks))), 50);
   t.teardown(() => clearInterval(sampler));
 
   const started = Date.now();

@@ -130,7 +130,7 @@ t.test('a task interrupted EC2_API_MAX_ATTEMPTS times is failed, not run again',
 
   const service = await startService(moto.url, { EC2_API_DB: db, EC2_API_MAX_ATTEMPTS: '3' });
   t.teardown(() => service.close());
-  const task = service.tasks.get(id)!;
+  const task = (await service.tasks.get(id))!;
   t.equal(task.status, 'failed');
   t.match(task.error, /abandoned after 3 interrupted attempts/);
   t.same(await liveInstanceIds(moto.url, id), [], 'it did not run again');

@@ -6,7 +6,7 @@
 // Ansible, real moto.
 import fs from 'node:fs';
 import t from 'tap';
-import { VALID, eventually, startMoto, startService, storedParams, untilTerminal } from './helpers/harness.js';
+import { VALID, eventually, eventuallyAsync, startMoto, startService, storedParams, untilTerminal } from './helpers/harness.js';
 
 const moto = await startMoto();
 t.teardown(() => moto.stop());
@@ -27,7 +27,7 @@ t.test('the tasks of one batch share one stored log, and each reads it whole, as
   t.teardown(() => service.close());
   await Promise.all(ids.map((id) => untilTerminal(service.tasks, id)));
   // A task's result comes early; its log is complete once the whole run has ended.
-  await eventually(() => ids.every((id) => service.tasks.output(id)?.complete), 60_000, 'the run to end');
+  await eventuallyAsync(async () => (await Promise.all(ids.map((id) => service.tasks.output(id)))).every((output) => output?.complete), 60_000, 'the run to end');
   const rows = ids.map((id) => service.db.prepare('SELECT status, batch_id, run_id FROM tasks WHERE id = ?').get(id) as { status: string; batch_id: string; run_id: string });
   t.same(rows.map((row) => row.status), ['succeeded', 'succeeded', 'succeeded']);
   t.equal(new Set(rows.map((row) => row.batch_id)).size, 1, 'the three ran as one batch');
@@ -77,23 +77,23 @@ t.test('EC2_API_RETENTION: ended tasks go with their events and logs, queued and
   const keyedId = (await inject({ method: 'POST', url: '/create', payload: VALID, headers: { 'idempotency-key': 'kept-key' } })).json().task_id as string;
   const created = (await inject({ method: 'POST', url: '/create', payload: VALID })).json() as { task_id: string; ip: string };
   const plainId = created.task_id;
-  t.equal(service.tasks.get(plainId)!.status, 'succeeded');
+  t.equal((await service.tasks.get(plainId))!.status, 'succeeded');
   t.ok((service.db.prepare('SELECT count(*) FROM task_events WHERE task_id = ?').pluck().get(plainId) as number) >= 3, 'it has its events (queued, running, steps, succeeded)…');
 
   // Past the retention, with a sweep a second: a create whose instance still runs is the record of its owner and expiry.
   await new Promise((resolve) => setTimeout(resolve, 4_000));
-  t.equal(service.tasks.get(plainId)?.status, 'succeeded', 'a create whose instance still runs stays past EC2_API_RETENTION');
+  t.equal((await service.tasks.get(plainId))?.status, 'succeeded', 'a create whose instance still runs stays past EC2_API_RETENTION');
   const deleteId = (await inject({ url: `/delete/${created.ip}` })).json().task_id as string;
-  const finished = service.tasks.get(deleteId)!;
+  const finished = (await service.tasks.get(deleteId))!;
   t.equal(finished.status, 'succeeded', 'its instance terminated');
 
-  await eventually(() => service.tasks.get(plainId) === undefined && service.tasks.get(deleteId) === undefined, 60_000, 'the ended tasks to be deleted');
+  await eventuallyAsync(async () => (await service.tasks.get(plainId)) === undefined && (await service.tasks.get(deleteId)) === undefined, 60_000, 'the ended tasks to be deleted');
   t.ok(Date.now() - Date.parse(finished.finished_at!) >= 2_000, 'not before EC2_API_RETENTION has passed');
   t.equal((await inject({ url: `/status/${plainId}` })).statusCode, 404, '/status says it is gone');
   t.equal((await inject({ url: `/tasks/${plainId}/log` })).statusCode, 404, 'and its log');
   const events = service.db.prepare('SELECT count(*) AS n FROM task_events WHERE task_id = ?').get(plainId) as { n: number };
   t.equal(events.n, 0, 'and its events');
-  t.equal(service.tasks.get(keyedId)?.status, 'succeeded', 'a task its idempotency key still points to stays');
+  t.equal((await service.tasks.get(keyedId))?.status, 'succeeded', 'a task its idempotency key still points to stays');
   t.equal((await inject({ url: `/tasks/${keyedId}/log` })).statusCode, 200, 'with its log');
 });
 
@@ -105,8 +105,8 @@ t.test('EC2_API_RETENTION never deletes a queued task', async (t) => {
   const canceled = (await inject({ method: 'POST', url: '/create-async', payload: VALID })).json().task_id as string;
   t.equal((await inject({ method: 'POST', url: `/tasks/${canceled}/cancel` })).json().status, 'canceled');
   // The canceled one ended, and goes; the sweeps that delete it also see the queued one, older than the retention.
-  await eventually(() => service.tasks.get(canceled) === undefined, 60_000, 'the canceled task to be deleted');
-  t.ok(Date.now() - Date.parse(service.tasks.get(waiting)!.created_at) > 1_000, 'the queued task is older than EC2_API_RETENTION');
-  t.equal(service.tasks.get(waiting)?.status, 'queued', 'and still there');
+  await eventuallyAsync(async () => (await service.tasks.get(canceled)) === undefined, 60_000, 'the canceled task to be deleted');
+  t.ok(Date.now() - Date.parse((await service.tasks.get(waiting))!.created_at) > 1_000, 'the queued task is older than EC2_API_RETENTION');
+  t.equal((await service.tasks.get(waiting))?.status, 'queued', 'and still there');
   t.match(storedParams(service.db, waiting).password_hash, /^\$6\$/, 'with its hash: it will run');
 });

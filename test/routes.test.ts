@@ -5,7 +5,7 @@ import path from 'node:path';
 import t from 'tap';
 import {
   VALID,
-  eventually,
+  eventually, eventuallyAsync,
   instances,
   launchUntagged,
   liveInstancesOfTask,
@@ -79,8 +79,8 @@ t.test('POST /create-async answers 202 at once; /status follows the task to succ
   t.match(status, { status: 'succeeded', ip: /^\d+\./, instance_id: /^i-/, instance_state: 'running' });
   t.equal(liveInstancesOfTask(moto.url, task_id).length, 1);
   // The task may end before its playbook run does (its result is reported early): the log is complete once the run is.
-  const { log } = await eventually(() => {
-    const output = service.tasks.output(task_id)!;
+  const { log } = await eventuallyAsync(async () => {
+    const output = (await service.tasks.output(task_id))!;
     return output.complete && output;
   }, 30_000, 'the run to end');
   t.ok(outputText(log).includes('PLAY RECAP'), 'the playbook output is kept as the task log');

@@ -9,7 +9,7 @@ import Database from 'better-sqlite3';
 import t from 'tap';
 import { PlaybookRun } from '../src/ansible/runner.js';
 import { projectRoot } from '../src/config.js';
-import { VALID, eventually, liveInstancesOfTask, spawnServer, startMoto, startService, tempDir, untilTerminal } from './helpers/harness.js';
+import { VALID, eventually, eventuallyAsync, liveInstancesOfTask, spawnServer, startMoto, startService, tempDir, untilTerminal } from './helpers/harness.js';
 
 const moto = await startMoto();
 t.teardown(() => moto.stop());
@@ -46,7 +46,7 @@ t.test('after kill -9 mid-run, the next start removes the run folder the dead se
   const task = await untilTerminal(service.tasks, id, 180_000);
   t.equal(task.status, 'succeeded', task.error ?? '');
   t.equal(liveInstancesOfTask(moto.url, id).length, 1, 'the task ran again, one instance');
-  await eventually(() => service.tasks.output(id)?.complete, 60_000, 'the run to end');
+  await eventuallyAsync(async () => (await service.tasks.output(id))?.complete, 60_000, 'the run to end');
   t.same(runFolders(runsDir), [], 'and the new run removed its own folder when it ended');
 });
 

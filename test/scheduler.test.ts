@@ -25,7 +25,7 @@ function fresh(t: Teardown): { db: Db; store: TaskStore; file: string } {
   return { db, file, store: new SqliteTaskStore(db, new GroupCommit(db), new TaskEvents(db), () => undefined) };
 }
 
-const batchIds = (store: TaskStore, batch: string) => store.batch(batch).map((row) => row.task.id);
+const batchIds = async (store: TaskStore, batch: string) => (await store.batch(batch)).map((row) => row.task.id);
 
 let counter = 0;
 const create = (): NewTask => ({ id: `00000000-0000-7000-8000-${String(++counter).padStart(12, '0')}`, action: 'create', params: { username: 'u', password_hash: '$6$s$h' } });
@@ -51,11 +51,14 @@ function scheduler(
     { batchSize: options.batchSize ?? 25, batchDelayMs: 100, paused: options.paused ?? false },
     () => releases.length < (options.concurrency ?? 2),
     (batchId) => {
-      batches.push(batchIds(store, batchId));
+      // Read at once: the batch's rows are running until the release below.
+      const batch: string[] = [];
+      batches.push(batch);
+      void batchIds(store, batchId).then((ids) => batch.push(...ids));
       return new Promise<void>((resolve) =>
         releases.push(() => {
           // Ended as a run ends them; a test may close the database meanwhile.
-          void Promise.all(batchIds(store, batchId).map((id) => store.finish(id, { status: 'succeeded' }))).finally(resolve).catch(() => undefined);
+          void batchIds(store, batchId).then((ids) => Promise.all(ids.map((id) => store.finish(id, { status: 'succeeded' })))).finally(resolve).catch(() => undefined);
         }),
       );
     },
@@ -96,7 +99,7 @@ t.test('the store interface works on the tasks table itself', async (t) => {
   const batch = await call<Record<string, { id: string; batch?: string }>>((cb) => adapter.getLock(lock, cb));
   t.same(Object.keys(batch), ids.slice(0, 2), 'a take claims up to EC2_API_BATCH_SIZE, oldest first');
   t.same(batch[ids[0]!], { id: ids[0], batch: lock }, 'each item names its batch');
-  t.equal(store.get(ids[0]!)?.status, 'running', 'the claim is the task row itself moving to running');
+  t.equal((await store.get(ids[0]!))?.status, 'running', 'the claim is the task row itself moving to running');
   t.same(await call((cb) => adapter.getRunningTasks(cb)), { [lock]: batch }, 'running tasks by batch');
 
   const rest = await call<string>((cb) => adapter.takeFirstN(5, cb));
@@ -128,7 +131,7 @@ t.test('EC2_API_BATCH_SIZE caps a batch; the rest runs when a batch ends', async
   t.same(batches[0], ids.slice(0, 4));
   await sleep(400);
   t.equal(batches.length, 1, 'no second batch while the only slot is taken');
-  t.same(ids.slice(4).map((id) => store.get(id)!.status), ['queued', 'queued'], 'and nothing claimed ahead of a free slot: the rest still waits');
+  t.same((await Promise.all(ids.slice(4).map((id) => store.get(id)))).map((task) => task!.status), ['queued', 'queued'], 'and nothing claimed ahead of a free slot: the rest still waits');
   releaseAll();
   await eventually(() => batches.length === 2, 5_000, 'the second batch');
   t.same(batches[1], ids.slice(4));
@@ -184,7 +187,7 @@ t.test('a claim that fails (another connection holds the write lock) is tried ag
   s.queued(id);
   await eventually(() => errors.length > 0, 20_000, 'the claim to fail');
   t.match(errors[0], { code: 'SQLITE_BUSY' }, 'the claim failed: the database was locked');
-  t.equal(store.get(id)!.status, 'queued', 'the task still waits');
+  t.equal((await store.get(id))!.status, 'queued', 'the task still waits');
   await eventually(() => batches.length === 1, 20_000 + CLAIM_RETRY_MS, 'the batch, once the lock is gone');
   t.same(batches[0], [id], 'the task ran without anything new arriving');
   releaseAll();

@@ -48,8 +48,8 @@ t.test('SIGTERM past the grace period: the playbook is stopped, the task requeue
 
   const restarted = await startService(moto.url, { EC2_API_DB: db });
   t.teardown(() => restarted.close());
-  const done = await eventually(() => {
-    const task = restarted.tasks.get(body.task_id);
+  const done = await eventuallyAsync(async () => {
+    const task = (await restarted.tasks.get(body.task_id));
     return task?.status === 'succeeded' ? task : undefined;
   }, 120_000, 'the requeued task to run after the restart');
   t.equal(done.attempts, 1);

@@ -182,7 +182,7 @@ t.test('GET /tasks: filters, newest first, cursor pages', async (t) => {
   t.ok(creates.tasks.length >= 2 && creates.tasks.every((task: { action: string }) => task.action === 'create'));
 
   // Times have millisecond resolution, so compare with what was stored rather than with the order of requests.
-  const since = service.tasks.get(deletes[0]!)!.created_at;
+  const since = (await service.tasks.get(deletes[0]!))!.created_at;
   const after = (await inject({ url: `/tasks?created_after=${encodeURIComponent(since)}&limit=500` })).json();
   const expectedAfter = all.tasks.filter((task: { created_at: string }) => task.created_at > since).map((task: { task_id: string }) => task.task_id);
   t.same(after.tasks.map((task: { task_id: string }) => task.task_id), expectedAfter, 'created_after is exclusive');

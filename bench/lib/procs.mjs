@@ -187,7 +187,7 @@ export const UNMETERED_RATES = Object.freeze({
  * database, pointed at `endpoint`. `env` overrides; EC2_API_* settings from
  * the bench's own environment pass through (concurrency, batch size, …).
  */
-export async function startService(endpoint, { env = {}, nodeArgs = [], name = 'service' } = {}) {
+export async function startService(endpoint, { env = {}, nodeArgs = [], name = 'service', db } = {}) {
   const port = await freePort();
   const dbDir = tempDir();
   const dbPath = path.join(dbDir, 'ec2-api.db');
@@ -197,7 +197,9 @@ export async function startService(endpoint, { env = {}, nodeArgs = [], name = '
     LOG_LEVEL: 'warn',
     EC2_API_SHUTDOWN_GRACE: process.env.EC2_API_SHUTDOWN_GRACE ?? '5',
     ...env,
-    EC2_API_DB: dbPath,
+    // A fresh SQLite file, unless the phase gives a database (nodes sharing PostgreSQL: their run folders stay apart).
+    EC2_API_DB: db ?? dbPath,
+    ...(db ? { EC2_API_RUNS_DIR: path.join(dbDir, 'runs') } : {}),
   });
   for (const [key, value] of Object.entries(childEnv)) if (value === undefined) delete childEnv[key];
   const child = spawn(process.execPath, [...SERVICE_NODE_FLAGS, ...nodeArgs, path.join(projectRoot, 'dist', 'server.js')], {

@@ -5,9 +5,10 @@ import accept from './accept.mjs';
 import acceptDistinct from './accept-distinct.mjs';
 import drain from './drain.mjs';
 import memory from './memory.mjs';
+import nodes from './nodes.mjs';
 import pacing from './pacing.mjs';
 import status from './status.mjs';
 import statusLoad from './status-load.mjs';
 import sync from './sync.mjs';
 
-export const PHASES = [accept, acceptDistinct, status, statusLoad, memory, drain, sync, pacing];
+export const PHASES = [accept, acceptDistinct, status, statusLoad, memory, drain, sync, pacing, nodes];

@@ -38,6 +38,8 @@ export async function startPacerServer(pacer: Pacer): Promise<PacerServer> {
     socket.on('close', () => connections.delete(socket));
     socket.on('error', () => socket.destroy());
     let buffered = '';
+    // Answers in the order of the requests, though a shared bucket answers asynchronously.
+    let answering: Promise<unknown> = Promise.resolve();
     socket.setEncoding('utf8');
     socket.on('data', (chunk: string) => {
       buffered += chunk;
@@ -45,7 +47,13 @@ export async function startPacerServer(pacer: Pacer): Promise<PacerServer> {
       while ((newline = buffered.indexOf('\n')) >= 0) {
         const line = buffered.slice(0, newline);
         buffered = buffered.slice(newline + 1);
-        socket.write(`${JSON.stringify(answer(pacer, line))}\n`);
+        answering = answering
+          .then(() => answerShared(pacer, line))
+          .then(
+            (reply) => socket.write(`${JSON.stringify(reply)}\n`),
+            // The database did not answer: the module paces itself with the limits in its environment.
+            (error: unknown) => socket.write(`${JSON.stringify({ error: `the shared pacer failed: ${(error as Error).message}` })}\n`),
+          );
       }
       if (buffered.length > MAX_LINE) socket.destroy();
     });
@@ -75,6 +83,48 @@ export async function startPacerServer(pacer: Pacer): Promise<PacerServer> {
       fs.rmSync(dir, { recursive: true, force: true });
     },
   };
+}
+
+/** The answer to one request line, from the shared bucket when the pacer has one. */
+export async function answerShared(pacer: Pacer, line: string): Promise<ReturnType<typeof answer>> {
+  if (!pacer.shared) return answer(pacer, line);
+  const checked = parse(line);
+  if ('error' in checked) return checked;
+  const { op, key, kind, n } = checked;
+  try {
+    if (op === 'take') return { wait: await pacer.takeShared(key, kind, n) };
+    await pacer.throttledShared(key, kind);
+    return { ok: true };
+  } catch (error) {
+    if (error instanceof PacerFullError) return { error: error.message };
+    throw error;
+  }
+}
+
+/** A request line, checked. */
+function parse(line: string): { op: 'take' | 'throttled'; key: BucketKey; kind: CallKind; n: number } | { error: string } {
+  let request: Record<string, unknown>;
+  try {
+    const parsed = JSON.parse(line) as unknown;
+    if (!parsed || typeof parsed !== 'object' || Array.isArray(parsed)) return { error: 'a request is a JSON object' };
+    request = parsed as Record<string, unknown>;
+  } catch {
+    return { error: 'a request is one line of JSON' };
+  }
+  const kind = request.kind as CallKind;
+  if (!CALL_KINDS.includes(kind)) return { error: `kind must be one of ${CALL_KINDS.join(', ')}` };
+  const key: Partial<BucketKey> = {};
+  for (const field of ['endpoint', 'region', 'account'] as const) {
+    const value = request[field];
+    if (typeof value !== 'string' || value.length > MAX_FIELD) return { error: `${field} must be a string of at most ${MAX_FIELD} characters` };
+    key[field] = value;
+  }
+  const n = request.n ?? 1;
+  if (request.op === 'take' && (typeof n !== 'number' || !Number.isInteger(n) || n < 1 || n > 1_000)) {
+    return { error: 'n must be a whole number from 1 to 1000' };
+  }
+  if (request.op !== 'take' && request.op !== 'throttled') return { error: 'op must be take or throttled' };
+  return { op: request.op, key: key as BucketKey, kind, n: n as number };
 }
 
 /** The answer to one request line. */

@@ -50,13 +50,44 @@ export interface BucketView extends BucketKey {
   throttled: number;
 }
 
-class Bucket {
+/** A bucket's state as a shared store keeps it (pg-pacer.ts); times in that store's seconds. */
+export interface BucketState {
+  tokens: number;
+  rate: number;
+  at: number;
+  lastDecrease: number;
+}
+
+/**
+ * Buckets kept outside the process, shared by the nodes of one database:
+ * each take or throttle is one atomic change of the bucket's row, by the
+ * same rules as here. Returns the seconds to wait.
+ */
+export interface SharedBuckets {
+  take(id: string, size: BucketSize, n: number): Promise<number>;
+  throttle(id: string, size: BucketSize): Promise<void>;
+}
+
+export class Bucket {
   tokens: number;
   rate: number;
   calls = 0;
   throttled = 0;
   private at: number;
   private lastDecrease = -Infinity;
+
+  /** A bucket as a shared store holds it. */
+  static restore(size: BucketSize, state: BucketState): Bucket {
+    const bucket = new Bucket(size, state.at);
+    bucket.tokens = state.tokens;
+    bucket.rate = state.rate;
+    bucket.lastDecrease = state.lastDecrease;
+    return bucket;
+  }
+
+  get state(): BucketState {
+    return { tokens: this.tokens, rate: this.rate, at: this.at, lastDecrease: this.lastDecrease };
+  }
 
   constructor(
     private readonly size: BucketSize,
@@ -104,6 +135,8 @@ class Bucket {
   }
 }
 
+const bucketId = (key: BucketKey, kind: CallKind) => JSON.stringify([key.endpoint, key.region, key.account, kind]);
+
 export class PacerFullError extends Error {
   override name = 'PacerFullError';
 }
@@ -111,11 +144,29 @@ export class PacerFullError extends Error {
 export class Pacer {
   private readonly buckets = new Map<string, { key: BucketKey; kind: CallKind; bucket: Bucket }>();
 
-  /** `clock` gives seconds (monotonic). */
+  /** `clock` gives seconds (monotonic). `shared`: the buckets nodes share (PostgreSQL); null: this process's own. */
   constructor(
     readonly limits: PacingLimits,
     private readonly clock: () => number = () => performance.now() / 1000,
+    readonly shared: SharedBuckets | null = null,
   ) {}
+
+  /**
+   * `take`, from the shared bucket when there is one (the wait is the
+   * cluster's); this node still counts its own calls, for its /metrics.
+   */
+  async takeShared(key: BucketKey, kind: CallKind, n = 1): Promise<number> {
+    if (!this.shared) return this.take(key, kind, n);
+    this.bucket(key, kind).calls += n;
+    return this.shared.take(bucketId(key, kind), this.limits[kind], n);
+  }
+
+  /** `throttled`, in the shared bucket when there is one. */
+  async throttledShared(key: BucketKey, kind: CallKind): Promise<void> {
+    if (!this.shared) return this.throttled(key, kind);
+    this.bucket(key, kind).throttled += 1;
+    await this.shared.throttle(bucketId(key, kind), this.limits[kind]);
+  }
 
   /** Takes `n` tokens of `kind` for `key`; returns the seconds the caller must wait before sending. */
   take(key: BucketKey, kind: CallKind, n = 1): number {
@@ -146,7 +197,7 @@ export class Pacer {
   }
 
   private bucket(key: BucketKey, kind: CallKind): Bucket {
-    const id = JSON.stringify([key.endpoint, key.region, key.account, kind]);
+    const id = bucketId(key, kind);
     let entry = this.buckets.get(id);
     if (!entry) {
       if (this.buckets.size >= MAX_BUCKETS * CALL_KINDS.length) throw new PacerFullError(`more than ${MAX_BUCKETS} accounts and Regions`);

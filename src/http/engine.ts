@@ -10,15 +10,18 @@ import type { FastifyInstance } from 'fastify';
 import { resolveCloud, type Cloud } from '../ansible/cloud.js';
 import { Pacer } from '../ansible/pacer.js';
 import { startPacerServer } from '../ansible/pacer-server.js';
+import { PgBuckets } from '../ansible/pg-pacer.js';
 import type { Config } from '../config.js';
 import { loadSystemAccounts } from '../login/accounts.js';
 import { PasswordHasher } from '../login/hasher.js';
-import { besideDatabase, openDatabase, type Db } from '../tasks/db.js';
+import { openDatabase, type Db } from '../tasks/db.js';
+import { migratePg, openPool, redactUrl } from '../tasks/pg-schema.js';
 import { ServiceLock } from '../tasks/service-lock.js';
-import { TaskService } from '../tasks/service.js';
+import { TaskService, type Storage } from '../tasks/service.js';
 
 export interface Engine {
-  db: Db;
+  /** The SQLite file; null when nodes share PostgreSQL (EC2_API_DB=postgres://…). */
+  db: Db | null;
   cloud: Cloud;
   /** The EC2 call budget every playbook run shares (docs/pacing.md). */
   pacer: Pacer;
@@ -36,25 +39,16 @@ const HASH_QUEUE_LIMIT = 2_000;
 
 async function engine(app: FastifyInstance, { config, cloud: given }: { config: Config; cloud?: Cloud }): Promise<void> {
   const systemAccounts = loadSystemAccounts(config.projectDir);
-  // The lock first: nothing touches the file (not even a migration) while another service uses it.
-  const lock = ServiceLock.acquire(config.dbPath);
-  app.addHook('onClose', async () => lock.release());
-  let db: Db;
-  try {
-    db = openDatabase(config.dbPath, config.dbSync);
-  } catch (error) {
-    lock.release();
-    throw error;
-  }
-  app.addHook('onClose', async () => {
-    if (db.open) db.close();
-  });
+  const storage = config.dbUrl ? await openShared(app, config, config.dbUrl) : openFile(app, config);
+  const db = storage.kind === 'sqlite' ? storage.db : null;
 
   const cloud = given ?? (await resolveCloud(config));
   if (!given) app.addHook('onClose', async () => cloud.stop());
 
   // Before the task service: its runs use the socket until they end.
-  const pacing = await startPacerServer(new Pacer(config.pacing));
+  // Nodes sharing PostgreSQL share the EC2 budget too: one bucket per account, Region and kind, in the database.
+  const shared = storage.kind === 'postgres' ? new PgBuckets(storage.pool) : null;
+  const pacing = await startPacerServer(new Pacer(config.pacing, undefined, shared));
   app.addHook('onClose', async () => pacing.close());
 
   // Hashes wait for the thread at most this deep; beyond, a create gets 503 (retry) rather than waiting unboundedly.
@@ -67,7 +61,7 @@ async function engine(app: FastifyInstance, { config, cloud: given }: { config: 
   app.log.info({ implementation: await hasher.implementation() }, 'password hashing ready');
 
   const tasks = new TaskService(
-    db,
+    storage,
     hasher,
     {
       playbookDir: config.playbookDir,
@@ -82,7 +76,7 @@ async function engine(app: FastifyInstance, { config, cloud: given }: { config: 
       maxAttempts: config.maxAttempts,
       idempotencyTtl: config.idempotencyTtl,
       retentionSeconds: config.retentionSeconds,
-      runsDir: besideDatabase(config.dbPath).runs,
+      runsDir: config.runsDir,
       paused: config.paused,
       systemAccounts,
       defaultTtl: config.defaultTtl,
@@ -94,6 +88,41 @@ async function engine(app: FastifyInstance, { config, cloud: given }: { config: 
   await tasks.start();
 
   app.decorate('engine', { db, cloud, pacer: pacing.pacer, tasks });
+}
+
+/** The SQLite file, locked for this process: nothing touches it (not even a migration) while another service uses it. */
+function openFile(app: FastifyInstance, config: Config): Storage {
+  const lock = ServiceLock.acquire(config.dbPath);
+  app.addHook('onClose', async () => lock.release());
+  let db: Db;
+  try {
+    db = openDatabase(config.dbPath, config.dbSync);
+  } catch (error) {
+    lock.release();
+    throw error;
+  }
+  app.addHook('onClose', async () => {
+    if (db.open) db.close();
+  });
+  return { kind: 'sqlite', db };
+}
+
+/**
+ * The PostgreSQL database this node shares with others: no lock (several
+ * nodes are the point), the schema brought up to date by whichever node
+ * starts first. The URL is only ever logged without its password.
+ */
+async function openShared(app: FastifyInstance, config: Config, url: string): Promise<Storage> {
+  const pool = openPool(url);
+  app.addHook('onClose', async () => pool.end());
+  try {
+    await migratePg(pool);
+  } catch (error) {
+    await pool.end().catch(() => undefined);
+    throw new Error(`cannot use the PostgreSQL database at ${redactUrl(url)}: ${(error as Error).message}`);
+  }
+  app.log.info({ database: redactUrl(url), node: config.nodeId, lease_seconds: config.leaseSeconds }, 'tasks are in PostgreSQL, shared with other nodes');
+  return { kind: 'postgres', pool, nodeId: config.nodeId, leaseSeconds: config.leaseSeconds };
 }
 
 export default fp(engine, { name: 'ec2-api-engine' });

@@ -32,12 +32,12 @@ export function registerMetrics(app: FastifyInstance, tasks: TaskService, pacer:
     help: 'Tasks in the database by action and status',
     labelNames: ['action', 'status'] as const,
     registers: [registry],
-    collect() {
+    async collect() {
       // Every pair is reported, 0 included: a series does not vanish when its last task moves on.
       this.reset();
       for (const action of TASK_ACTIONS) for (const status of TASK_STATUSES) this.set({ action, status }, 0);
       try {
-        for (const row of tasks.countByStatus()) this.set({ action: row.action, status: row.status }, row.count);
+        for (const row of await tasks.countByStatus()) this.set({ action: row.action, status: row.status }, row.count);
       } catch (err) {
         app.log.warn({ err }, 'metrics: cannot count the tasks');
       }
@@ -48,8 +48,8 @@ export function registerMetrics(app: FastifyInstance, tasks: TaskService, pacer:
     name: `${METRIC_PREFIX}queue_depth`,
     help: 'Tasks waiting for a playbook run',
     registers: [registry],
-    collect() {
-      this.set(tasks.stats.queued);
+    async collect() {
+      this.set((await tasks.stats()).queued);
     },
   });
 
@@ -57,8 +57,8 @@ export function registerMetrics(app: FastifyInstance, tasks: TaskService, pacer:
     name: `${METRIC_PREFIX}running_playbooks`,
     help: 'ansible-playbook processes running now (task batches, cleanups and instance listings)',
     registers: [registry],
-    collect() {
-      this.set(tasks.stats.runningPlaybooks);
+    async collect() {
+      this.set((await tasks.stats()).runningPlaybooks);
     },
   });
 

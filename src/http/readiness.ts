@@ -61,7 +61,7 @@ export class Readiness {
 
   private async database(): Promise<CheckResult> {
     try {
-      this.options.tasks.ping();
+      await this.options.tasks.ping();
       this.report('database', null);
       return { ok: true };
     } catch (err) {

@@ -13,8 +13,8 @@ import type { CreateBody } from './schemas.js';
  * else a 404 — another token's task answers as an unknown one does: GET
  * /status/<id>, GET /tasks/<id> and its log and events, cancel.
  */
-export function findTask(tasks: TaskService, id: string, owner: Owner): Task {
-  const task = tasks.get(id.toLowerCase());
+export async function findTask(tasks: TaskService, id: string, owner: Owner): Promise<Task> {
+  const task = await tasks.get(id.toLowerCase());
   if (!task || !canSee(owner, task.created_by)) throw new HttpError(404, TASK_NOT_FOUND);
   return task;
 }

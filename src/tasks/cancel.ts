@@ -27,7 +27,7 @@ export class Cancellation {
 
   /** Cancels a task; resolves with it once canceled, or with its state after `waitMs` (cleanup still going). */
   async cancel(id: string, waitMs: number): Promise<Task> {
-    if (!this.store.get(id)) throw new Refusal('not_found', TASK_NOT_FOUND);
+    if (!(await this.store.get(id))) throw new Refusal('not_found', TASK_NOT_FOUND);
     const canceled = await this.store.cancelQueued(id);
     if (canceled) return canceled;
     if (await this.store.requestCancel(id)) {
@@ -36,12 +36,12 @@ export class Cancellation {
       const stopped = this.execution.stopRunOf(id);
       // Nothing runs it and nothing starts tasks now (paused, or stopping): the clean-up waits for a start that
       // does, so there is nothing to wait for here.
-      if (!stopped && !this.startsTasks()) return this.store.get(id)!;
-      return (await this.waiters.waitFor(id, waitMs)) ?? this.store.get(id)!;
+      if (!stopped && !this.startsTasks()) return (await this.store.get(id))!;
+      return (await this.waiters.waitFor(id, waitMs)) ?? (await this.store.get(id))!;
     }
     // Neither write took it: it has ended, or it is a running delete. Read after the writes, so a task that
     // ended in between is reported as ended.
-    const task = this.store.get(id)!;
+    const task = (await this.store.get(id))!;
     if (task.status === 'running') throw new Refusal('not_cancelable', DELETE_RUNNING);
     throw new Refusal('finished', `the task has already ${task.status === 'canceled' ? 'been canceled' : task.status}; nothing to cancel`);
   }

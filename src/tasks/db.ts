@@ -188,6 +188,24 @@ const MIGRATIONS: string[] = [
   CREATE INDEX idempotency_expiry ON idempotency_keys (expires_at);
   CREATE INDEX idempotency_task ON idempotency_keys (task_id);
   `,
+  `
+  -- Leases (docs/multi-node.md): the node that runs a task, and until when it holds it. Only nodes sharing
+  -- PostgreSQL fill them in; the columns are here too so that both stores have one schema.
+  ALTER TABLE tasks ADD COLUMN leased_by TEXT;
+  ALTER TABLE tasks ADD COLUMN lease_until TEXT;
+  CREATE INDEX tasks_lease ON tasks (lease_until) WHERE status = 'running';
+  `,
+  `
+  -- The EC2 pacer's buckets when nodes share PostgreSQL (docs/pacing.md): one row per account, Region and kind
+  -- of call; \`at\` and \`last_decrease\` in the database's seconds. Unused on SQLite (one process paces in memory).
+  CREATE TABLE rate_buckets (
+    id             TEXT PRIMARY KEY,
+    tokens         REAL NOT NULL,
+    rate           REAL NOT NULL,
+    at             REAL NOT NULL,
+    last_decrease  REAL NOT NULL
+  );
+  `,
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;

@@ -16,7 +16,7 @@ export interface TaskEvent {
   data: Record<string, unknown>;
 }
 
-interface EventRow {
+export interface EventRow {
   id: number;
   task_id: string;
   at: string;
@@ -32,13 +32,30 @@ export interface NewEvent {
 }
 
 /** Listeners of every task's events subscribe under this name. */
-const ALL = Symbol('all tasks');
+export const ALL = Symbol('all tasks');
 
 export const statusEvent = (task: Task): NewEvent => ({ taskId: task.id, type: 'status', data: taskView(task) });
 
-const toEvent = (row: EventRow): TaskEvent => ({ ...row, data: JSON.parse(row.data) as Record<string, unknown> });
+export const toEvent = (row: EventRow): TaskEvent => ({ ...row, data: JSON.parse(row.data) as Record<string, unknown> });
 
-export class TaskEvents {
+/**
+ * The events as the engine uses them, on either database. On SQLite a
+ * state change's event is published by the process that wrote it; on
+ * PostgreSQL every node publishes every node's events, read back from the
+ * table in order (pg-events.ts).
+ */
+export interface EventLog {
+  /** Tells the watchers of events this process committed (a no-op where the table is read back instead). */
+  publish(events: TaskEvent[]): void;
+  /** Stores and publishes playbook steps (a status event is written by the store with its change). */
+  record(events: NewEvent[]): Promise<void>;
+  since(taskId: string, afterId?: number): Promise<TaskEvent[]>;
+  after(afterId: number, limit: number): Promise<TaskEvent[]>;
+  lastId(): Promise<number>;
+  subscribe(taskId: string | null, listener: (event: TaskEvent) => void): () => void;
+}
+
+export class TaskEvents implements EventLog {
   private readonly emitter = new EventEmitter();
   private readonly stmt;
 
@@ -74,23 +91,23 @@ export class TaskEvents {
   }
 
   /** Stores and publishes at once, in one transaction (playbook steps; a status event is written by the store with its change). */
-  record(events: NewEvent[]): void {
+  async record(events: NewEvent[]): Promise<void> {
     if (events.length === 0) return;
     this.publish(this.db.transaction(() => this.store(events))());
   }
 
   /** One task's events after `afterId`, oldest first. */
-  since(taskId: string, afterId = 0): TaskEvent[] {
+  async since(taskId: string, afterId = 0): Promise<TaskEvent[]> {
     return (this.stmt.since.all(taskId, afterId) as EventRow[]).map(toEvent);
   }
 
   /** Every task's events after `afterId`, oldest first, at most `limit`. */
-  after(afterId: number, limit: number): TaskEvent[] {
+  async after(afterId: number, limit: number): Promise<TaskEvent[]> {
     return (this.stmt.after.all(afterId, limit) as EventRow[]).map(toEvent);
   }
 
   /** The newest event's id (0 when there is none): where a feed starting now begins. */
-  lastId(): number {
+  async lastId(): Promise<number> {
     return (this.stmt.last.get() as { id: number }).id;
   }
 

@@ -9,7 +9,7 @@ import path from 'node:path';
 import { EMPTY_OUTPUT, followedBy, type CappedText } from '../ansible/output.js';
 import type { PlaybookPool } from '../ansible/pool.js';
 import type { AnsibleEvent, PlaybookResultEntry, PlaybookRun, RunResult } from '../ansible/runner.js';
-import type { TaskEvents } from './events.js';
+import type { EventLog } from './events.js';
 import { decodeParams, needsCleanUp, type Outcome, type RunnableTask, type Task } from './model.js';
 import { cleanupOutcome, createOutcome, deleteOutcome, entryFor, whyNoResult } from './outcomes.js';
 import type { TaskStore } from './store.js';
@@ -35,7 +35,7 @@ export interface Logger {
 export interface ExecutionDeps {
   store: TaskStore;
   /** For the playbook steps' events (status events are the store's). */
-  events: TaskEvents;
+  events: EventLog;
   pool: PlaybookPool;
   log: Logger;
 }
@@ -48,6 +48,14 @@ interface Group {
   cancellable: boolean;
   /** Tasks its results ended early, still being written: awaited before the run's end is read. */
   ending: Promise<unknown>[];
+  /**
+   * The run's bookkeeping (runner, progress, steps' events), one write after
+   * the other: the store's reads are async, and a step's events must not
+   * overtake the one before. Awaited, like `ending`, before the end is read.
+   */
+  bookkeeping: { chain: Promise<void> };
+  /** Appends a write to `bookkeeping`; its own outcome. */
+  then<T>(write: () => Promise<T>): Promise<T>;
   /** The playbook step running now, and since when. */
   step?: { step: number; name: string; startedAt: number };
   /** What its tasks' log already holds (a clean-up run's goes on from the run that was canceled). */
@@ -81,7 +89,7 @@ export class Execution {
     let tasks: RunnableTask[];
     let unreadable: Promise<unknown>;
     try {
-      ({ tasks, unreadable } = this.readBatch(batchId));
+      ({ tasks, unreadable } = await this.readBatch(batchId));
     } catch (error) {
       // Not even readable: the tasks stay `running`, and the next start recovers them.
       this.deps.log.error({ err: error, batch: batchId }, 'could not read a claimed batch');
@@ -107,7 +115,7 @@ export class Execution {
   private async afterInternalError(tasks: RunnableTask[], error: unknown): Promise<void> {
     try {
       this.deps.log.error({ err: error, task_ids: tasks.map((task) => task.id) }, 'running tasks failed unexpectedly');
-      const open = this.stillRunning(tasks);
+      const open = await this.stillRunning(tasks);
       const retry = open.filter((task) => task.attempts < this.options.maxAttempts);
       await this.deps.store.requeue(ids(retry), false);
       await Promise.all(
@@ -132,6 +140,11 @@ export class Execution {
     return false;
   }
 
+  /** The tasks of the runs going on now (some may have ended already: their result came early). */
+  runningTaskIds(): string[] {
+    return [...this.groups].flatMap((group) => group.tasks.map((task) => task.id));
+  }
+
   /** The output so far of the run a task is in, or undefined when none runs for it. */
   liveLog(taskId: string): CappedText | undefined {
     for (const group of this.groups) if (group.tasks.some((task) => task.id === taskId)) return groupLog(group, group.run.currentOutput);
@@ -139,10 +152,10 @@ export class Execution {
   }
 
   /** The claimed tasks with their parameters checked; a row that fails the check fails its task (`unreadable`, being written). */
-  private readBatch(batchId: string): { tasks: RunnableTask[]; unreadable: Promise<unknown> } {
+  private async readBatch(batchId: string): Promise<{ tasks: RunnableTask[]; unreadable: Promise<unknown> }> {
     const runnable: RunnableTask[] = [];
     const failing: Promise<unknown>[] = [];
-    for (const { task, params } of this.deps.store.batch(batchId)) {
+    for (const { task, params } of await this.deps.store.batch(batchId)) {
       const decoded = decodeParams(task.action, params);
       if (decoded) runnable.push({ ...task, ...decoded });
       else {
@@ -168,29 +181,26 @@ export class Execution {
       // A task whose instance is ready ends now, not with the slowest of its batch.
       onResult: (taskId, entry) => {
         const task = byId.get(taskId);
-        const current = task && store.get(taskId);
-        if (!task || current?.status !== 'running' || current.cancel_requested) return;
-        // For this task the step ends here: the rest of the run is its batch-mates'.
-        if (group.step) {
-          const { step, name, startedAt } = group.step;
-          const data = {
-            step,
-            name,
-            status: entry.ok ? 'ok' : 'failed',
-            duration_ms: Date.now() - startedAt,
-            ...(entry.ok ? {} : { msg: String(entry.error ?? 'failed').slice(0, 500) }),
-          };
-          this.deps.events.record([{ taskId, type: 'step_end', data }]);
-        }
-        group.ending.push(store.finish(task.id, outcomeOf(task, entry, ''), { runId: group.run.id, log: group.run.currentOutput }));
+        // In `ending` from this tick on: the run's end waits for the read below and the write it leads to.
+        if (!task) return;
+        // For this task the step ends here (read now: the step may move on while the task is read).
+        const step = group.step && {
+          step: group.step.step,
+          name: group.step.name,
+          status: entry.ok ? 'ok' : 'failed',
+          duration_ms: Date.now() - group.step.startedAt,
+          ...(entry.ok ? {} : { msg: String(entry.error ?? 'failed').slice(0, 500) }),
+        };
+        group.ending.push(group.then(() => this.endEarly(group, task, outcomeOf(task, entry, ''), step)));
       },
     });
     // A cancel recorded between the claim and now.
-    if (tasks.some((task) => needsCleanUp(store.get(task.id)))) group.run.stop('cancel');
+    const current = await Promise.all(tasks.map((task) => store.get(task.id)));
+    if (current.some((task) => needsCleanUp(task))) group.run.stop('cancel');
     const result = await this.wait(group);
     if (playbook === 'create' && result.imageId && !('ec2_image_id' in vars)) this.image = { id: result.imageId, at: Date.now() };
 
-    const open = this.stillRunning(tasks);
+    const open = await this.stillRunning(tasks);
     if (result.end.kind === 'stopped' && result.end.reason === 'shutdown') {
       await store.requeue(ids(open), true);
       log.warn({ task_ids: ids(open) }, 'stopped by the shutdown: the tasks run again at the next start');
@@ -208,11 +218,20 @@ export class Execution {
     if (canceled.length) await this.cleanUp(canceled, result.log);
   }
 
+  /** A task whose result came before its run ended: it ends now, not with the slowest of its batch (unless it ended, or is being canceled). */
+  private async endEarly(group: Group, task: RunnableTask, outcome: Outcome, step: Record<string, unknown> | undefined): Promise<unknown> {
+    const current = await this.deps.store.get(task.id);
+    if (current?.status !== 'running' || current.cancel_requested) return undefined;
+    // For this task the step ends here: the rest of the run is its batch-mates'.
+    if (step) await this.deps.events.record([{ taskId: task.id, type: 'step_end', data: step }]);
+    return this.deps.store.finish(task.id, outcome, { runId: group.run.id, log: group.run.currentOutput });
+  }
+
   /** Ends canceled creates: what each launched, if anything, is terminated (found by its TaskId tag). */
   private async cleanUp(creates: RunnableTask[], log: CappedText): Promise<void> {
     const group = this.start('cancel', { ec2_api_cancels: creates.map((task) => ({ task_id: task.id })) }, creates, false, { logBefore: log });
     const result = await this.wait(group);
-    const open = this.stillRunning(creates);
+    const open = await this.stillRunning(creates);
     if (result.end.kind === 'stopped') {
       // Shutdown: the cancel stays recorded, and the next start cleans up.
       await this.deps.store.requeue(ids(open), true);
@@ -232,6 +251,16 @@ export class Execution {
   ): Group {
     const { store, events, log } = this.deps;
     const ids = tasks.map((task) => task.id);
+    const bookkeeping = { chain: Promise.resolve() };
+    /** Appends to the run's bookkeeping: in order, and a failed write is logged without stopping the ones after it. */
+    const then = <T>(write: () => Promise<T>): Promise<T> => {
+      const written = bookkeeping.chain.then(write);
+      bookkeeping.chain = written.then(
+        () => undefined,
+        (error: unknown) => log.error({ err: error, task_ids: ids }, 'could not record a playbook step or result'),
+      );
+      return written;
+    };
     const run = this.deps.pool.run({
       playbook: path.join(this.options.playbookDir, `${playbook}.yml`),
       projectDir: this.options.projectDir,
@@ -241,42 +270,48 @@ export class Execution {
       timeoutSeconds: this.options.taskTimeout,
       taskCount: tasks.length,
       onSpawn: (pid, startTime) => {
-        store.setRunner(ids, pid, startTime);
+        then(() => store.setRunner(ids, pid, startTime));
         log.info({ task_ids: ids, playbook: `${playbook}.yml`, pid }, 'playbook started');
       },
       onEvent: (event: AnsibleEvent) => {
         if (event.event !== 'task_start' && event.event !== 'task_end') return;
-        // Members that already ended (their result came early) show no more steps.
-        const live = ids.filter((id) => store.get(id)?.status === 'running');
-        if (event.event === 'task_start') {
-          group.step = { step: event.step, name: event.name, startedAt: Date.now() };
-          const data = { step: event.step, of: event.of, name: event.name };
-          store.setProgress(live, data);
-          events.record(live.map((taskId) => ({ taskId, type: 'step_start', data })));
-        } else {
-          const data = {
-            step: event.step,
-            name: event.name,
-            status: event.status,
-            duration_ms: event.duration_ms ?? null,
-            ...(event.msg ? { msg: event.msg.slice(0, 500) } : {}),
-          };
-          events.record(live.map((taskId) => ({ taskId, type: 'step_end', data })));
-        }
+        if (event.event === 'task_start') group.step = { step: event.step, name: event.name, startedAt: Date.now() };
+        then(() => this.recordStep(ids, event));
       },
       ...extra,
     });
-    const group: Group = { run, tasks, cancellable, logBefore, ending: [] };
+    const group: Group = { run, tasks, cancellable, logBefore, ending: [], bookkeeping, then };
     this.groups.add(group);
     return group;
+  }
+
+  /** A step's progress and events, for the members still running (one whose result came early shows no more steps). */
+  private async recordStep(ids: string[], event: AnsibleEvent & { event: 'task_start' | 'task_end' }): Promise<void> {
+    const { store, events } = this.deps;
+    const live = (await Promise.all(ids.map((id) => store.get(id)))).flatMap((task) => (task?.status === 'running' ? [task.id] : []));
+    if (event.event === 'task_start') {
+      const data = { step: event.step, of: event.of, name: event.name };
+      await store.setProgress(live, data);
+      await events.record(live.map((taskId) => ({ taskId, type: 'step_start', data })));
+    } else {
+      const data = {
+        step: event.step,
+        name: event.name,
+        status: event.status,
+        duration_ms: event.duration_ms ?? null,
+        ...(event.msg ? { msg: event.msg.slice(0, 500) } : {}),
+      };
+      await events.record(live.map((taskId) => ({ taskId, type: 'step_end', data })));
+    }
   }
 
   /** The run's result (once the tasks it ended early are written); its output becomes the log of every task it ran (they share it). */
   private async wait(group: Group): Promise<RunResult> {
     try {
       const result = await group.run.done;
+      await group.bookkeeping.chain;
       await Promise.allSettled(group.ending);
-      this.deps.store.setLog(group.run.id, group.tasks.map((task) => task.id), groupLog(group, result.log));
+      await this.deps.store.setLog(group.run.id, group.tasks.map((task) => task.id), groupLog(group, result.log));
       this.deps.log.info(
         { task_ids: group.tasks.map((task) => task.id), playbook: `${group.run.name}.yml`, end: result.end.kind, seconds: result.durationMs / 1000 },
         'playbook ended',
@@ -288,9 +323,10 @@ export class Execution {
   }
 
   /** The tasks still running, with their cancel as recorded now. */
-  private stillRunning(tasks: RunnableTask[]): RunnableTask[] {
-    return tasks.flatMap((task) => {
-      const current = this.deps.store.get(task.id);
+  private async stillRunning(tasks: RunnableTask[]): Promise<RunnableTask[]> {
+    const now = await Promise.all(tasks.map((task) => this.deps.store.get(task.id)));
+    return tasks.flatMap((task, i) => {
+      const current = now[i];
       return current?.status === 'running' ? [{ ...task, cancel_requested: current.cancel_requested }] : [];
     });
   }

@@ -6,7 +6,7 @@
 // nor repeated. `extend` is PATCH /instances/<ip>.
 import { v7 as uuidv7 } from 'uuid';
 import type { Logger } from './execution.js';
-import type { LifetimeStore } from './lifetimes.js';
+import type { Lifetimes } from './lifetimes.js';
 import { canSee, type Owner } from './model.js';
 import { noInstance, Refusal } from './refusal.js';
 import type { TaskStore } from './store.js';
@@ -31,7 +31,7 @@ export class Expiry {
 
   constructor(
     private readonly store: TaskStore,
-    private readonly lifetimes: LifetimeStore,
+    private readonly lifetimes: Lifetimes,
     private readonly log: Logger,
   ) {}
 
@@ -57,14 +57,22 @@ export class Expiry {
   }
 
   private async queueDue(): Promise<number> {
-    this.lifetimes.clearMoot();
+    await this.lifetimes.clearMoot();
     let queued = 0;
-    for (const due of this.lifetimes.due(SWEEP_PAGE)) {
+    for (const due of await this.lifetimes.due(SWEEP_PAGE)) {
       const id = uuidv7();
-      const task = { id, action: 'delete' as const, params: { ip: due.ip }, ip: due.ip, created_by: due.created_by, reason: 'expired' as const };
+      const task = {
+        id,
+        action: 'delete' as const,
+        params: { ip: due.ip },
+        ip: due.ip,
+        created_by: due.created_by,
+        reason: 'expired' as const,
+        expiryOf: due.id,
+      };
       try {
         // Committed with its `queued` event; the store's hook tells the scheduler and the event streams.
-        await this.store.add(task, undefined, (row) => this.lifetimes.markExpired(due.id, row.id));
+        await this.store.add(task);
         queued++;
         this.log.info({ task_id: id, create_task_id: due.id, ip: due.ip, created_by: due.created_by }, 'instance expired: delete queued');
       } catch (error) {
@@ -76,8 +84,8 @@ export class Expiry {
   }
 
   /** PATCH /instances/<ip>: the instance now expires `ttlSeconds` from now. */
-  extend(ip: string, ttlSeconds: number, owner: Owner): Lifetime {
-    const live = this.lifetimes.live(ip);
+  async extend(ip: string, ttlSeconds: number, owner: Owner): Promise<Lifetime> {
+    const live = await this.lifetimes.live(ip);
     if (!live || !canSee(owner, live.created_by)) throw new Refusal('not_found', noInstance(ip));
     if (live.deleting) {
       throw new Refusal(
@@ -86,7 +94,7 @@ export class Expiry {
       );
     }
     const expires_at = new Date(Date.now() + ttlSeconds * 1000).toISOString();
-    this.lifetimes.extend(live.id, expires_at);
+    await this.lifetimes.extend(live.id, expires_at);
     this.log.info({ create_task_id: live.id, ip, expires_at }, 'instance expiry moved');
     return { ip, instance_id: live.instance_id, task_id: live.id, created_by: live.created_by, expires_at };
   }

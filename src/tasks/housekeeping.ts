@@ -31,7 +31,8 @@ export class Housekeeping {
   private stopped = false;
 
   constructor(
-    private readonly db: Db,
+    /** The SQLite file, whose free pages a sweep gives back; null on PostgreSQL, where autovacuum does. */
+    private readonly db: Db | null,
     private readonly store: TaskStore,
     /** EC2_API_RETENTION in seconds; 0 keeps every task. */
     private readonly retentionSeconds: number,
@@ -61,11 +62,11 @@ export class Housekeeping {
   private async run(): Promise<SweepReport> {
     const report: SweepReport = { keys: 0, tasks: 0, pages: 0 };
     try {
-      report.keys = this.store.purgeExpiredKeys();
+      report.keys = await this.store.purgeExpiredKeys();
       if (this.retentionSeconds > 0) {
         const cutoff = new Date(Date.now() - this.retentionSeconds * 1000).toISOString();
         for (let deleted = PURGE_BATCH; deleted === PURGE_BATCH && !this.stopped; await sleep(PAUSE_MS)) {
-          deleted = this.store.purgeEnded(cutoff, PURGE_BATCH);
+          deleted = await this.store.purgeEnded(cutoff, PURGE_BATCH);
           report.tasks += deleted;
         }
       }
@@ -80,6 +81,7 @@ export class Housekeeping {
   /** Gives the free pages back, a few at a time; how many went. */
   private async vacuum(): Promise<number> {
     let freed = 0;
+    if (!this.db) return 0;
     for (;;) {
       const free = this.db.pragma('freelist_count', { simple: true }) as number;
       if (free === 0 || this.stopped) return freed;

@@ -8,10 +8,10 @@
 import { createHash } from 'node:crypto';
 import { v7 as uuidv7 } from 'uuid';
 import { HashError, type PasswordHasher } from '../login/hasher.js';
-import type { LifetimeStore } from './lifetimes.js';
+import type { Lifetimes } from './lifetimes.js';
 import { decodeParams, type Owner, type Task } from './model.js';
 import { noInstance, Refusal, shuttingDown } from './refusal.js';
-import type { NewTask, TaskStore } from './store.js';
+import { KeyTaken, type NewTask, type TaskStore } from './store.js';
 
 export interface Submitted {
   task: Task;
@@ -39,6 +39,14 @@ export interface CreateRequest {
 
 const KEY_CONFLICT = 'this Idempotency-Key was used with a different request body; use a new key';
 
+/** A request with an idempotency key, as the next one with that key sees it: the task it names, and the hash of the request that made it. */
+interface KeyedRequest {
+  task: Task;
+  requestHash: string;
+  /** Set when this request queued the task (else it found the key, and is a replay). */
+  submitted?: Submitted;
+}
+
 export class Intake {
   private accepting = false;
   /** Tasks admitted whose commit is still pending: they count against EC2_API_MAX_QUEUED too. */
@@ -46,11 +54,13 @@ export class Intake {
   /** Of those, creates: they count against EC2_API_MAX_INSTANCES too. */
   private pendingCreates = 0;
   /** Idempotency keys whose first request is still being hashed or committed. */
-  private readonly inFlight = new Map<string, Promise<{ submitted: Submitted; requestHash: string }>>();
+  /** The admission step under way (checks and counts, one request at a time). */
+  private admitting: Promise<unknown> = Promise.resolve();
+  private readonly inFlight = new Map<string, Promise<KeyedRequest>>();
 
   constructor(
     private readonly store: TaskStore,
-    private readonly lifetimes: LifetimeStore,
+    private readonly lifetimes: Lifetimes,
     private readonly hasher: PasswordHasher,
     private readonly options: IntakeOptions,
   ) {}
@@ -68,20 +78,27 @@ export class Intake {
     this.accepting = false;
   }
 
+  /** Runs `step` after the admission steps before it have settled; its own outcome. */
+  private oneAtATime(step: () => Promise<void>): Promise<void> {
+    const run = this.admitting.then(step);
+    this.admitting = run.catch(() => undefined);
+    return run;
+  }
+
   /** Throws the refusal a new task would get now; cheap, so it runs before any costly work. */
-  assertCanAccept(): void {
+  async assertCanAccept(): Promise<void> {
     if (!this.accepting) throw shuttingDown();
-    const waiting = this.store.waiting + this.pending;
+    const waiting = (await this.store.waiting()) + this.pending;
     if (waiting >= this.options.maxQueued) {
       throw new Refusal('queue_full', `${waiting} tasks are waiting (EC2_API_MAX_QUEUED); retry later`);
     }
   }
 
   /** Refuses a create that would take the live instances and queued creates past EC2_API_MAX_INSTANCES. */
-  private assertRoomForCreate(): void {
+  private async assertRoomForCreate(): Promise<void> {
     const max = this.options.maxInstances;
     if (max === null) return;
-    const taken = this.lifetimes.countInstances() + this.pendingCreates;
+    const taken = (await this.lifetimes.countInstances()) + this.pendingCreates;
     if (taken >= max) {
       throw new Refusal(
         'conflict',
@@ -96,13 +113,13 @@ export class Intake {
     if (this.options.systemAccounts.has(login.username)) {
       throw new Refusal('invalid', `username "${login.username}" is a system account on the instance; choose another name`, 'username');
     }
-    this.assertCanAccept();
+    await this.assertCanAccept();
     const { owner, idempotencyKey } = request;
     const ttl = request.ttl ?? this.options.defaultTtl;
     // The expiry counts from acceptance; a replay keeps the first request's.
     const fresh = async (key?: { key: string; request_hash: string }) => {
       // Checked before the costly hash, and again at the commit (submit).
-      this.assertRoomForCreate();
+      await this.assertRoomForCreate();
       return this.submit(await this.newCreate(login, owner.name, ttl), key && { ...key, owner: owner.name });
     };
     if (!idempotencyKey) return fresh();
@@ -114,21 +131,36 @@ export class Intake {
     if (first) {
       // The same key twice at once: the second waits for the first, then replays it.
       const earlier = await first.catch(() => undefined);
-      if (earlier) return this.replayOf(earlier.submitted.task, earlier.requestHash, requestHash, login.password);
+      if (earlier) return this.replayOf(earlier.task, earlier.requestHash, requestHash, login.password);
     }
-    const record = this.store.findKey(owner.name, idempotencyKey);
-    if (record) {
-      const task = this.store.get(record.task_id);
-      if (!task) throw new Refusal('key_conflict', KEY_CONFLICT, 'idempotency-key');
-      return this.replayOf(task, record.request_hash, requestHash, login.password);
-    }
-    const submitting = fresh({ key: idempotencyKey, request_hash: requestHash });
-    const entry = submitting.then((submitted) => ({ submitted, requestHash }));
+    // In the map before its first await: the store's reads are async, and a second request with this key
+    // arriving meanwhile must wait for this one rather than look the key up too and queue a second task.
+    const entry = (async (): Promise<KeyedRequest> => {
+      const found = async (): Promise<KeyedRequest | undefined> => {
+        const record = await this.store.findKey(owner.name, idempotencyKey);
+        if (!record) return undefined;
+        const task = await this.store.get(record.task_id);
+        if (!task) throw new Refusal('key_conflict', KEY_CONFLICT, 'idempotency-key');
+        return { task, requestHash: record.request_hash };
+      };
+      const earlier = await found();
+      if (earlier) return earlier;
+      try {
+        const submitted = await fresh({ key: idempotencyKey, request_hash: requestHash });
+        return { task: submitted.task, requestHash, submitted };
+      } catch (error) {
+        // Another node stored the key since the look-up (nodes sharing PostgreSQL): this request replays its task.
+        const taken = error instanceof KeyTaken ? await found() : undefined;
+        if (taken) return taken;
+        throw error;
+      }
+    })();
     // Whoever waits on the entry handles its failure; this one only keeps it from being "unhandled".
     entry.catch(() => undefined);
     this.inFlight.set(key, entry);
     try {
-      return await submitting;
+      const done = await entry;
+      return done.submitted ?? (await this.replayOf(done.task, done.requestHash, requestHash, login.password));
     } finally {
       if (this.inFlight.get(key) === entry) this.inFlight.delete(key);
     }
@@ -142,8 +174,8 @@ export class Intake {
    * a run would have ended it, and nothing runs.
    */
   async delete(ip: string, owner: Owner): Promise<Submitted> {
-    this.assertCanAccept();
-    const mine = owner.admin || this.lifetimes.live(ip)?.created_by === owner.name;
+    await this.assertCanAccept();
+    const mine = owner.admin || (await this.lifetimes.live(ip))?.created_by === owner.name;
     const ended = mine ? undefined : { status: 'failed' as const, instance_state: 'not_found' as const, error: noInstance(ip) };
     return this.submit({ id: uuidv7(), action: 'delete', params: { ip }, ip, created_by: owner.name, ended });
   }
@@ -163,11 +195,15 @@ export class Intake {
 
   private async submit(task: NewTask, key?: { owner: string; key: string; request_hash: string }): Promise<Submitted> {
     // Checked again: hashing took time, and the service may have begun to stop (or others filled the cap).
-    this.assertCanAccept();
     const create = task.action === 'create';
-    if (create) this.assertRoomForCreate();
-    this.pending++;
-    if (create) this.pendingCreates++;
+    // Checked and counted as one step: the checks read the database (async), and two requests checked
+    // at once would each miss the other. One at a time, so the cap lets in exactly as many as it allows.
+    await this.oneAtATime(async () => {
+      await this.assertCanAccept();
+      if (create) await this.assertRoomForCreate();
+      this.pending++;
+      if (create) this.pendingCreates++;
+    });
     try {
       // Committed with its `queued` event; the store's hook tells the scheduler and the event streams.
       return { task: await this.store.add(task, key && { ...key, ttlSeconds: this.options.idempotencyTtl }), replayed: false };
@@ -179,7 +215,7 @@ export class Intake {
 
   /** The earlier task, when this request is the same one again (same username and password); else a conflict. */
   private async replayOf(task: Task, storedHash: string, requestHash: string, password: string): Promise<Submitted> {
-    const stored = decodeParams(task.action, this.store.paramsOf(task.id));
+    const stored = decodeParams(task.action, await this.store.paramsOf(task.id));
     const same =
       storedHash === requestHash &&
       stored?.action === 'create' &&
@@ -187,7 +223,7 @@ export class Intake {
         throw hashRefusal(error);
       }));
     if (!same) throw new Refusal('key_conflict', KEY_CONFLICT, 'idempotency-key');
-    return { task: this.store.get(task.id) ?? task, replayed: true };
+    return { task: (await this.store.get(task.id)) ?? task, replayed: true };
   }
 }
 

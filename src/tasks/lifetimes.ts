@@ -35,13 +35,30 @@ export const INSTANCE_ENDED = `EXISTS (SELECT 1 FROM tasks d WHERE d.ip = c.ip A
   OR (d.action = 'create' AND d.status = 'succeeded' AND d.finished_at > c.finished_at)))`;
 
 /** On a succeeded create `c`: a delete of its IP, accepted after it launched, waits or runs. */
-const DELETING = `(SELECT d.id FROM tasks d WHERE d.ip = c.ip AND d.action = 'delete'
+export const DELETING = `(SELECT d.id FROM tasks d WHERE d.ip = c.ip AND d.action = 'delete'
   AND d.status IN ('queued', 'running') AND d.created_at >= c.finished_at ORDER BY d.rowid LIMIT 1)`;
 
 /** The terms of the partial index tasks_pending_expiry, so that the sweep reads only pending expiries. */
 const PENDING = `c.expires_at IS NOT NULL AND c.expiry_task_id IS NULL AND c.expires_at <= @now AND c.action = 'create'`;
 
-export class LifetimeStore {
+/** Instances' lifetimes as the engine uses them, on either database (pg-lifetimes.ts for PostgreSQL). */
+export interface Lifetimes {
+  /** Expiries due now (oldest first, at most `limit`). */
+  due(limit: number): Promise<DueExpiry[]>;
+  /** Clears the expiries past due that can never fire; how many. */
+  clearMoot(): Promise<number>;
+  /** Moves the expiry of a create's instance (pending again, if its expiry had fired). */
+  extend(createId: string, expiresAt: string): Promise<void>;
+  /** The create whose instance holds this IP now, with the delete of it that waits or runs, if any. */
+  live(ip: string): Promise<(LiveCreate & { deleting: string | null }) | undefined>;
+  /** What EC2_API_MAX_INSTANCES counts: creates queued or running, and instances live by the tasks table. */
+  countInstances(): Promise<number>;
+}
+
+/** Written by the store in the transaction that adds an expiry's delete (NewTask.expiryOf): never two deletes for one expiry. */
+export const MARK_EXPIRED = 'UPDATE tasks SET expiry_task_id = ? WHERE id = ? AND expiry_task_id IS NULL';
+
+export class LifetimeStore implements Lifetimes {
   private readonly stmt;
 
   constructor(db: Db) {
@@ -57,7 +74,6 @@ export class LifetimeStore {
         `UPDATE tasks AS c SET expires_at = NULL
          WHERE ${PENDING} AND (c.status IN ('failed', 'canceled') OR (c.status = 'succeeded' AND (c.ip IS NULL OR ${INSTANCE_ENDED})))`,
       ),
-      markExpired: db.prepare('UPDATE tasks SET expiry_task_id = @delete WHERE id = @id AND expiry_task_id IS NULL'),
       extend: db.prepare(`UPDATE tasks SET expires_at = @expires_at, expiry_task_id = NULL WHERE id = @id AND action = 'create'`),
       live: db.prepare(
         `SELECT c.id, c.ip, c.instance_id, c.created_by, c.expires_at, ${DELETING} AS deleting FROM tasks c
@@ -73,37 +89,27 @@ export class LifetimeStore {
   }
 
   /** Expiries due now (oldest first, at most `limit`). */
-  due(limit: number): DueExpiry[] {
+  async due(limit: number): Promise<DueExpiry[]> {
     return this.stmt.due.all({ now: new Date().toISOString(), limit }) as DueExpiry[];
   }
 
   /** Clears the expiries past due that can never fire; how many. */
-  clearMoot(): number {
+  async clearMoot(): Promise<number> {
     return this.stmt.clearMoot.run({ now: new Date().toISOString() }).changes;
   }
 
-  /**
-   * Records that the expiry of `createId` queued `deleteId`; throws when it
-   * already had (the caller's transaction then rolls back: never two deletes).
-   */
-  markExpired(createId: string, deleteId: string): void {
-    if (this.stmt.markExpired.run({ id: createId, delete: deleteId }).changes !== 1) {
-      throw new Error(`the expiry of task ${createId} was already handled`);
-    }
-  }
-
   /** Moves the expiry of a create's instance (pending again, if its expiry had fired). */
-  extend(createId: string, expiresAt: string): void {
+  async extend(createId: string, expiresAt: string): Promise<void> {
     this.stmt.extend.run({ id: createId, expires_at: expiresAt });
   }
 
   /** The create whose instance holds this IP now, with the delete of it that waits or runs, if any. */
-  live(ip: string): (LiveCreate & { deleting: string | null }) | undefined {
+  async live(ip: string): Promise<(LiveCreate & { deleting: string | null }) | undefined> {
     return this.stmt.live.get(ip) as (LiveCreate & { deleting: string | null }) | undefined;
   }
 
   /** What EC2_API_MAX_INSTANCES counts: creates queued or running, and instances live by the tasks table. */
-  countInstances(): number {
+  async countInstances(): Promise<number> {
     return (this.stmt.countInstances.get() as { n: number }).n;
   }
 }

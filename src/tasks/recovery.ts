@@ -10,7 +10,7 @@ import { needsCleanUp } from './model.js';
 import type { TaskStore } from './store.js';
 
 export async function recover(store: TaskStore, maxAttempts: number, log: Logger): Promise<void> {
-  const interrupted = store.unfinished().filter((task) => task.status === 'running');
+  const interrupted = (await store.unfinished()).filter((task) => task.status === 'running');
   const orphans = new Map<number, string>();
   for (const task of interrupted) if (task.runner_pid && task.runner_start) orphans.set(task.runner_pid, task.runner_start);
   for (const [pid, start] of orphans) {

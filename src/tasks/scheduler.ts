@@ -78,7 +78,7 @@ export class TaskQueueStore implements Pick<BetterQueue.Store<QueueItem>, 'conne
 
   /** At start: how much waits (better-queue starts counting from it). */
   connect(cb: Callback<number>): void {
-    defer(cb, () => this.store.waiting);
+    defer(cb, () => this.store.waiting());
   }
 
   /** Checked (it must exist) and called at each push: a task is pushed once, after its commit, so there is never an older version to merge. */
@@ -106,10 +106,10 @@ export class TaskQueueStore implements Pick<BetterQueue.Store<QueueItem>, 'conne
 
   /** The claimed batch, read back. */
   getLock(lockId: string, cb: Callback<Record<string, QueueItem>>): void {
-    defer(cb, () => {
+    defer(cb, async () => {
       let items: Record<string, QueueItem>;
       try {
-        items = Object.fromEntries(this.store.batch(lockId).map(({ task }) => [task.id, { id: task.id, batch: lockId }]));
+        items = Object.fromEntries((await this.store.batch(lockId)).map(({ task }) => [task.id, { id: task.id, batch: lockId }]));
       } catch (error) {
         this.claims.failed(error);
         throw error;
@@ -122,9 +122,9 @@ export class TaskQueueStore implements Pick<BetterQueue.Store<QueueItem>, 'conne
 
   /** At connect, with autoResume: batches to re-run. Recovery has requeued every running task before, so none. */
   getRunningTasks(cb: Callback<Record<string, Record<string, QueueItem>>>): void {
-    defer(cb, () => {
+    defer(cb, async () => {
       const running: Record<string, Record<string, QueueItem>> = {};
-      for (const [batch, ids] of this.store.runningBatches()) {
+      for (const [batch, ids] of await this.store.runningBatches()) {
         running[batch] = Object.fromEntries(ids.map((id) => [id, { id, batch }]));
       }
       return running;
@@ -137,16 +137,14 @@ export class TaskQueueStore implements Pick<BetterQueue.Store<QueueItem>, 'conne
   }
 }
 
-/** The reads are synchronous; better-queue expects its callbacks on a later tick. */
-function defer<T>(cb: Callback<T>, work: () => T): void {
-  let value: T;
-  try {
-    value = work();
-  } catch (error) {
-    setImmediate(() => cb(error, undefined as T));
-    return;
-  }
-  setImmediate(() => cb(null, value));
+/** better-queue expects its callbacks on a later tick (the store's reads may have settled already, on SQLite). */
+function defer<T>(cb: Callback<T>, work: () => T | Promise<T>): void {
+  Promise.resolve()
+    .then(work)
+    .then(
+      (value) => setImmediate(() => cb(null, value)),
+      (error: unknown) => setImmediate(() => cb(error, undefined as T)),
+    );
 }
 
 export interface SchedulerOptions {

@@ -12,14 +12,18 @@ import { PlaybookPool, type RunReport } from '../ansible/pool.js';
 import { removeStaleRunFolders } from '../ansible/runner.js';
 import type { PasswordHasher } from '../login/hasher.js';
 import { Cancellation } from './cancel.js';
+import type pg from 'pg';
 import type { Db } from './db.js';
-import { TaskEvents, type TaskEvent } from './events.js';
+import { TaskEvents, type EventLog, type TaskEvent } from './events.js';
 import { Execution, type ExecutionOptions, type Logger } from './execution.js';
 import { Expiry, type Lifetime } from './expiry.js';
 import { GroupCommit } from './group-commit.js';
 import { Housekeeping } from './housekeeping.js';
 import { Intake, type CreateRequest, type Submitted } from './intake.js';
-import { LifetimeStore } from './lifetimes.js';
+import { LifetimeStore, type Lifetimes } from './lifetimes.js';
+import { PgTaskEvents } from './pg-events.js';
+import { PgLifetimes } from './pg-lifetimes.js';
+import { PgTaskStore } from './pg-store.js';
 import { InstanceListing } from './listing.js';
 import { canSee, EVERYONE, TERMINAL, type Owner, type Task, type TaskFilter } from './model.js';
 import { recover } from './recovery.js';
@@ -47,6 +51,12 @@ export interface EngineOptions extends ExecutionOptions {
   maxInstances: number | null;
 }
 
+/**
+ * Where the tasks are: one process's SQLite file, or a PostgreSQL database
+ * that several nodes share (docs/multi-node.md).
+ */
+export type Storage = { kind: 'sqlite'; db: Db } | { kind: 'postgres'; pool: pg.Pool; nodeId: string; leaseSeconds: number };
+
 /** A managed instance as a caller sees it: with its create task's owner and expiry (null when no task of ours is known). */
 export type OwnedInstance = ManagedInstance & { created_by: string | null; expires_at: string | null };
 
@@ -55,8 +65,12 @@ const LIST_TIMEOUT_SECONDS = 300;
 
 export class TaskService {
   private readonly store: TaskStore;
-  private readonly commits: GroupCommit;
-  private readonly events: TaskEvents;
+  /** SQLite's group commit (null on PostgreSQL). */
+  private readonly commits: GroupCommit | null;
+  private readonly events: EventLog;
+  /** The PostgreSQL store and events, whose leases and feed run while the service does. */
+  private readonly shared: { store: PgTaskStore; events: PgTaskEvents; leaseSeconds: number } | null = null;
+  private leaseTimer: NodeJS.Timeout | undefined;
   private readonly pool: PlaybookPool;
   private readonly waiters: Waiters;
   private readonly execution: Execution;
@@ -70,15 +84,31 @@ export class TaskService {
   private readonly housekeeping: Housekeeping;
 
   constructor(
-    db: Db,
+    storage: Storage | Db,
     hasher: PasswordHasher,
     private readonly options: EngineOptions,
     private readonly log: Logger,
   ) {
-    this.commits = new GroupCommit(db);
-    this.events = new TaskEvents(db);
-    this.store = new SqliteTaskStore(db, this.commits, this.events, (change) => this.changed(change));
-    this.housekeeping = new Housekeeping(db, this.store, options.retentionSeconds, log);
+    const where: Storage = 'kind' in storage ? storage : { kind: 'sqlite', db: storage };
+    let lifetimes: Lifetimes;
+    if (where.kind === 'sqlite') {
+      const { db } = where;
+      const events = new TaskEvents(db);
+      this.commits = new GroupCommit(db);
+      this.events = events;
+      this.store = new SqliteTaskStore(db, this.commits, events, (change) => this.changed(change));
+      lifetimes = new LifetimeStore(db);
+    } else {
+      const { pool, nodeId, leaseSeconds } = where;
+      this.commits = null;
+      const events = new PgTaskEvents(pool, (event) => this.seen(event), log);
+      const store = new PgTaskStore(pool, { nodeId, leaseSeconds }, (change) => this.changed(change));
+      this.events = events;
+      this.store = store;
+      this.shared = { store, events, leaseSeconds };
+      lifetimes = new PgLifetimes(pool);
+    }
+    this.housekeeping = new Housekeeping(where.kind === 'sqlite' ? where.db : null, this.store, options.retentionSeconds, log);
     this.pool = new PlaybookPool(options.concurrency, options.runsDir);
     this.waiters = new Waiters((id) => this.store.get(id));
     this.execution = new Execution(options, { store: this.store, events: this.events, pool: this.pool, log });
@@ -89,7 +119,6 @@ export class TaskService {
       (batchId) => this.track(this.execution.runBatch(batchId)),
       (error) => log.error({ err: error }, 'claiming tasks failed; trying again shortly'),
     );
-    const lifetimes = new LifetimeStore(db);
     this.intake = new Intake(this.store, lifetimes, hasher, options);
     this.expiry = new Expiry(this.store, lifetimes, log);
     this.cancellation = new Cancellation(this.store, this.waiters, this.execution, log, () => this.scheduler.startsTasks);
@@ -115,11 +144,48 @@ export class TaskService {
     else this.log.info(line, `task ${task.status}`);
   }
 
+  /**
+   * An event of any node, read back from the shared table (PostgreSQL): what
+   * another node changed wakes this one's scheduler and waiters too.
+   */
+  private seen(event: TaskEvent): void {
+    if (event.type !== 'status') return;
+    const status = event.data.status as Task['status'];
+    if (status === 'queued') this.scheduler.queued(event.task_id);
+    if (TERMINAL.has(status)) {
+      this.waiters.ended(event.task_id);
+      this.listing.changed();
+    }
+  }
+
+  /**
+   * Every third of a lease (PostgreSQL): renews this node's leases, stops
+   * the runs of creates whose cancel was asked for on any node, and requeues
+   * any node's tasks whose lease lapsed (a node that died).
+   */
+  private async beat(): Promise<void> {
+    const shared = this.shared!;
+    const { lost, cancelRequested } = await shared.store.heartbeat();
+    if (lost.length) this.log.warn({ task_ids: lost }, 'lost the lease of running tasks (another node took them over): their results here are dropped');
+    for (const id of cancelRequested) if (this.execution.stopRunOf(id)) this.log.info({ task_id: id }, 'cancel asked for on another node: stopping the run');
+    const requeued = await shared.store.expireLeases();
+    if (requeued.length) this.log.warn({ task_ids: requeued.map((task) => task.id) }, 'requeued tasks whose node stopped renewing its lease');
+  }
+
   // --- Lifecycle: the app's hooks call these, in this order. ---
 
   /** Repairs what the last process left (recovery.ts), then starts taking tasks. */
   async start(): Promise<void> {
-    await recover(this.store, this.options.maxAttempts, this.log);
+    if (this.shared) {
+      // Nodes share the queue: a task left running is another node's, or a dead node's whose lease lapses (beat).
+      await this.shared.events.start();
+      await this.beat();
+      this.leaseTimer = setInterval(() => {
+        this.beat().catch((error: unknown) => this.log.error({ err: error }, 'lease heartbeat failed; trying again'));
+      }, (this.shared.leaseSeconds * 1000) / 3);
+    } else {
+      await recover(this.store, this.options.maxAttempts, this.log);
+    }
     // The last process's playbooks are gone now (recover killed any left): their run folders hold hashes.
     const stale = removeStaleRunFolders(this.options.runsDir);
     if (stale) this.log.warn({ removed: stale }, 'removed the run folders of playbooks interrupted by the last stop');
@@ -129,7 +195,7 @@ export class TaskService {
     this.scheduler.start();
     this.intake.open();
     if (this.options.paused) {
-      this.log.warn({ queued: this.store.waiting }, 'EC2_API_PAUSED=1: tasks are accepted and stored, none is started');
+      this.log.warn({ queued: await this.store.waiting() }, 'EC2_API_PAUSED=1: tasks are accepted and stored, none is started');
     }
   }
 
@@ -157,6 +223,8 @@ export class TaskService {
     await this.expiry.stop();
     await this.housekeeping.stop();
     await this.scheduler.stop();
+    clearInterval(this.leaseTimer);
+    await this.shared?.events.stop();
   }
 
   /**
@@ -167,9 +235,11 @@ export class TaskService {
   abort(): void {
     this.intake.close();
     this.pool.killAll();
-    const running = [...this.store.runningBatches().values()].flat();
+    // The tasks this process runs, as it knows them without a read (the process exits on this tick). A batch
+    // claimed but not yet started is left `running`: the next start (or, on PostgreSQL, its lease) requeues it.
+    const running = this.execution.runningTaskIds();
     this.store.requeue(running, true).catch((error: unknown) => this.log.error({ err: error }, 'could not requeue the running tasks'));
-    this.commits.flush();
+    this.commits?.flush();
   }
 
   // --- What routes ask. ---
@@ -178,13 +248,13 @@ export class TaskService {
     return this.intake.isAccepting;
   }
 
-  get stats(): { queued: number; runningPlaybooks: number } {
-    return { queued: this.store.waiting, runningPlaybooks: this.pool.running };
+  async stats(): Promise<{ queued: number; runningPlaybooks: number }> {
+    return { queued: await this.store.waiting(), runningPlaybooks: this.pool.running };
   }
 
   /** Throws the refusal a new task would get now (shutting down, queue full): cheap, for routes to call first. */
-  assertCanAccept(): void {
-    this.intake.assertCanAccept();
+  assertCanAccept(): Promise<void> {
+    return this.intake.assertCanAccept();
   }
 
   createTask(login: { username: string; password: string }, request: CreateRequest = { owner: EVERYONE }): Promise<Submitted> {
@@ -196,7 +266,7 @@ export class TaskService {
   }
 
   /** Moves the expiry of the instance at `ip` to `ttlSeconds` from now (PATCH /instances/<ip>). */
-  extend(ip: string, ttlSeconds: number, owner: Owner): Lifetime {
+  extend(ip: string, ttlSeconds: number, owner: Owner): Promise<Lifetime> {
     return this.expiry.extend(ip, ttlSeconds, owner);
   }
 
@@ -205,11 +275,11 @@ export class TaskService {
     return this.expiry.sweep();
   }
 
-  get(id: string): Task | undefined {
+  get(id: string): Promise<Task | undefined> {
     return this.store.get(id);
   }
 
-  list(filter: TaskFilter): Task[] {
+  list(filter: TaskFilter): Promise<Task[]> {
     return this.store.list(filter);
   }
 
@@ -218,24 +288,24 @@ export class TaskService {
    * (which may be after the task itself has ended, when its result came
    * early), else as stored; `complete` once nothing more will be added.
    */
-  output(id: string): { log: CappedText; complete: boolean } | undefined {
-    const task = this.store.get(id);
+  async output(id: string): Promise<{ log: CappedText; complete: boolean } | undefined> {
+    const task = await this.store.get(id);
     if (!task) return undefined;
     const live = this.execution.liveLog(id);
-    return { log: live ?? this.store.getLog(id) ?? EMPTY_OUTPUT, complete: !live && TERMINAL.has(task.status) };
+    return { log: live ?? (await this.store.getLog(id)) ?? EMPTY_OUTPUT, complete: !live && TERMINAL.has(task.status) };
   }
 
-  eventsSince(id: string, afterId: number): TaskEvent[] {
+  eventsSince(id: string, afterId: number): Promise<TaskEvent[]> {
     return this.events.since(id, afterId);
   }
 
   /** Every task's events after `afterId`, oldest first, at most `limit`. */
-  eventsAfter(afterId: number, limit: number): TaskEvent[] {
+  eventsAfter(afterId: number, limit: number): Promise<TaskEvent[]> {
     return this.events.after(afterId, limit);
   }
 
   /** The id of the newest event: a feed that starts now continues after it. */
-  lastEventId(): number {
+  lastEventId(): Promise<number> {
     return this.events.lastId();
   }
 
@@ -260,8 +330,10 @@ export class TaskService {
    * known here is an admin's to see.
    */
   async instances(owner: Owner = EVERYONE): Promise<OwnedInstance[]> {
-    return (await this.listing.get()).flatMap((instance) => {
-      const found = instance.task_id ? this.store.get(instance.task_id) : undefined;
+    const listed = await this.listing.get();
+    const tasks = await Promise.all(listed.map((instance) => (instance.task_id ? this.store.get(instance.task_id) : undefined)));
+    return listed.flatMap((instance, i) => {
+      const found = tasks[i];
       const create = found?.action === 'create' ? found : undefined;
       if (!(create ? canSee(owner, create.created_by) : owner.admin)) return [];
       return [{ ...instance, created_by: create?.created_by ?? null, expires_at: create?.expires_at ?? null }];
@@ -274,12 +346,12 @@ export class TaskService {
   }
 
   /** Throws when the database cannot answer a trivial query (readiness). */
-  ping(): void {
-    this.store.ping();
+  ping(): Promise<void> {
+    return this.store.ping();
   }
 
   /** Task counts by action and status, read at each call (metrics). */
-  countByStatus(): { action: string; status: string; count: number }[] {
+  countByStatus(): Promise<{ action: string; status: string; count: number }[]> {
     return this.store.countByStatus();
   }
 

@@ -8,7 +8,7 @@ import { DEFAULT_OWNER } from '../config.js';
 import type { Db } from './db.js';
 import { statusEvent, type TaskEvents } from './events.js';
 import type { GroupCommit } from './group-commit.js';
-import { INSTANCE_ENDED } from './lifetimes.js';
+import { INSTANCE_ENDED, MARK_EXPIRED } from './lifetimes.js';
 import type { Outcome, Progress, Task, TaskFilter, TaskStatus } from './model.js';
 import { CANCELED } from './outcomes.js';
 import type { ClaimedRow, IdempotencyKey, IdempotencyRecord, NewTask, RunLog, StateChange, TaskStore } from './store.js';
@@ -142,6 +142,7 @@ export class SqliteTaskStore implements TaskStore {
       requestCancel: db.prepare(
         `UPDATE tasks SET cancel_requested = 1 WHERE id = ? AND action = 'create' AND status IN ('queued', 'running')`,
       ),
+      markExpired: db.prepare(MARK_EXPIRED),
       keyGet: db.prepare('SELECT key, request_hash, task_id FROM idempotency_keys WHERE owner = ? AND key = ? AND expires_at > ?'),
       keyDelete: db.prepare('DELETE FROM idempotency_keys WHERE owner = ? AND key = ?'),
       keyInsert: db.prepare(
@@ -171,7 +172,7 @@ export class SqliteTaskStore implements TaskStore {
     this.waitingCount = (this.stmt.countWaiting.get() as { n: number }).n;
   }
 
-  get waiting(): number {
+  async waiting(): Promise<number> {
     return this.waitingCount;
   }
 
@@ -192,10 +193,12 @@ export class SqliteTaskStore implements TaskStore {
     return changes.map(({ task }) => task);
   }
 
-  async add(task: NewTask, key?: IdempotencyKey, within?: (task: Task) => void): Promise<Task> {
+  async add(task: NewTask, key?: IdempotencyKey): Promise<Task> {
     const [added] = await this.change(() => {
       const row = this.insert(task, key);
-      within?.(row);
+      if (task.expiryOf && this.stmt.markExpired.run(task.id, task.expiryOf).changes !== 1) {
+        throw new Error(`the expiry of task ${task.expiryOf} was already handled`);
+      }
       return [{ task: row, from: null }];
     });
     return added!;
@@ -220,7 +223,7 @@ export class SqliteTaskStore implements TaskStore {
     if (task.ended) {
       const { status, instance_state = null, error = null } = task.ended;
       this.stmt.finish.run({ id: task.id, status, ip: null, instance_id: null, instance_state, error, progress: null, at: created_at });
-      return this.get(task.id)!;
+      return this.read(task.id)!;
     }
     // What the row now holds, without reading it back: this is the accept hot path.
     return {
@@ -246,14 +249,14 @@ export class SqliteTaskStore implements TaskStore {
   async claim(batchId: string, limit: number): Promise<number> {
     const claimed = await this.change(() => {
       this.stmt.claim.run({ batch: batchId, limit, at: now() });
-      return this.batch(batchId).map(({ task }) => ({ task, from: 'queued' as const }));
+      return this.readBatch(batchId).map(({ task }) => ({ task, from: 'queued' as const }));
     });
     return claimed.length;
   }
 
   async finish(id: string, outcome: Outcome, log?: RunLog): Promise<Task | undefined> {
     const [finished] = await this.change(() => {
-      const before = this.get(id);
+      const before = this.read(id);
       if (!before) return [];
       const changed = this.stmt.finish.run({
         id,
@@ -271,7 +274,7 @@ export class SqliteTaskStore implements TaskStore {
         this.stmt.runPutIfNone.run({ run: log.runId, ...log.log });
         this.pointToRun(log.runId, [id]);
       }
-      return [{ task: this.get(id)!, from: before.status }];
+      return [{ task: this.read(id)!, from: before.status }];
     });
     return finished;
   }
@@ -281,14 +284,14 @@ export class SqliteTaskStore implements TaskStore {
     return this.change(() =>
       ids
         .filter((id) => this.stmt.requeue.run({ id, refund: refund ? 1 : 0 }).changes === 1)
-        .map((id) => ({ task: this.get(id)!, from: 'running' as const })),
+        .map((id) => ({ task: this.read(id)!, from: 'running' as const })),
     );
   }
 
   async cancelQueued(id: string): Promise<Task | undefined> {
     const [canceled] = await this.change(() => {
       if (this.stmt.cancelQueued.run({ id, at: now(), error: CANCELED }).changes !== 1) return [];
-      return [{ task: this.get(id)!, from: 'queued' as const }];
+      return [{ task: this.read(id)!, from: 'queued' as const }];
     });
     return canceled;
   }
@@ -297,20 +300,20 @@ export class SqliteTaskStore implements TaskStore {
     return this.commits.run(() => this.stmt.requestCancel.run(id).changes === 1);
   }
 
-  setRunner(ids: string[], pid: number | null, start: string | null): void {
+  async setRunner(ids: string[], pid: number | null, start: string | null): Promise<void> {
     this.db.transaction(() => {
       for (const id of ids) this.stmt.runner.run({ id, pid, start });
     })();
   }
 
-  setProgress(ids: string[], progress: Progress): void {
+  async setProgress(ids: string[], progress: Progress): Promise<void> {
     const json = JSON.stringify(progress);
     this.db.transaction(() => {
       for (const id of ids) this.stmt.progress.run({ id, progress: json });
     })();
   }
 
-  setLog(runId: string, ids: string[], log: CappedText): void {
+  async setLog(runId: string, ids: string[], log: CappedText): Promise<void> {
     this.db.transaction(() => {
       this.stmt.runPut.run({ run: runId, ...log });
       this.pointToRun(runId, ids);
@@ -329,7 +332,7 @@ export class SqliteTaskStore implements TaskStore {
     this.stmt.runDropUnused.run(runId); // when none of `ids` exists
   }
 
-  purgeExpiredKeys(): number {
+  async purgeExpiredKeys(): Promise<number> {
     const at = now();
     return this.db.transaction(() => {
       this.stmt.forgetHashesOfExpiredKeys.run({ at });
@@ -337,7 +340,7 @@ export class SqliteTaskStore implements TaskStore {
     })();
   }
 
-  purgeEnded(cutoff: string, limit: number): number {
+  async purgeEnded(cutoff: string, limit: number): Promise<number> {
     return this.db.transaction(() => {
       const ids = this.stmt.expired.all({ cutoff, limit }) as string[];
       const runs = new Set<string>();
@@ -351,32 +354,41 @@ export class SqliteTaskStore implements TaskStore {
     })();
   }
 
-  get(id: string): Task | undefined {
+  async get(id: string): Promise<Task | undefined> {
+    return this.read(id);
+  }
+
+  /** A task as it stands, synchronously (within a transaction of this store). */
+  private read(id: string): Task | undefined {
     const row = this.stmt.get.get(id) as TaskRow | undefined;
     return row && toTask(row);
   }
 
-  paramsOf(id: string): unknown {
+  async paramsOf(id: string): Promise<unknown> {
     const row = this.stmt.params.get(id) as { params: string } | undefined;
     return row && parseJson(row.params);
   }
 
-  getLog(id: string): CappedText | undefined {
+  async getLog(id: string): Promise<CappedText | undefined> {
     return this.stmt.log.get(id) as CappedText | undefined;
   }
 
-  unfinished(): Task[] {
+  async unfinished(): Promise<Task[]> {
     return (this.stmt.unfinished.all() as TaskRow[]).map(toTask);
   }
 
-  batch(batchId: string): ClaimedRow[] {
+  async batch(batchId: string): Promise<ClaimedRow[]> {
+    return this.readBatch(batchId);
+  }
+
+  private readBatch(batchId: string): ClaimedRow[] {
     return (this.stmt.batch.all(batchId) as (TaskRow & { params: string })[]).map(({ params, ...row }) => ({
       task: toTask(row),
       params: parseJson(params),
     }));
   }
 
-  runningBatches(): Map<string, string[]> {
+  async runningBatches(): Promise<Map<string, string[]>> {
     const batches = new Map<string, string[]>();
     for (const { id, batch_id } of this.stmt.running.all() as { id: string; batch_id: string | null }[]) {
       const key = batch_id ?? '';
@@ -385,7 +397,7 @@ export class SqliteTaskStore implements TaskStore {
     return batches;
   }
 
-  list(filter: TaskFilter): Task[] {
+  async list(filter: TaskFilter): Promise<Task[]> {
     const where: string[] = [];
     const params: Record<string, string | number> = { limit: filter.limit };
     const add = (sql: string, name: keyof TaskFilter) => {
@@ -415,15 +427,15 @@ export class SqliteTaskStore implements TaskStore {
     return statement;
   }
 
-  findKey(owner: string, key: string): IdempotencyRecord | undefined {
+  async findKey(owner: string, key: string): Promise<IdempotencyRecord | undefined> {
     return this.stmt.keyGet.get(owner, key, now()) as IdempotencyRecord | undefined;
   }
 
-  countByStatus(): { action: string; status: string; count: number }[] {
+  async countByStatus(): Promise<{ action: string; status: string; count: number }[]> {
     return this.stmt.countByStatus.all() as { action: string; status: string; count: number }[];
   }
 
-  ping(): void {
+  async ping(): Promise<void> {
     this.stmt.ping.get();
   }
 }

@@ -21,16 +21,30 @@
 //   delete holds); which task a cancel ends at once (one that never ran, or
 //   any queued delete); which one records a cancel instead (a create:
 //   `requestCancel`); that a delete is never canceled once running.
-// - Writes are async; reads and the run's bookkeeping (runner, progress, log)
-//   are synchronous here because SQLite answers in-process. A PostgreSQL
-//   store makes those async too: their callers (execution's run callbacks,
-//   routes' reads) are the part to change with it.
+// - Every method is async, reads and the run's bookkeeping (runner, progress,
+//   log) too: SQLite answers in-process (its promises are already settled),
+//   PostgreSQL over a socket (pg-store.ts). Callers never rely on a read
+//   being synchronous.
 // - A row that does not hold what it should (broken JSON) is read as far as
 //   it can be: bad progress reads as null, bad params as undefined (and the
 //   task then fails alone, docs/task-lifecycle.md "Damaged rows").
 import type { CappedText } from '../ansible/output.js';
 import type { TaskEvent } from './events.js';
 import type { Outcome, Progress, Task, TaskAction, TaskFilter, TaskReason } from './model.js';
+
+/**
+ * A live idempotency key that another node wrote after this one looked it
+ * up: nothing was stored, and the request is a replay of that key's task.
+ */
+export class KeyTaken extends Error {
+  override name = 'KeyTaken';
+  constructor(
+    readonly owner: string,
+    readonly key: string,
+  ) {
+    super('the idempotency key was taken by a concurrent request');
+  }
+}
 
 export interface NewTask {
   id: string;
@@ -44,6 +58,12 @@ export interface NewTask {
   reason?: TaskReason | null;
   /** A create's expiry, as an ISO time. */
   expires_at?: string | null;
+  /**
+   * For a delete an expiry queued: the create whose expiry it is. Marked
+   * handled in the same transaction (a crash can then neither lose nor
+   * repeat it); when it already was, nothing is written and add throws.
+   */
+  expiryOf?: string;
   /** Stored already ended, never to run (a delete of an IP none of the asker's instances has). */
   ended?: Outcome & { status: 'failed' };
 }
@@ -85,11 +105,10 @@ export interface TaskStore {
 
   /**
    * — → queued (with its idempotency key, when given), or straight to its
-   * end for a task stored `ended`. `within` runs in the same transaction
-   * with the new row (an expiry marks itself handled there: a crash can then
-   * neither lose nor repeat it); when it throws, nothing is written.
+   * end for a task stored `ended`; an expiry's delete marks its expiry
+   * handled in the same transaction (`expiryOf`).
    */
-  add(task: NewTask, key?: IdempotencyKey, within?: (task: Task) => void): Promise<Task>;
+  add(task: NewTask, key?: IdempotencyKey): Promise<Task>;
   /** queued → running for up to `limit` tasks under `batchId`; how many were claimed. */
   claim(batchId: string, limit: number): Promise<number>;
   /**
@@ -113,43 +132,43 @@ export interface TaskStore {
   // --- A run's bookkeeping: no status change. ---
 
   /** The ansible-playbook process running these tasks (null when none). */
-  setRunner(ids: string[], pid: number | null, start: string | null): void;
+  setRunner(ids: string[], pid: number | null, start: string | null): Promise<void>;
   /** The playbook step the running ones are at. */
-  setProgress(ids: string[], progress: Progress): void;
+  setProgress(ids: string[], progress: Progress): Promise<void>;
   /** The whole output of run `runId`, once it has ended, as the log of `ids`: stored once, however many tasks it ran. */
-  setLog(runId: string, ids: string[], log: CappedText): void;
+  setLog(runId: string, ids: string[], log: CappedText): Promise<void>;
 
   // --- What is kept, and for how long (housekeeping.ts). ---
 
   /** Drops idempotency keys past their expiry, and the password hashes of ended tasks only they kept; how many keys. */
-  purgeExpiredKeys(): number;
+  purgeExpiredKeys(): Promise<number>;
   /**
    * Deletes up to `limit` tasks that ended before `cutoff` (ISO time), with
    * their events and their runs' logs once no task points to them; never a
    * queued or running task, nor one an idempotency key points to. How many.
    */
-  purgeEnded(cutoff: string, limit: number): number;
+  purgeEnded(cutoff: string, limit: number): Promise<number>;
 
   // --- Reads. ---
 
   /** Tasks waiting for a run: the one count of waiting work (admission, metrics, the scheduler's start). */
-  readonly waiting: number;
-  get(id: string): Task | undefined;
+  waiting(): Promise<number>;
+  get(id: string): Promise<Task | undefined>;
   /** Newest first, with the filters of GET /tasks. */
-  list(filter: TaskFilter): Task[];
+  list(filter: TaskFilter): Promise<Task[]>;
   /** The stored parameters of a task, parsed but not checked (undefined when unreadable). */
-  paramsOf(id: string): unknown;
-  getLog(id: string): CappedText | undefined;
+  paramsOf(id: string): Promise<unknown>;
+  getLog(id: string): Promise<CappedText | undefined>;
   /** Queued and running tasks, oldest first (recovery). */
-  unfinished(): Task[];
+  unfinished(): Promise<Task[]>;
   /** The running tasks of a batch, with their stored parameters. */
-  batch(batchId: string): ClaimedRow[];
+  batch(batchId: string): Promise<ClaimedRow[]>;
   /** Running task ids by batch id. */
-  runningBatches(): Map<string, string[]>;
+  runningBatches(): Promise<Map<string, string[]>>;
   /** The live key `key` of `owner` (keys are per owner). */
-  findKey(owner: string, key: string): IdempotencyRecord | undefined;
+  findKey(owner: string, key: string): Promise<IdempotencyRecord | undefined>;
   /** Task counts by action and status (metrics). */
-  countByStatus(): { action: string; status: string; count: number }[];
+  countByStatus(): Promise<{ action: string; status: string; count: number }[]>;
   /** Throws when the database cannot answer a trivial query (readiness). */
-  ping(): void;
+  ping(): Promise<void>;
 }

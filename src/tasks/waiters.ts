@@ -9,26 +9,30 @@ export class Waiters {
   private readonly emitter = new EventEmitter();
   private stopped = false;
 
-  constructor(private readonly read: (id: string) => Task | undefined) {
+  constructor(private readonly read: (id: string) => Promise<Task | undefined>) {
     // Every sync request waits on one listener; thousands may wait at once.
     this.emitter.setMaxListeners(0);
   }
 
   /** The task once it is terminal; its current state when `ms` passes first, or when the service stops. */
-  waitFor(id: string, ms: number): Promise<Task | undefined> {
-    const current = this.read(id);
-    if (!current || TERMINAL.has(current.status) || this.stopped) return Promise.resolve(current);
-    return new Promise((resolve) => {
-      const done = () => {
-        clearTimeout(timer);
-        this.emitter.off(id, done);
-        this.emitter.off(STOPPING, done);
-        resolve(this.read(id));
-      };
-      const timer = setTimeout(done, ms);
-      this.emitter.on(id, done);
-      this.emitter.on(STOPPING, done);
-    });
+  async waitFor(id: string, ms: number): Promise<Task | undefined> {
+    if (this.stopped) return this.read(id);
+    // Listening before the read (which is async): an end that comes while it is under way is not missed.
+    let done!: () => void;
+    const signalled = new Promise<void>((resolve) => (done = resolve));
+    const timer = setTimeout(done, ms);
+    this.emitter.on(id, done);
+    this.emitter.on(STOPPING, done);
+    try {
+      const current = await this.read(id);
+      if (!current || TERMINAL.has(current.status) || this.stopped) return current;
+      await signalled;
+      return await this.read(id);
+    } finally {
+      clearTimeout(timer);
+      this.emitter.off(id, done);
+      this.emitter.off(STOPPING, done);
+    }
   }
 
   /** A task has ended. */

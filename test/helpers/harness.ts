@@ -61,7 +61,7 @@ export async function startService(
   const app = buildApp({ config, logger: options.logger });
   options.beforeReady?.(app);
   await app.ready();
-  return { config, app, tasks: app.engine.tasks, db: app.engine.db, close: () => app.close() };
+  return { config, app, tasks: app.engine.tasks, db: app.engine.db!, close: () => app.close() };
 }
 
 /** A task's parameters as the database holds them (a create keeps the password's hash there). */
@@ -119,8 +119,8 @@ export const VALID = { username: 'suitepad', password: 'suitepad' };
 
 /** The task once it has ended (succeeded, failed or canceled); fails after `ms`. */
 export function untilTerminal(service: TaskService, id: string, ms = 120_000): Promise<Task> {
-  return eventually(() => {
-    const task = service.get(id);
+  return eventuallyAsync(async () => {
+    const task = await service.get(id);
     return task && TERMINAL.has(task.status) ? task : undefined;
   }, ms, `task ${id} to end`);
 }

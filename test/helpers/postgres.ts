@@ -15,7 +15,7 @@ export interface Postgres {
   url: string;
   port: number;
   /** A new, empty database on this cluster; its URL. */
-  database(name?: string): Promise<string>;
+  database(): Promise<string>;
   stop(): Promise<void>;
 }
 
@@ -25,7 +25,7 @@ export function postgresBin(): string | undefined {
   if (!fs.existsSync(root)) return undefined;
   const versions = fs
     .readdirSync(root)
-    .filter((v) => fs.existsSync(path.join(root, v, 'bin', 'initdb')))
+    .filter((version) => fs.existsSync(path.join(root, version, 'bin', 'initdb')))
     .sort((a, b) => Number(b) - Number(a));
   return versions[0] && path.join(root, versions[0], 'bin');
 }
@@ -52,7 +52,8 @@ export async function startPostgres(): Promise<Postgres> {
   return {
     url,
     port,
-    async database(name = `ec2api_${process.pid}_${++databases}`) {
+    async database() {
+      const name = `ec2api_${process.pid}_${++databases}`;
       const client = new pg.Client({ connectionString: url });
       await client.connect();
       try {

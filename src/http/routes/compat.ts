@@ -99,7 +99,7 @@ const compatRoutes: FastifyPluginAsyncTypebox<CompatOptions> = async (app, { tas
         ...ONE_TASK,
       },
     },
-    async (request) => taskView(findTask(tasks, request.params.id, request.owner)),
+    async (request) => taskView(await findTask(tasks, request.params.id, request.owner)),
   );
 
   app.get(

@@ -40,7 +40,7 @@ const healthRoutes: FastifyPluginAsyncTypebox<HealthOptions> = async (app, { tas
       },
     },
     async () => {
-      const { queued, runningPlaybooks } = tasks.stats;
+      const { queued, runningPlaybooks } = await tasks.stats();
       return {
         status: 'ok' as const,
         cloud: { kind: cloud.kind, endpoint: cloud.endpointUrl, region: cloud.region, description: cloud.description },

@@ -58,7 +58,9 @@ const taskRoutes: FastifyPluginAsyncTypebox<TaskRoutesOptions> = async (app, { t
       const { limit: rawLimit, cursor, created_after, created_before, ...filters } = request.query;
       const limit = rawLimit === undefined ? 50 : Number(rawLimit);
       if (limit < 1 || limit > 500) throw new HttpError(400, 'limit must be from 1 to 500', { field: 'limit' });
-      const found = service.list({
+      // Read before the list (reads are async): following /events after it may repeat a change the list shows, never miss one.
+      const lastEventId = await service.lastEventId();
+      const found = await service.list({
         ...filters,
         // Stored times are ISO-8601 UTC with milliseconds: compare like with like.
         created_after: created_after && isoTime(created_after, 'created_after'),
@@ -71,8 +73,7 @@ const taskRoutes: FastifyPluginAsyncTypebox<TaskRoutesOptions> = async (app, { t
       return {
         tasks: found.map(taskView),
         next_cursor: found.length === limit ? found.at(-1)!.id : null,
-        // Read in the same turn as the list: following /events after it misses no change.
-        last_event_id: service.lastEventId(),
+        last_event_id: lastEventId,
       };
     },
   );
@@ -87,7 +88,7 @@ const taskRoutes: FastifyPluginAsyncTypebox<TaskRoutesOptions> = async (app, { t
         ...ONE_TASK,
       },
     },
-    async (request) => taskView(findTask(service, request.params.id, request.owner)),
+    async (request) => taskView(await findTask(service, request.params.id, request.owner)),
   );
 
   app.get(
@@ -112,8 +113,8 @@ const taskRoutes: FastifyPluginAsyncTypebox<TaskRoutesOptions> = async (app, { t
       },
     },
     async (request, reply) => {
-      const task = findTask(service, request.params.id, request.owner);
-      const { log, complete } = service.output(task.id) ?? { log: EMPTY_OUTPUT, complete: false };
+      const task = await findTask(service, request.params.id, request.owner);
+      const { log, complete } = (await service.output(task.id)) ?? { log: EMPTY_OUTPUT, complete: false };
       const offset = Math.min(Number(request.query.offset ?? 0), log.size);
       return reply
         .type('text/plain; charset=utf-8')
@@ -145,16 +146,24 @@ const taskRoutes: FastifyPluginAsyncTypebox<TaskRoutesOptions> = async (app, { t
       },
     },
     async (request, reply) => {
-      const task = findTask(service, request.params.id, request.owner);
+      const task = await findTask(service, request.params.id, request.owner);
       const lastSeen = request.headers['last-event-id'];
       let sent = lastSeen === undefined ? 0 : Number(lastSeen);
       const stream = streams.start(request, reply);
       if (!stream) return;
 
+      // Once, however many times the end is seen (the read of the task is async: its status event may come meanwhile).
+      let ending = false;
       const end = () => {
-        const final = service.get(task.id);
-        if (final) stream.send({ event: 'end', data: taskView(final) });
-        stream.end();
+        if (ending) return;
+        ending = true;
+        void service.get(task.id).then(
+          (final) => {
+            if (final && !stream.closed) stream.send({ event: 'end', data: taskView(final) });
+            stream.end();
+          },
+          () => stream.end(),
+        );
       };
       const write = (event: TaskEvent) => {
         if (stream.closed || event.id <= sent) return;
@@ -162,15 +171,20 @@ const taskRoutes: FastifyPluginAsyncTypebox<TaskRoutesOptions> = async (app, { t
         stream.send(message(event));
         if (event.type === 'status' && TERMINAL.has(event.data.status as never)) end();
       };
-      // Subscribed before the history is read, in the same turn: nothing falls in between.
-      stream.onClose(service.watch(task.id, write));
-      const history = service.eventsSince(task.id, sent);
+      // Subscribed before the history is read (async): live events wait in `early` until the history is sent,
+      // so nothing falls in between and nothing goes out of order (write skips what was sent already).
+      let early: TaskEvent[] | null = [];
+      stream.onClose(service.watch(task.id, (event) => (early ? early.push(event) : write(event))));
+      const history = await service.eventsSince(task.id, sent);
       if (lastSeen === undefined && !history.some((event) => event.type === 'status')) {
         // A task from before status events were recorded: say where it stands.
         stream.send({ event: 'status', data: { ...taskView(task), at: new Date().toISOString() } });
       }
       for (const event of history) write(event);
-      if (!stream.closed && TERMINAL.has(service.get(task.id)!.status)) end();
+      for (const event of early) write(event);
+      early = null;
+      const now = await service.get(task.id);
+      if (!stream.closed && now && TERMINAL.has(now.status)) end();
     },
   );
 
@@ -196,37 +210,48 @@ const taskRoutes: FastifyPluginAsyncTypebox<TaskRoutesOptions> = async (app, { t
     },
     async (request, reply) => {
       const given = request.headers['last-event-id'] ?? request.query.after;
-      let sent = given === undefined ? service.lastEventId() : Number(given);
+      let early: TaskEvent[] | null = [];
+      // Subscribed before anything is read (reads are async): live events wait in `early` until the replay is done.
+      const unwatch = service.watch(null, (event) => (early ? early.push(event) : write(event)));
+      let sent = given === undefined ? await service.lastEventId() : Number(given);
       const stream = streams.start(request, reply);
-      if (!stream) return;
+      if (!stream) return unwatch();
+      stream.onClose(unwatch);
       stream.send({ event: 'ready', data: { after: sent } });
 
       // A token that is not an admin is sent its own tasks' events only (an event's task is looked up once).
       const { owner } = request;
       const visible = new Map<string, boolean>();
-      const mine = (taskId: string) => {
+      const mine = async (taskId: string) => {
         let seen = visible.get(taskId);
         if (seen === undefined) {
           if (visible.size >= 10_000) visible.clear(); // a stream may outlive many tasks: keep the memo bounded
-          visible.set(taskId, (seen = canSee(owner, service.get(taskId)?.created_by ?? '')));
+          visible.set(taskId, (seen = canSee(owner, (await service.get(taskId))?.created_by ?? '')));
         }
         return seen;
       };
+      // The look-up of an event's owner is async: events go out through one chain, so never out of order.
+      let sending = Promise.resolve();
       const write = (event: TaskEvent) => {
         if (stream.closed || event.id <= sent) return;
         sent = event.id;
-        if (owner.admin || mine(event.task_id)) stream.send(message(event));
+        if (owner.admin) return stream.send(message(event));
+        sending = sending
+          .then(async () => {
+            if ((await mine(event.task_id)) && !stream.closed) stream.send(message(event));
+          })
+          .catch((err: unknown) => request.log.warn({ err }, 'events: cannot read the owner of a task'));
       };
       // Replay in pages, waiting for the client to read each one.
       for (;;) {
-        const page = service.eventsAfter(sent, REPLAY_PAGE);
+        const page = await service.eventsAfter(sent, REPLAY_PAGE);
         for (const event of page) write(event);
         if (page.length < REPLAY_PAGE || stream.closed) break;
         await stream.drained();
       }
       if (stream.closed) return;
-      // No await since the last read: subscribing now misses nothing.
-      stream.onClose(service.watch(null, write));
+      for (const event of early) write(event);
+      early = null;
     },
   );
 
@@ -254,7 +279,7 @@ const taskRoutes: FastifyPluginAsyncTypebox<TaskRoutesOptions> = async (app, { t
       },
     },
     async (request, reply) => {
-      const task = await service.cancel(findTask(service, request.params.id, request.owner).id, cancelWait * 1000);
+      const task = await service.cancel((await findTask(service, request.params.id, request.owner)).id, cancelWait * 1000);
       return reply.code(TERMINAL.has(task.status) ? 200 : 202).send(taskView(task));
     },
   );
