@@ -7,7 +7,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import t from 'tap';
 import { createParser } from 'eventsource-parser';
-import { eventuallyAsync, instances, spawnServer, startMoto, tempDir, VALID, type ServerProcess } from './helpers/harness.js';
+import { eventuallyAsync, instances, isAlive, spawnServer, startMoto, tempDir, VALID, type ServerProcess } from './helpers/harness.js';
 import { startPostgres } from './helpers/postgres.js';
 
 // Six scenarios of real server processes and playbook runs, on a machine running other suites too.
@@ -36,6 +36,18 @@ async function node(t: Teardown, db: string, name: string, env: Record<string, s
     }
   });
   return server;
+}
+
+/** The pids whose parent is `pid`. */
+function childrenOf(pid: number): number[] {
+  return fs.readdirSync('/proc').filter((name) => /^\d+$/.test(name)).flatMap((name) => {
+    try {
+      const stat = fs.readFileSync(`/proc/${name}/stat`, 'utf8');
+      return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]) === pid ? [Number(name)] : [];
+    } catch {
+      return []; // gone meanwhile
+    }
+  });
 }
 
 /** The part of a tap test these helpers need. */
@@ -145,23 +157,39 @@ t.test('kill -9 of a node mid-batch: the other nodes finish its tasks, one insta
     const tasks = (await getJson(a.url, '/tasks?status=running&limit=500')).tasks as unknown[];
     return tasks.length > 0;
   }, 60_000, 'node A to run its batch');
+  const runs = await eventuallyAsync(async () => {
+    const found = childrenOf(a.child.pid!).filter((pid) => fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes('ansible-playbook'));
+    return found.length ? found : undefined;
+  }, 60_000, 'node A\'s playbook to start');
   a.child.kill('SIGKILL');
   await a.exited;
+  // Its runs die with it (the events pipe's reader is gone): none goes on launching beside the node that takes over.
+  t.ok(await eventuallyAsync(async () => runs.every((pid) => !isAlive(pid)), 15_000, 'node A\'s playbooks to die with it'), 'its playbook runs died with it');
   const [b] = [await node(t, db, 'b'), await node(t, db, 'c')];
   for (const id of ids) t.match(await ended(b!.url, id), { status: 'succeeded' }, `task ${id} finished by another node`);
   t.same(instancesOf(ids), ids.map(() => 1), 'one instance for each, though two nodes ran them');
 });
 
-t.test('the run folders are private to each node', async (t) => {
+t.test('the run folders are private to each node: a second node on the same EC2_API_RUNS_DIR stops with a sentence, the first runs on', async (t) => {
   const dir = path.join(tempDir(), 'runs');
   const db = await cluster.database();
-  await node(t, db, 'solo', { EC2_API_RUNS_DIR: dir });
-  t.ok(!fs.existsSync(dir) || (fs.statSync(dir).mode & 0o077) === 0, 'created private, if at all');
+  const first = await node(t, db, 'solo', { EC2_API_RUNS_DIR: dir });
+  await t.rejects(
+    node(t, db, 'twin', { EC2_API_RUNS_DIR: dir }),
+    { message: new RegExp(`another ec2-api \\(pid ${first.child.pid} on [^)]+\\) is using ${dir.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}; stop it, or set EC2_API_RUNS_DIR to another folder`) },
+    'it names the holder and the setting',
+  );
+  const res = await post(first.url, '/create-async', VALID);
+  t.equal(res.status, 202, 'the first node still takes work');
+  t.match(await ended(first.url, ((await res.json()) as { task_id: string }).task_id), { status: 'succeeded' }, 'and runs it');
+  t.equal(fs.statSync(dir).mode & 0o777, 0o700, 'its run folders are the owner\'s only');
 });
 
 t.test('a rolling restart while a client submits creates loses nothing: every answer is 2xx, or 503 with Retry-After', async (t) => {
   const db = await cluster.database();
-  const env = { EC2_API_SHUTDOWN_GRACE: '3' };
+  // A stopping node hands its tasks back itself: no lease need lapse here, and a 3 s lease can lapse on a
+  // machine this loaded (another node then runs a task beside it, and moto, unlike EC2, ignores the ClientToken).
+  const env = { EC2_API_SHUTDOWN_GRACE: '3', EC2_API_LEASE_SECONDS: '15' };
   const names = ['a', 'b', 'c'];
   const live: ServerProcess[] = [];
   for (const name of names) live.push(await node(t, db, name, env));

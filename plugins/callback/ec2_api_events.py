@@ -19,6 +19,9 @@ description:
   - C(of) is the number of tasks of the play (meta tasks excluded), C(step) the
     ordinal of the task in the play.
   - Results arrive already censored by no_log.
+  - When the reader of the descriptor goes away (the service died), a run
+    that leads its own process group (the service starts each so) kills that
+    group, so that no run outlives its service.
   - Enable with C(ANSIBLE_CALLBACKS_ENABLED=ec2_api_events); it does not change
     the normal screen output.
 requirements:
@@ -28,6 +31,9 @@ options: {}
 
 import json
 import os
+import select
+import signal
+import threading
 import time
 
 from ansible.playbook.block import Block
@@ -36,6 +42,33 @@ from ansible.plugins.callback import CallbackBase
 
 _META_ACTIONS = frozenset(('meta', 'ansible.builtin.meta', 'ansible.legacy.meta'))
 _RESULTS_KEY = 'ec2_api_results'
+
+
+def _die_with_service(fd):
+    """Kills this run's process group once the service that reads `fd` is gone.
+
+    The service holds the other end of the events pipe for as long as the run
+    is its own; when it dies (kill -9, power loss of its process), the pipe's
+    write end reports POLLERR. A run left behind would go on launching while
+    the task runs again elsewhere (on a node that took over its lease, or at
+    the next start): EC2's ClientToken would return the same instance, an
+    emulator may launch a second. The service starts each run in its own
+    process group (ansible-playbook, its workers, the modules), so the whole
+    run goes. Only the main process runs this thread: forked workers do not
+    inherit it.
+    """
+    poller = select.poll()
+    poller.register(fd, select.POLLERR)
+    while True:
+        try:
+            events = poller.poll()
+        except InterruptedError:
+            continue
+        if any(mask & (select.POLLERR | select.POLLHUP | select.POLLNVAL) for _, mask in events):
+            if any(mask & select.POLLNVAL for _, mask in events):
+                return  # our own end was closed: nothing to watch
+            os.killpg(os.getpgid(0), signal.SIGKILL)
+            return
 
 
 class CallbackModule(CallbackBase):
@@ -56,6 +89,9 @@ class CallbackModule(CallbackBase):
                 self._display.warning('ec2_api_events: EC2_API_EVENTS_FD=%r is not an open file descriptor (%s); no events'
                                       % (fd, e))
                 self._fd = None
+        # Only a run the service started (it leads its own process group): never an operator's shell job.
+        if self._fd is not None and os.getpgid(0) == os.getpid():
+            threading.Thread(target=_die_with_service, args=(self._fd,), name='ec2_api_events-watch', daemon=True).start()
         self._reset_play()
 
     # -- output -------------------------------------------------------------

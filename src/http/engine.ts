@@ -113,6 +113,12 @@ function openFile(app: FastifyInstance, config: Config): Storage {
  * starts first. The URL is only ever logged without its password.
  */
 async function openShared(app: FastifyInstance, config: Config, url: string): Promise<Storage> {
+  // The database is shared; the run folders are not: a node removes the ones
+  // it finds at start (their playbooks died with the last process), so two
+  // nodes on one machine must not share EC2_API_RUNS_DIR. The same OS lock
+  // as a SQLite file's makes the second one stop with a sentence.
+  const runsLock = ServiceLock.acquire(config.runsDir, 'EC2_API_RUNS_DIR');
+  app.addHook('onClose', async () => runsLock.release());
   const pool = openPool(url);
   app.addHook('onClose', async () => pool.end());
   try {

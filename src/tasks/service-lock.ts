@@ -35,8 +35,12 @@ export class ServiceLock {
     private readonly holderFile: string,
   ) {}
 
-  /** Takes the lock of `dbFile`'s service, or throws DatabaseLockedError naming whoever holds it. */
-  static acquire(dbFile: string): ServiceLock {
+  /**
+   * Takes the lock of `dbFile`'s service, or throws DatabaseLockedError
+   * naming whoever holds it and the setting that gives another file
+   * (`setting`: EC2_API_DB; EC2_API_RUNS_DIR for a node's run folders).
+   */
+  static acquire(dbFile: string, setting = 'EC2_API_DB'): ServiceLock {
     const { lock, holder } = besideDatabase(dbFile);
     const umask = process.umask(0o077);
     let connection: Database.Database;
@@ -53,7 +57,7 @@ export class ServiceLock {
       connection.pragma('user_version = 1'); // the write that takes the exclusive lock, kept from now on
     } catch (error) {
       connection.close();
-      if ((error as { code?: string }).code === 'SQLITE_BUSY') throw new DatabaseLockedError(refusal(dbFile, holder));
+      if ((error as { code?: string }).code === 'SQLITE_BUSY') throw new DatabaseLockedError(refusal(dbFile, holder, setting));
       throw error;
     }
     writeHolder(holder);
@@ -89,10 +93,10 @@ function readHolder(file: string): LockHolder | undefined {
   }
 }
 
-function refusal(dbFile: string, holderFile: string): string {
+function refusal(dbFile: string, holderFile: string, setting: string): string {
   const holder = readHolder(holderFile);
   const who = holder
     ? `another ec2-api (pid ${holder.pid} on ${holder.hostname}, started ${holder.started_at}) is using ${dbFile}`
     : `another ec2-api is using ${dbFile} (it holds ${besideDatabase(dbFile).lock})`;
-  return `${who}; stop it, or set EC2_API_DB to another file`;
+  return `${who}; stop it, or set ${setting} to another ${setting === 'EC2_API_DB' ? 'file' : 'folder'}`;
 }

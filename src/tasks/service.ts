@@ -160,13 +160,18 @@ export class TaskService {
 
   /**
    * Every third of a lease (PostgreSQL): renews this node's leases, stops
-   * the runs of creates whose cancel was asked for on any node, and requeues
+   * the create runs of tasks whose lease it lost and of creates whose cancel
+   * was asked for on any node, and requeues
    * any node's tasks whose lease lapsed (a node that died).
    */
   private async beat(): Promise<void> {
     const shared = this.shared!;
     const { lost, cancelRequested } = await shared.store.heartbeat();
     if (lost.length) this.log.warn({ task_ids: lost }, 'lost the lease of running tasks (another node took them over): their results here are dropped');
+    // Another node runs them now: a create run here is stopped rather than left to launch beside it (EC2's
+    // ClientToken would return the same instance; an emulator may not). Its batch-mates go back to the queue
+    // and adopt what it launched. A delete runs on: terminating twice is harmless.
+    for (const id of lost) if (this.execution.stopRunOf(id)) this.log.warn({ task_id: id }, 'stopping the run of a task whose lease was lost');
     for (const id of cancelRequested) if (this.execution.stopRunOf(id)) this.log.info({ task_id: id }, 'cancel asked for on another node: stopping the run');
     const requeued = await shared.store.expireLeases();
     if (requeued.length) this.log.warn({ task_ids: requeued.map((task) => task.id) }, 'requeued tasks whose node stopped renewing its lease');
