@@ -247,9 +247,9 @@ export const Health = Type.Object(
     pacing: Type.Object(
       {
         limits: Type.Record(Type.String(), Type.String(), { description: 'Each kind\'s bucket, "capacity/refill per second"' }),
-        node: Nullable(
-          Type.String({ description: 'This node (EC2_API_NODE_ID) when nodes share PostgreSQL and its buckets; null when the buckets are this process\'s' }),
-        ),
+        node: Type.Union([Type.String(), Type.Null()], {
+          description: 'This node (EC2_API_NODE_ID) when nodes share PostgreSQL and its buckets; null when the buckets are this process\'s',
+        }),
         buckets: Type.Array(PacingBucket, { description: 'The buckets in use (made at the first call of their kind)' }),
       },
       { description: 'How EC2 calls are paced: one token bucket per account, Region and kind of call' },
