@@ -12,6 +12,7 @@ import { startPacerServer } from '../src/ansible/pacer-server.js';
 import { openPacerPool, PgBuckets, SHARED_RETRY_S, SharedPacer, type BucketRow, type PacerLog } from '../src/ansible/pg-pacer.js';
 import { loadConfig } from '../src/config.js';
 import { migratePg, openPool } from '../src/tasks/pg-schema.js';
+import { startService, type TestService } from './helpers/harness.js';
 import { startPostgres } from './helpers/postgres.js';
 
 const cluster = await startPostgres();
@@ -301,4 +302,31 @@ t.test('a node whose database does not answer paces its calls itself, from the s
   t.same(lonelyWaits.slice(0, 5), [0, 0, 0, 0, 0]);
   t.ok(lonelyWaits[5]! > 0.5, 'then the configured pace');
   t.equal(alone.warned.length, 1);
+});
+
+t.test("two services on one database: each node's /healthz and /metrics show the shared bucket and its own calls, labelled with its node id", async (t) => {
+  const url = await cluster.database();
+  const nodes = await Promise.all(
+    ['node-a', 'node-b'].map((id) => startService('http://127.0.0.1:9', { EC2_API_DB: url, EC2_API_NODE_ID: id, EC2_API_PAUSED: '1' })),
+  );
+  t.teardown(() => Promise.all(nodes.map((node) => node.close())));
+  const [a, b] = nodes as [TestService, TestService];
+  for (let i = 0; i < 3; i++) await a.app.engine.pacer.take(KEY, 'run_instances');
+  await b.app.engine.pacer.take(KEY, 'run_instances', 4);
+  await b.app.engine.pacer.throttled(KEY, 'run_instances');
+
+  const health = (await a.app.inject({ method: 'GET', url: '/healthz' })).json();
+  t.equal(health.pacing.node, 'node-a');
+  const [bucket] = health.pacing.buckets;
+  t.match(bucket, { kind: 'run_instances', calls: 3, throttled: 0, configured_rate: 2 }, "node A's /healthz: its own 3 calls");
+  t.ok(bucket.tokens <= 0 && bucket.rate < 1.5, `and the shared bucket B took 4 from and emptied (tokens ${bucket.tokens.toFixed(2)}, rate ${bucket.rate.toFixed(2)})`);
+
+  const metrics = (await b.app.inject({ method: 'GET', url: '/metrics' })).body;
+  const labels = `kind="run_instances",endpoint="${KEY.endpoint}",region="${KEY.region}",account="${KEY.account}"`;
+  t.match(metrics, new RegExp(`ec2_api_pacing_calls_total\\{${labels},node="node-b"\\} 4\\n`), "node B's /metrics: its own 4 calls, labelled node-b");
+  t.match(metrics, new RegExp(`ec2_api_pacing_throttled_total\\{${labels},node="node-b"\\} 1\\n`));
+  const rate = Number(new RegExp(`ec2_api_pacing_rate\\{${labels}\\} ([0-9.]+)`).exec(metrics)?.[1]);
+  t.ok(rate >= 1.4 && rate < 1.5, `the shared rate, unlabelled by node (${rate})`);
+  t.match(metrics, /ec2_api_node_info\{node="node-b"\} 1\n/);
+  t.match(metrics, /ec2_api_queue_depth 0\n/, "beside the cluster's queue");
 });
