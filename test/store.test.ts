@@ -17,9 +17,6 @@ import { PgTaskStore } from '../src/tasks/pg-store.js';
 import { migratePg, openPool, PG_SCHEMA_VERSION } from '../src/tasks/pg-schema.js';
 import pg from 'pg';
 import { startPostgres } from './helpers/postgres.js';
-import { Pacer } from '../src/ansible/pacer.js';
-import { PgBuckets } from '../src/ansible/pg-pacer.js';
-import { loadConfig } from '../src/config.js';
 import { execFileSync } from 'node:child_process';
 import { v7 as uuidv7 } from 'uuid';
 import { liveInstancesOfTask, startMoto, startService, tempDir, untilTerminal } from './helpers/harness.js';
@@ -771,25 +768,6 @@ t.test('PostgreSQL: nodes sharing one database', async (t) => {
     await b.expireLeases();
     await b.claim('b1', 5);
     t.same((await a.heartbeat()).lost, [lost], 'the task B runs now is lost to A');
-  });
-
-  t.test('the EC2 pacer: two nodes take from one bucket, and a throttle on one slows the other', async (t) => {
-    const { url } = await freshPool(t);
-    const pools = [openPool(url), openPool(url)];
-    t.teardown(() => Promise.all(pools.map((pool) => pool.end())));
-    const limits = loadConfig({ EC2_API_RATE_RUN_INSTANCES: '5/2' }).pacing;
-    const [a, b] = pools.map((pool) => new Pacer(limits, undefined, new PgBuckets(pool))) as [Pacer, Pacer];
-    const key = { endpoint: 'http://127.0.0.1:5001', region: 'us-east-1', account: 'abc123' };
-    t.equal(await a.takeShared(key, 'run_instances', 3), 0, 'node A: three of the five tokens, at once');
-    const wait = await b.takeShared(key, 'run_instances', 3);
-    t.ok(wait > 0.4 && wait < 0.8, `node B waits for the one token it lacks (${wait.toFixed(2)} s at 2/s), not a bucket of its own`);
-    const local = new Pacer(limits);
-    t.equal(local.take(key, 'run_instances', 3), 0, 'the control: a node pacing alone would not have waited');
-    await b.throttledShared(key, 'run_instances');
-    const after = await a.takeShared(key, 'run_instances', 1);
-    t.ok(after > wait, `a throttle seen by node B makes node A wait longer (${after.toFixed(2)} s)`);
-    t.same([a.snapshot()[0]!.calls, b.snapshot()[0]!.calls], [4, 3], 'each node counts its own calls, for its /metrics');
-    t.same(b.snapshot()[0]!.throttled, 1);
   });
 
   t.test('one idempotency key sent to two nodes at once stores one task', async (t) => {

@@ -11,7 +11,7 @@ import fs from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { CALL_KINDS, PacerFullError, type BucketKey, type CallKind, type Pacer } from './pacer.js';
+import { CALL_KINDS, PacerFullError, type BucketKey, type CallKind, type CallPacer, type Pacer } from './pacer.js';
 import { RATE_SETTINGS } from '../config.js';
 
 /** The environment variable that names the socket, for the modules. */
@@ -21,14 +21,15 @@ const MAX_LINE = 4_096;
 const MAX_FIELD = 512;
 
 export interface PacerServer {
-  pacer: Pacer;
+  pacer: CallPacer;
   socketPath: string;
   /** What every playbook run's environment needs: the socket, and the same limits for a module that cannot reach it. */
   env: Record<string, string>;
   close(): Promise<void>;
 }
 
-export async function startPacerServer(pacer: Pacer): Promise<PacerServer> {
+/** `pacer`: this process's buckets (Pacer), or the ones nodes share in PostgreSQL (SharedPacer, pg-pacer.ts). */
+export async function startPacerServer(pacer: CallPacer): Promise<PacerServer> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ec2-api-pacer-'));
   fs.chmodSync(dir, 0o700);
   const socketPath = path.join(dir, 'pacer.sock');
@@ -38,7 +39,7 @@ export async function startPacerServer(pacer: Pacer): Promise<PacerServer> {
     socket.on('close', () => connections.delete(socket));
     socket.on('error', () => socket.destroy());
     let buffered = '';
-    // Answers in the order of the requests, though a shared bucket answers asynchronously.
+    // Answers in the order of the requests, though shared buckets answer asynchronously.
     let answering: Promise<unknown> = Promise.resolve();
     socket.setEncoding('utf8');
     socket.on('data', (chunk: string) => {
@@ -48,11 +49,11 @@ export async function startPacerServer(pacer: Pacer): Promise<PacerServer> {
         const line = buffered.slice(0, newline);
         buffered = buffered.slice(newline + 1);
         answering = answering
-          .then(() => answerShared(pacer, line))
+          .then(() => respond(pacer, line))
           .then(
             (reply) => socket.write(`${JSON.stringify(reply)}\n`),
-            // The database did not answer: the module paces itself with the limits in its environment.
-            (error: unknown) => socket.write(`${JSON.stringify({ error: `the shared pacer failed: ${(error as Error).message}` })}\n`),
+            // Not expected (a shared pacer answers from memory when the database does not): the module then paces itself.
+            (error: unknown) => socket.write(`${JSON.stringify({ error: `the pacer failed: ${(error as Error).message}` })}\n`),
           );
       }
       if (buffered.length > MAX_LINE) socket.destroy();
@@ -85,15 +86,30 @@ export async function startPacerServer(pacer: Pacer): Promise<PacerServer> {
   };
 }
 
-/** The answer to one request line, from the shared bucket when the pacer has one. */
-export async function answerShared(pacer: Pacer, line: string): Promise<ReturnType<typeof answer>> {
-  if (!pacer.shared) return answer(pacer, line);
-  const checked = parse(line);
-  if ('error' in checked) return checked;
-  const { op, key, kind, n } = checked;
+type Answer = { wait: number } | { ok: true } | { error: string };
+type Request = { op: 'take' | 'throttled'; key: BucketKey; kind: CallKind; n: number };
+
+/** The answer to one request line, from any pacer: the socket's. */
+export async function respond(pacer: CallPacer, line: string): Promise<Answer> {
+  const request = parse(line);
+  if ('error' in request) return request;
   try {
-    if (op === 'take') return { wait: await pacer.takeShared(key, kind, n) };
-    await pacer.throttledShared(key, kind);
+    if (request.op === 'take') return { wait: await pacer.take(request.key, request.kind, request.n) };
+    await pacer.throttled(request.key, request.kind);
+    return { ok: true };
+  } catch (error) {
+    if (error instanceof PacerFullError) return { error: error.message };
+    throw error;
+  }
+}
+
+/** The answer to one request line from this process's buckets, at once. */
+export function answer(pacer: Pacer, line: string): Answer {
+  const request = parse(line);
+  if ('error' in request) return request;
+  try {
+    if (request.op === 'take') return { wait: pacer.take(request.key, request.kind, request.n) };
+    pacer.throttled(request.key, request.kind);
     return { ok: true };
   } catch (error) {
     if (error instanceof PacerFullError) return { error: error.message };
@@ -102,7 +118,7 @@ export async function answerShared(pacer: Pacer, line: string): Promise<ReturnTy
 }
 
 /** A request line, checked. */
-function parse(line: string): { op: 'take' | 'throttled'; key: BucketKey; kind: CallKind; n: number } | { error: string } {
+function parse(line: string): Request | { error: string } {
   let request: Record<string, unknown>;
   try {
     const parsed = JSON.parse(line) as unknown;
@@ -125,39 +141,4 @@ function parse(line: string): { op: 'take' | 'throttled'; key: BucketKey; kind: 
   }
   if (request.op !== 'take' && request.op !== 'throttled') return { error: 'op must be take or throttled' };
   return { op: request.op, key: key as BucketKey, kind, n: n as number };
-}
-
-/** The answer to one request line. */
-export function answer(pacer: Pacer, line: string): { wait: number } | { ok: true } | { error: string } {
-  let request: Record<string, unknown>;
-  try {
-    const parsed = JSON.parse(line) as unknown;
-    if (!parsed || typeof parsed !== 'object' || Array.isArray(parsed)) return { error: 'a request is a JSON object' };
-    request = parsed as Record<string, unknown>;
-  } catch {
-    return { error: 'a request is one line of JSON' };
-  }
-  const kind = request.kind as CallKind;
-  if (!CALL_KINDS.includes(kind)) return { error: `kind must be one of ${CALL_KINDS.join(', ')}` };
-  const key: Partial<BucketKey> = {};
-  for (const field of ['endpoint', 'region', 'account'] as const) {
-    const value = request[field];
-    if (typeof value !== 'string' || value.length > MAX_FIELD) return { error: `${field} must be a string of at most ${MAX_FIELD} characters` };
-    key[field] = value;
-  }
-  try {
-    if (request.op === 'take') {
-      const n = request.n ?? 1;
-      if (typeof n !== 'number' || !Number.isInteger(n) || n < 1 || n > 1_000) return { error: 'n must be a whole number from 1 to 1000' };
-      return { wait: pacer.take(key as BucketKey, kind, n) };
-    }
-    if (request.op === 'throttled') {
-      pacer.throttled(key as BucketKey, kind);
-      return { ok: true };
-    }
-  } catch (error) {
-    if (error instanceof PacerFullError) return { error: error.message };
-    throw error;
-  }
-  return { error: 'op must be take or throttled' };
 }

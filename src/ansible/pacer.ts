@@ -59,13 +59,22 @@ export interface BucketState {
 }
 
 /**
- * Buckets kept outside the process, shared by the nodes of one database:
- * each take or throttle is one atomic change of the bucket's row, by the
- * same rules as here. Returns the seconds to wait.
+ * What the pacing socket (pacer-server.ts), /metrics and /healthz use: this
+ * process's buckets (Pacer, below), or the buckets nodes sharing PostgreSQL
+ * keep in the database (SharedPacer, pg-pacer.ts), which answer later.
  */
-export interface SharedBuckets {
-  take(id: string, size: BucketSize, n: number): Promise<number>;
-  throttle(id: string, size: BucketSize): Promise<void>;
+export interface CallPacer {
+  readonly limits: PacingLimits;
+  /** This node's name when the buckets are shared with other nodes; null when they are this process's own. */
+  readonly node: string | null;
+  take(key: BucketKey, kind: CallKind, n?: number): number | Promise<number>;
+  throttled(key: BucketKey, kind: CallKind): void | Promise<void>;
+  snapshot(): BucketView[] | Promise<BucketView[]>;
+}
+
+/** The seconds a caller waits when its take left `tokens` in a bucket refilling at `rate`. */
+export function waitFor(tokens: number, rate: number): number {
+  return tokens >= 0 ? 0 : -tokens / rate + SEND_SLACK_S;
 }
 
 export class Bucket {
@@ -121,7 +130,7 @@ export class Bucket {
     this.advance(now);
     this.calls += n;
     this.tokens -= n;
-    return this.tokens >= 0 ? 0 : -this.tokens / this.rate + SEND_SLACK_S;
+    return waitFor(this.tokens, this.rate);
   }
 
   /** EC2 refused a call: its bucket is empty, and ours was too generous. */
@@ -135,38 +144,22 @@ export class Bucket {
   }
 }
 
-const bucketId = (key: BucketKey, kind: CallKind) => JSON.stringify([key.endpoint, key.region, key.account, kind]);
+/** A bucket's name: its endpoint, Region, account and kind. */
+export const bucketId = (key: BucketKey, kind: CallKind) => JSON.stringify([key.endpoint, key.region, key.account, kind]);
 
 export class PacerFullError extends Error {
   override name = 'PacerFullError';
 }
 
-export class Pacer {
+export class Pacer implements CallPacer {
+  readonly node = null;
   private readonly buckets = new Map<string, { key: BucketKey; kind: CallKind; bucket: Bucket }>();
 
-  /** `clock` gives seconds (monotonic). `shared`: the buckets nodes share (PostgreSQL); null: this process's own. */
+  /** `clock` gives seconds (monotonic). */
   constructor(
     readonly limits: PacingLimits,
     private readonly clock: () => number = () => performance.now() / 1000,
-    readonly shared: SharedBuckets | null = null,
   ) {}
-
-  /**
-   * `take`, from the shared bucket when there is one (the wait is the
-   * cluster's); this node still counts its own calls, for its /metrics.
-   */
-  async takeShared(key: BucketKey, kind: CallKind, n = 1): Promise<number> {
-    if (!this.shared) return this.take(key, kind, n);
-    this.bucket(key, kind).calls += n;
-    return this.shared.take(bucketId(key, kind), this.limits[kind], n);
-  }
-
-  /** `throttled`, in the shared bucket when there is one. */
-  async throttledShared(key: BucketKey, kind: CallKind): Promise<void> {
-    if (!this.shared) return this.throttled(key, kind);
-    this.bucket(key, kind).throttled += 1;
-    await this.shared.throttle(bucketId(key, kind), this.limits[kind]);
-  }
 
   /** Takes `n` tokens of `kind` for `key`; returns the seconds the caller must wait before sending. */
   take(key: BucketKey, kind: CallKind, n = 1): number {

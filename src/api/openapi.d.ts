@@ -449,6 +449,7 @@ export interface operations {
                      *           "mutating": "50/5",
                      *           "describe": "100/20"
                      *         },
+                     *         "node": null,
                      *         "buckets": [
                      *           {
                      *             "kind": "run_instances",
@@ -486,6 +487,8 @@ export interface operations {
                             limits: {
                                 [key: string]: string;
                             };
+                            /** @description This node (EC2_API_NODE_ID) when nodes share PostgreSQL and its buckets; null when the buckets are this process's */
+                            node: string | null;
                             /** @description The buckets in use (made at the first call of their kind) */
                             buckets: {
                                 kind: "run_instances" | "terminate_instances" | "mutating" | "describe";
@@ -496,14 +499,14 @@ export interface operations {
                                 account: string;
                                 /** @description Tokens when full (EC2_API_RATE_*) */
                                 capacity: number;
-                                /** @description Tokens left; below zero while calls wait for tokens already taken */
+                                /** @description Tokens left; below zero while calls wait for tokens already taken (with PostgreSQL: the bucket the nodes share) */
                                 tokens: number;
                                 /** @description Refill rate in use, tokens/s: lowered on RequestLimitExceeded, back up to configured_rate */
                                 rate: number;
                                 configured_rate: number;
-                                /** @description Calls paced (every try) since the start */
+                                /** @description Calls paced (every try) since the start, by this node */
                                 calls: number;
-                                /** @description Calls EC2 answered with RequestLimitExceeded since the start */
+                                /** @description Calls EC2 answered with RequestLimitExceeded since the start, on this node */
                                 throttled: number;
                             }[];
                         };

@@ -8,9 +8,9 @@
 import fp from 'fastify-plugin';
 import type { FastifyInstance } from 'fastify';
 import { resolveCloud, type Cloud } from '../ansible/cloud.js';
-import { Pacer } from '../ansible/pacer.js';
+import { Pacer, type CallPacer } from '../ansible/pacer.js';
 import { startPacerServer } from '../ansible/pacer-server.js';
-import { PgBuckets } from '../ansible/pg-pacer.js';
+import { openPacerPool, PgBuckets, SharedPacer } from '../ansible/pg-pacer.js';
 import type { Config } from '../config.js';
 import { loadSystemAccounts } from '../login/accounts.js';
 import { PasswordHasher } from '../login/hasher.js';
@@ -23,8 +23,8 @@ export interface Engine {
   /** The SQLite file; null when nodes share PostgreSQL (EC2_API_DB=postgres://…). */
   db: Db | null;
   cloud: Cloud;
-  /** The EC2 call budget every playbook run shares (docs/pacing.md). */
-  pacer: Pacer;
+  /** The EC2 call budget every playbook run shares (docs/pacing.md); with PostgreSQL, every node's runs. */
+  pacer: CallPacer;
   tasks: TaskService;
 }
 
@@ -46,9 +46,8 @@ async function engine(app: FastifyInstance, { config, cloud: given }: { config: 
   if (!given) app.addHook('onClose', async () => cloud.stop());
 
   // Before the task service: its runs use the socket until they end.
-  // Nodes sharing PostgreSQL share the EC2 budget too: one bucket per account, Region and kind, in the database.
-  const shared = storage.kind === 'postgres' ? new PgBuckets(storage.pool) : null;
-  const pacing = await startPacerServer(new Pacer(config.pacing, undefined, shared));
+  // Nodes sharing PostgreSQL share the EC2 budget too: one bucket per endpoint, Region, account and kind, in the database.
+  const pacing = await startPacerServer(config.dbUrl ? sharedPacer(app, config, config.dbUrl) : new Pacer(config.pacing));
   app.addHook('onClose', async () => pacing.close());
 
   // Hashes wait for the thread at most this deep; beyond, a create gets 503 (retry) rather than waiting unboundedly.
@@ -88,6 +87,13 @@ async function engine(app: FastifyInstance, { config, cloud: given }: { config: 
   await tasks.start();
 
   app.decorate('engine', { db, cloud, pacer: pacing.pacer, tasks });
+}
+
+/** The pacer of a node sharing PostgreSQL, on a small pool of its own (closed after the socket). */
+function sharedPacer(app: FastifyInstance, config: Config, url: string): SharedPacer {
+  const pool = openPacerPool(url);
+  app.addHook('onClose', async () => pool.end());
+  return new SharedPacer(config.pacing, new PgBuckets(pool), config.nodeId, app.log);
 }
 
 /** The SQLite file, locked for this process: nothing touches it (not even a migration) while another service uses it. */

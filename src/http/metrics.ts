@@ -5,7 +5,7 @@
 // instance listings alike) and from every response.
 import type { FastifyInstance } from 'fastify';
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
-import type { BucketView, Pacer } from '../ansible/pacer.js';
+import type { BucketView, CallPacer } from '../ansible/pacer.js';
 import { TASK_ACTIONS, TASK_STATUSES } from '../tasks/model.js';
 import type { TaskService } from '../tasks/service.js';
 
@@ -22,10 +22,20 @@ const HTTP_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 3
  * every response of `app`, and stops listening to the service when `app`
  * closes. Call before the routes are registered.
  */
-export function registerMetrics(app: FastifyInstance, tasks: TaskService, pacer: Pacer): Registry {
+export function registerMetrics(app: FastifyInstance, tasks: TaskService, pacer: CallPacer): Registry {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry, prefix: METRIC_PREFIX });
   registerPacingMetrics(registry, pacer);
+
+  if (pacer.node !== null) {
+    // Nodes sharing PostgreSQL: which node this is, beside the cluster's queue (ec2_api_tasks, ec2_api_queue_depth).
+    new Gauge({
+      name: `${METRIC_PREFIX}node_info`,
+      help: 'This node (EC2_API_NODE_ID), always 1: the other series are this node\'s, except the tasks and the queue (the shared table\'s) and the pacing tokens and rate (the shared buckets\')',
+      labelNames: ['node'] as const,
+      registers: [registry],
+    }).set({ node: pacer.node }, 1);
+  }
 
   new Gauge({
     name: `${METRIC_PREFIX}tasks`,
@@ -91,28 +101,38 @@ export function registerMetrics(app: FastifyInstance, tasks: TaskService, pacer:
 const BUCKET_LABELS = ['kind', 'endpoint', 'region', 'account'] as const;
 const bucketLabels = (b: BucketView) => ({ kind: b.kind, endpoint: b.endpoint, region: b.region, account: b.account });
 
-/** The pacer's buckets (docs/pacing.md), read at scrape time: one series per kind, endpoint, Region and account in use. */
-function registerPacingMetrics(registry: Registry, pacer: Pacer): void {
-  // One series per bucket, read at scrape time; a counter is set by inc() from zero, as prom-client has no set() for it.
-  const configuration = (name: string, help: string) => ({ name: `${METRIC_PREFIX}${name}`, help, labelNames: BUCKET_LABELS, registers: [registry] });
+/**
+ * The pacer's buckets (docs/pacing.md), read at scrape time: one series per
+ * kind, endpoint, Region and account in use. With nodes sharing PostgreSQL,
+ * tokens and rate are the shared bucket's, and the calls and throttles this
+ * node's own, labelled `node`.
+ */
+function registerPacingMetrics(registry: Registry, pacer: CallPacer): void {
+  const node = pacer.node;
+  const configuration = (name: string, help: string, labelNames: readonly string[]) => ({ name: `${METRIC_PREFIX}${name}`, help, labelNames, registers: [registry] });
   const gauge = (name: string, help: string, read: (bucket: BucketView) => number) =>
     new Gauge({
-      ...configuration(name, help),
-      collect() {
+      ...configuration(name, help, BUCKET_LABELS),
+      async collect() {
+        const buckets = await pacer.snapshot();
         this.reset();
-        for (const bucket of pacer.snapshot()) this.set(bucketLabels(bucket), read(bucket));
+        for (const bucket of buckets) this.set(bucketLabels(bucket), read(bucket));
       },
     });
+  // A counter is set by inc() from zero, as prom-client has no set() for it.
   const counter = (name: string, help: string, read: (bucket: BucketView) => number) =>
     new Counter({
-      ...configuration(name, help),
-      collect() {
+      ...configuration(name, help, node === null ? BUCKET_LABELS : [...BUCKET_LABELS, 'node']),
+      async collect() {
+        const buckets = await pacer.snapshot();
         this.reset();
-        for (const bucket of pacer.snapshot()) this.inc(bucketLabels(bucket), read(bucket));
+        for (const bucket of buckets) this.inc(node === null ? bucketLabels(bucket) : { ...bucketLabels(bucket), node }, read(bucket));
       },
     });
-  gauge('pacing_tokens', 'Tokens left in the EC2 call bucket (below zero while calls wait for tokens they took)', (b) => b.tokens);
-  gauge('pacing_rate', 'Refill rate in use, tokens per second (lowered on RequestLimitExceeded, back up to the configured rate)', (b) => b.rate);
-  counter('pacing_calls_total', 'EC2 calls paced (every try), by kind of call', (b) => b.calls);
-  counter('pacing_throttled_total', 'EC2 calls answered with RequestLimitExceeded (or another throttling error), by kind of call', (b) => b.throttled);
+  const shared = node === null ? '' : ' (the bucket the nodes share)';
+  const own = node === null ? '' : ' (this node\'s)';
+  gauge('pacing_tokens', `Tokens left in the EC2 call bucket (below zero while calls wait for tokens they took)${shared}`, (b) => b.tokens);
+  gauge('pacing_rate', `Refill rate in use, tokens per second (lowered on RequestLimitExceeded, back up to the configured rate)${shared}`, (b) => b.rate);
+  counter('pacing_calls_total', `EC2 calls paced (every try), by kind of call${own}`, (b) => b.calls);
+  counter('pacing_throttled_total', `EC2 calls answered with RequestLimitExceeded (or another throttling error), by kind of call${own}`, (b) => b.throttled);
 }

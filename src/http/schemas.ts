@@ -222,11 +222,11 @@ const PacingBucket = Type.Object(
     region: Type.String(),
     account: Type.String({ description: 'A digest of the access key id: EC2 meters per account' }),
     capacity: Type.Number({ description: 'Tokens when full (EC2_API_RATE_*)' }),
-    tokens: Type.Number({ description: 'Tokens left; below zero while calls wait for tokens already taken' }),
+    tokens: Type.Number({ description: 'Tokens left; below zero while calls wait for tokens already taken (with PostgreSQL: the bucket the nodes share)' }),
     rate: Type.Number({ description: 'Refill rate in use, tokens/s: lowered on RequestLimitExceeded, back up to configured_rate' }),
     configured_rate: Type.Number(),
-    calls: Type.Integer({ description: 'Calls paced (every try) since the start' }),
-    throttled: Type.Integer({ description: 'Calls EC2 answered with RequestLimitExceeded since the start' }),
+    calls: Type.Integer({ description: 'Calls paced (every try) since the start, by this node' }),
+    throttled: Type.Integer({ description: 'Calls EC2 answered with RequestLimitExceeded since the start, on this node' }),
   },
   { description: 'One client-side token bucket (docs/pacing.md)' },
 );
@@ -247,6 +247,9 @@ export const Health = Type.Object(
     pacing: Type.Object(
       {
         limits: Type.Record(Type.String(), Type.String(), { description: 'Each kind\'s bucket, "capacity/refill per second"' }),
+        node: Type.Union([Type.String(), Type.Null()], {
+          description: 'This node (EC2_API_NODE_ID) when nodes share PostgreSQL and its buckets; null when the buckets are this process\'s',
+        }),
         buckets: Type.Array(PacingBucket, { description: 'The buckets in use (made at the first call of their kind)' }),
       },
       { description: 'How EC2 calls are paced: one token bucket per account, Region and kind of call' },
@@ -269,6 +272,7 @@ export const Health = Type.Object(
         running_playbooks: 0,
         pacing: {
           limits: { run_instances: '5/2', terminate_instances: '100/5', mutating: '50/5', describe: '100/20' },
+          node: null,
           buckets: [
             {
               kind: 'run_instances',

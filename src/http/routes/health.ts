@@ -5,7 +5,7 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { Registry } from 'prom-client';
 import type { Cloud } from '../../ansible/cloud.js';
-import { CALL_KINDS, type Pacer } from '../../ansible/pacer.js';
+import { CALL_KINDS, type CallPacer } from '../../ansible/pacer.js';
 import type { TaskService } from '../../tasks/service.js';
 import { ANSIBLE_CACHE_SECONDS, EC2_TIMEOUT_MS, type Readiness as ReadinessCheck } from '../readiness.js';
 import { MetricsText, Readiness } from '../resource-schemas.js';
@@ -21,7 +21,7 @@ export interface HealthOptions {
   paused: boolean;
   readiness: ReadinessCheck;
   metrics: Registry;
-  pacer: Pacer;
+  pacer: CallPacer;
 }
 
 const healthRoutes: FastifyPluginAsyncTypebox<HealthOptions> = async (app, { tasks, cloud, paused, readiness, metrics, pacer }) => {
@@ -50,7 +50,8 @@ const healthRoutes: FastifyPluginAsyncTypebox<HealthOptions> = async (app, { tas
         running_playbooks: runningPlaybooks,
         pacing: {
           limits: Object.fromEntries(CALL_KINDS.map((kind) => [kind, `${pacer.limits[kind].capacity}/${pacer.limits[kind].refillPerSecond}`])),
-          buckets: pacer.snapshot().map(({ configuredRate, ...bucket }) => ({ ...bucket, configured_rate: configuredRate })),
+          node: pacer.node,
+          buckets: (await pacer.snapshot()).map(({ configuredRate, ...bucket }) => ({ ...bucket, configured_rate: configuredRate })),
         },
       };
     },
