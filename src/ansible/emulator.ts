@@ -5,17 +5,27 @@
 import { execa, type ResultPromise } from 'execa';
 import { childEnvironment } from './runner.js';
 
-// moto's ThreadedMotoServer on port 0 picks a free port; we print it, then
-// block on stdin until the parent closes it (on exit, or by dying).
+// moto's server app on port 0 (a free port, which we print), then we block on
+// stdin until the parent closes it (on exit, or by dying). Requests are
+// served on threads but handled one at a time: moto's EC2 backend is not
+// safe for concurrent writes, and under a burst of RunInstances from several
+// runs it answered some with an HTML 500 after launching the instance (the
+// SDK's retry then launched a second, since moto ignores ClientToken). A
+// request takes moto milliseconds, so one at a time costs nothing here.
 const LAUNCHER = `
-import sys
-from moto.server import ThreadedMotoServer
-server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-server.start()
-host, port = server.get_host_and_port()
-print(f"ec2-api-emulator-ready {port}", flush=True)
+import sys, threading
+from moto.server import DomainDispatcherApplication, create_backend_app
+from werkzeug.serving import make_server
+app = DomainDispatcherApplication(create_backend_app)
+lock = threading.Lock()
+def one_at_a_time(environ, start_response):
+    with lock:
+        return list(app(environ, start_response))
+server = make_server("127.0.0.1", 0, one_at_a_time, threaded=True)
+threading.Thread(target=server.serve_forever, daemon=True).start()
+print(f"ec2-api-emulator-ready {server.server_address[1]}", flush=True)
 sys.stdin.read()
-server.stop()
+server.shutdown()
 `;
 
 export interface Emulator {

@@ -52,8 +52,11 @@ export async function startService(
   env: Record<string, string> = {},
   options: { logger?: FastifyBaseLogger; beforeReady?: (app: ReturnType<typeof buildApp>) => void } = {},
 ): Promise<TestService> {
+  const dir = tempDir();
   const config = loadConfig({
-    EC2_API_DB: path.join(tempDir(), 'ec2-api.db'),
+    EC2_API_DB: path.join(dir, 'ec2-api.db'),
+    // On PostgreSQL, run folders of its own (the default would be ./data's, one for all); on SQLite, beside the file.
+    ...(/^postgres(ql)?:/.test(env.EC2_API_DB ?? '') ? { EC2_API_RUNS_DIR: path.join(dir, 'runs') } : {}),
     AWS_ENDPOINT_URL: endpoint,
     EC2_API_SHUTDOWN_GRACE: '0',
     ...env,
