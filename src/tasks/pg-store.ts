@@ -13,12 +13,11 @@
 // - Lease times are the database's clock, so nodes' clocks need not agree.
 import pg from 'pg';
 import type { CappedText } from '../ansible/output.js';
-import { DEFAULT_OWNER } from '../config.js';
 import { statusEvent, type TaskEvent } from './events.js';
 import type { Outcome, Progress, Task, TaskFilter, TaskStatus } from './model.js';
 import { INSTANCE_ENDED, MARK_EXPIRED } from './lifetimes.js';
 import { CANCELED } from './outcomes.js';
-import { KeyTaken, type ClaimedRow, type IdempotencyKey, type IdempotencyRecord, type NewTask, type RunLog, type StateChange, type TaskStore } from './store.js';
+import { KeyTaken, doneProgress, newlyQueued, ownershipOf, parseJson, readProgress, type ClaimedRow, type IdempotencyKey, type IdempotencyRecord, type NewTask, type RunLog, type StateChange, type TaskStore } from './store.js';
 
 type TaskRow = Omit<Task, 'progress' | 'cancel_requested'> & { progress: string | null; cancel_requested: number };
 
@@ -48,27 +47,6 @@ export const EVENTS_CHANNEL = 'ec2_api_events';
 
 const now = () => new Date().toISOString();
 
-function parseJson(text: string): unknown {
-  try {
-    return JSON.parse(text) as unknown;
-  } catch {
-    return undefined;
-  }
-}
-
-const isCount = (value: unknown): value is number => Number.isInteger(value) && (value as number) >= 0;
-
-function readProgress(text: string | null): Progress | null {
-  if (text === null) return null;
-  const value = parseJson(text) as Partial<Progress> | undefined;
-  if (!value || typeof value !== 'object' || !isCount(value.step) || !isCount(value.of) || typeof value.name !== 'string') return null;
-  return { step: value.step, of: value.of, name: value.name };
-}
-
-function doneProgress(last: Progress | null): Progress {
-  const of = last?.of || 1;
-  return { step: of, of, name: 'done' };
-}
 
 const toTask = (row: TaskRow): Task => ({ ...row, progress: readProgress(row.progress), cancel_requested: row.cancel_requested === 1 });
 
@@ -150,7 +128,7 @@ export class PgTaskStore implements TaskStore {
 
   private async insert(client: Client, task: NewTask, key: IdempotencyKey | undefined): Promise<Task> {
     const created_at = now();
-    const owned = { created_by: task.created_by ?? DEFAULT_OWNER, reason: task.reason ?? null, expires_at: task.expires_at ?? null };
+    const owned = ownershipOf(task);
     await client.query(
       `INSERT INTO tasks (id, action, status, params, ip, created_by, reason, expires_at, created_at)
        VALUES ($1, $2, 'queued', $3, $4, $5, $6, $7, $8)`,
@@ -180,24 +158,7 @@ export class PgTaskStore implements TaskStore {
       );
       return (await readTask(client, task.id))!;
     }
-    return {
-      id: task.id,
-      action: task.action,
-      status: 'queued',
-      ip: task.ip ?? null,
-      instance_id: null,
-      instance_state: null,
-      error: null,
-      progress: null,
-      attempts: 0,
-      cancel_requested: false,
-      runner_pid: null,
-      runner_start: null,
-      ...owned,
-      created_at,
-      started_at: null,
-      finished_at: null,
-    };
+    return newlyQueued(task, created_at);
   }
 
   async claim(batchId: string, limit: number): Promise<number> {

@@ -4,14 +4,13 @@
 // transaction; the count of waiting tasks is kept here, since every change
 // to it is made here.
 import type { CappedText } from '../ansible/output.js';
-import { DEFAULT_OWNER } from '../config.js';
 import type { Db } from './db.js';
 import { statusEvent, type TaskEvents } from './events.js';
 import type { GroupCommit } from './group-commit.js';
 import { INSTANCE_ENDED, MARK_EXPIRED } from './lifetimes.js';
 import type { Outcome, Progress, Task, TaskFilter, TaskStatus } from './model.js';
 import { CANCELED } from './outcomes.js';
-import type { ClaimedRow, IdempotencyKey, IdempotencyRecord, NewTask, RunLog, StateChange, TaskStore } from './store.js';
+import { doneProgress, newlyQueued, ownershipOf, parseJson, readProgress, type ClaimedRow, type IdempotencyKey, type IdempotencyRecord, type NewTask, type RunLog, type StateChange, type TaskStore } from './store.js';
 
 /** A task as SQLite holds it: JSON columns still as text. */
 type TaskRow = Omit<Task, 'progress' | 'cancel_requested'> & { progress: string | null; cancel_requested: number };
@@ -32,29 +31,6 @@ const LIVE_KEY = 'EXISTS (SELECT 1 FROM idempotency_keys k WHERE k.task_id = tas
 const WITHOUT_HASH = `CASE WHEN action = 'create' AND json_valid(params) THEN json_remove(params, '$.password_hash') ELSE params END`;
 const ENDED = `status IN ('succeeded', 'failed', 'canceled')`;
 
-function parseJson(text: string): unknown {
-  try {
-    return JSON.parse(text) as unknown;
-  } catch {
-    return undefined;
-  }
-}
-
-const isCount = (value: unknown): value is number => Number.isInteger(value) && (value as number) >= 0;
-
-/** Progress as stored, when it has the shape written: anything else (a damaged row) reads as none. */
-function readProgress(text: string | null): Progress | null {
-  if (text === null) return null;
-  const value = parseJson(text) as Partial<Progress> | undefined;
-  if (!value || typeof value !== 'object' || !isCount(value.step) || !isCount(value.of) || typeof value.name !== 'string') return null;
-  return { step: value.step, of: value.of, name: value.name };
-}
-
-/** What a succeeded task's progress says: the run is done (its last step of as many as there were). */
-function doneProgress(last: Progress | null): Progress {
-  const of = last?.of || 1;
-  return { step: of, of, name: 'done' };
-}
 
 function toTask(row: TaskRow): Task {
   return { ...row, progress: readProgress(row.progress), cancel_requested: row.cancel_requested === 1 };
@@ -206,7 +182,7 @@ export class SqliteTaskStore implements TaskStore {
 
   private insert(task: NewTask, key: IdempotencyKey | undefined): Task {
     const created_at = now();
-    const owned = { created_by: task.created_by ?? DEFAULT_OWNER, reason: task.reason ?? null, expires_at: task.expires_at ?? null };
+    const owned = ownershipOf(task);
     this.stmt.insert.run({ id: task.id, action: task.action, params: JSON.stringify(task.params), ip: task.ip ?? null, ...owned, created_at });
     if (key) {
       // An expired key may still hold the row: the new request takes it over (and its ended task's hash goes).
@@ -226,24 +202,7 @@ export class SqliteTaskStore implements TaskStore {
       return this.read(task.id)!;
     }
     // What the row now holds, without reading it back: this is the accept hot path.
-    return {
-      id: task.id,
-      action: task.action,
-      status: 'queued',
-      ip: task.ip ?? null,
-      instance_id: null,
-      instance_state: null,
-      error: null,
-      progress: null,
-      attempts: 0,
-      cancel_requested: false,
-      runner_pid: null,
-      runner_start: null,
-      ...owned,
-      created_at,
-      started_at: null,
-      finished_at: null,
-    };
+    return newlyQueued(task, created_at);
   }
 
   async claim(batchId: string, limit: number): Promise<number> {

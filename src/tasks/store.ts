@@ -29,6 +29,7 @@
 //   it can be: bad progress reads as null, bad params as undefined (and the
 //   task then fails alone, docs/task-lifecycle.md "Damaged rows").
 import type { CappedText } from '../ansible/output.js';
+import { DEFAULT_OWNER } from '../config.js';
 import type { TaskEvent } from './events.js';
 import type { Outcome, Progress, Task, TaskAction, TaskFilter, TaskReason } from './model.js';
 
@@ -66,6 +67,60 @@ export interface NewTask {
   expiryOf?: string;
   /** Stored already ended, never to run (a delete of an IP none of the asker's instances has). */
   ended?: Outcome & { status: 'failed' };
+}
+
+// --- Reading and writing rows, the same in both implementations. ---
+
+/** JSON as stored; undefined when it does not parse (a damaged row). */
+export function parseJson(text: string): unknown {
+  try {
+    return JSON.parse(text) as unknown;
+  } catch {
+    return undefined;
+  }
+}
+
+const isCount = (value: unknown): value is number => Number.isInteger(value) && (value as number) >= 0;
+
+/** Progress as stored, when it has the shape written: anything else (a damaged row) reads as none. */
+export function readProgress(text: string | null): Progress | null {
+  if (text === null) return null;
+  const value = parseJson(text) as Partial<Progress> | undefined;
+  if (!value || typeof value !== 'object' || !isCount(value.step) || !isCount(value.of) || typeof value.name !== 'string') return null;
+  return { step: value.step, of: value.of, name: value.name };
+}
+
+/** What a succeeded task's progress says: the run is done (its last step of as many as there were). */
+export function doneProgress(last: Progress | null): Progress {
+  const of = last?.of || 1;
+  return { step: of, of, name: 'done' };
+}
+
+/** Who asked for a new task, why, and until when its instance lives, as both stores write them. */
+export function ownershipOf(task: NewTask): Pick<Task, 'created_by' | 'reason' | 'expires_at'> {
+  return { created_by: task.created_by ?? DEFAULT_OWNER, reason: task.reason ?? null, expires_at: task.expires_at ?? null };
+}
+
+/** A task as a store has just inserted it, queued (the accept hot path: no read back). */
+export function newlyQueued(task: NewTask, created_at: string): Task {
+  return {
+    id: task.id,
+    action: task.action,
+    status: 'queued',
+    ip: task.ip ?? null,
+    instance_id: null,
+    instance_state: null,
+    error: null,
+    progress: null,
+    attempts: 0,
+    cancel_requested: false,
+    runner_pid: null,
+    runner_start: null,
+    ...ownershipOf(task),
+    created_at,
+    started_at: null,
+    finished_at: null,
+  };
 }
 
 export interface IdempotencyKey {
