@@ -114,17 +114,11 @@ function openFile(app: FastifyInstance, config: Config): Storage {
 }
 
 /**
- * The PostgreSQL database this node shares with others: no lock (several
- * nodes are the point), the schema brought up to date by whichever node
- * starts first. The URL is only ever logged without its password.
+ * The PostgreSQL database this node shares with others: not locked (several
+ * nodes are the point; its run folders are), the schema brought up to date
+ * by whichever node starts first. The URL is only ever logged without its password.
  */
 async function openShared(app: FastifyInstance, config: Config, url: string): Promise<Storage> {
-  // The database is shared; the run folders are not: a node removes the ones
-  // it finds at start (their playbooks died with the last process), so two
-  // nodes on one machine must not share EC2_API_RUNS_DIR. The same OS lock
-  // as a SQLite file's makes the second one stop with a sentence.
-  const runsLock = ServiceLock.acquire(config.runsDir, 'EC2_API_RUNS_DIR');
-  app.addHook('onClose', async () => runsLock.release());
   const pool = openPool(url);
   app.addHook('onClose', async () => pool.end());
   try {
@@ -133,6 +127,13 @@ async function openShared(app: FastifyInstance, config: Config, url: string): Pr
     await pool.end().catch(() => undefined);
     throw new Error(`cannot use the PostgreSQL database at ${redactUrl(url)}: ${(error as Error).message}`);
   }
+  // The database is shared; the run folders are not: a node removes the ones
+  // it finds at start (their playbooks died with the last process), so two
+  // nodes on one machine must not share EC2_API_RUNS_DIR. The same OS lock
+  // as a SQLite file's makes the second one stop with a sentence. Taken once
+  // the database answered: a node that cannot start makes nothing on disk.
+  const runsLock = ServiceLock.acquire(config.runsDir, 'EC2_API_RUNS_DIR');
+  app.addHook('onClose', async () => runsLock.release());
   app.log.info({ database: redactUrl(url), node: config.nodeId, lease_seconds: config.leaseSeconds }, 'tasks are in PostgreSQL, shared with other nodes');
   return { kind: 'postgres', pool, nodeId: config.nodeId, leaseSeconds: config.leaseSeconds };
 }
