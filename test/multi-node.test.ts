@@ -73,6 +73,16 @@ const ended = (base: string, id: string, ms = 180_000) =>
     return ['succeeded', 'failed', 'canceled'].includes(task.status as string) ? task : undefined;
   }, ms, `task ${id} to end`);
 
+/** The whole event history of an ended task, as its SSE stream sends it before it closes. */
+async function history(base: string, id: string): Promise<{ event: string; data: Record<string, unknown> }[]> {
+  const text = await (await fetch(`${base}/tasks/${id}/events`)).text();
+  return text.split('\n\n').flatMap((block) => {
+    const event = /^event: (.*)$/m.exec(block)?.[1];
+    const data = /^data: (.*)$/m.exec(block)?.[1];
+    return event && data ? [{ event, data: JSON.parse(data) as Record<string, unknown> }] : [];
+  });
+}
+
 /** Collects the SSE events of `url` until `stop` is aborted. */
 function follow(url: string, stop: AbortSignal): { events: { event?: string; data: string }[]; ready: Promise<void> } {
   const events: { event?: string; data: string }[] = [];
@@ -161,6 +171,7 @@ t.test('kill -9 of a node mid-batch: the other nodes finish its tasks, one insta
     const found = childrenOf(a.child.pid!).filter((pid) => fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes('ansible-playbook'));
     return found.length ? found : undefined;
   }, 60_000, 'node A\'s playbook to start');
+  const killedAt = new Date().toISOString();
   a.child.kill('SIGKILL');
   await a.exited;
   // Its runs die with it (the events pipe's reader is gone): none goes on launching beside the node that takes over.
@@ -168,6 +179,11 @@ t.test('kill -9 of a node mid-batch: the other nodes finish its tasks, one insta
   const [b] = [await node(t, db, 'b'), await node(t, db, 'c')];
   for (const id of ids) t.match(await ended(b!.url, id), { status: 'succeeded' }, `task ${id} finished by another node`);
   t.same(instancesOf(ids), ids.map(() => 1), 'one instance for each, though two nodes ran them');
+  // Nodes B and C started while A's rows were still `running`: neither may take them for its own to resume.
+  const launches = await Promise.all(
+    ids.map(async (id) => (await history(b!.url, id)).filter((e) => e.event === 'step_start' && e.data.step === 1 && String(e.data.at) > killedAt).length),
+  );
+  t.same(launches, ids.map(() => 1), 'after the kill, each task\'s launch step ran once: by the node that claimed it when A\'s lease lapsed');
 });
 
 t.test('the run folders are private to each node: a second node on the same EC2_API_RUNS_DIR stops with a sentence, the first runs on', async (t) => {

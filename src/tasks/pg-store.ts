@@ -420,15 +420,6 @@ export class PgTaskStore implements TaskStore {
     return rows.map(({ params, ...row }) => ({ task: toTask(row), params: parseJson(params) }));
   }
 
-  async runningBatches(): Promise<Map<string, string[]>> {
-    const { rows } = await this.pool.query<{ id: string; batch_id: string | null }>(
-      `SELECT id, batch_id FROM tasks WHERE status = 'running' ORDER BY seq`,
-    );
-    const batches = new Map<string, string[]>();
-    for (const { id, batch_id } of rows) batches.set(batch_id ?? '', [...(batches.get(batch_id ?? '') ?? []), id]);
-    return batches;
-  }
-
   async list(filter: TaskFilter): Promise<Task[]> {
     const where: string[] = [];
     const values: (string | number)[] = [];

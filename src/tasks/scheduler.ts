@@ -120,15 +120,14 @@ export class TaskQueueStore implements Pick<BetterQueue.Store<QueueItem>, 'conne
     });
   }
 
-  /** At connect, with autoResume: batches to re-run. Recovery has requeued every running task before, so none. */
+  /**
+   * Called once, after `connect`: the batches better-queue is to resume. None: a batch is run only by
+   * the process that claimed it. On SQLite, recovery has requeued every interrupted task before the
+   * scheduler starts; on PostgreSQL, the `running` rows are other nodes' live batches (a dead node's
+   * come back through its lapsed lease), and running them here would launch beside them.
+   */
   getRunningTasks(cb: Callback<Record<string, Record<string, QueueItem>>>): void {
-    defer(cb, async () => {
-      const running: Record<string, Record<string, QueueItem>> = {};
-      for (const [batch, ids] of await this.store.runningBatches()) {
-        running[batch] = Object.fromEntries(ids.map((id) => [id, { id, batch }]));
-      }
-      return running;
-    });
+    defer(cb, () => ({}));
   }
 
   /** Called when a batch ends: its tasks have ended or gone back to `queued`; the batch id stays as a record of the run they shared. */
@@ -193,7 +192,7 @@ export class Scheduler {
         batchSize: NEVER_BY_COUNT,
         batchDelayTimeout: QUIET_MS,
         batchDelay: this.options.batchDelayMs,
-        // Recovery has put every interrupted task back in the queue before this starts.
+        // autoResume resumes the batches getRunningTasks reports (none, see there), then starts taking what waits.
         autoResume: !this.options.paused,
       },
     );

@@ -82,7 +82,6 @@ export class SqliteTaskStore implements TaskStore {
            ) ORDER BY seq LIMIT @limit)`,
       ),
       batch: db.prepare(`SELECT ${COLUMNS}, params FROM tasks WHERE batch_id = ? AND status = 'running' ORDER BY rowid`),
-      running: db.prepare(`SELECT id, batch_id FROM tasks WHERE status = 'running' ORDER BY rowid`),
       runner: db.prepare('UPDATE tasks SET runner_pid = @pid, runner_start = @start WHERE id = @id'),
       progress: db.prepare(`UPDATE tasks SET progress = @progress WHERE id = @id AND status = 'running'`),
       // `progress` is replaced only when given (a success says it is done); a failed or canceled task keeps the step it stopped at.
@@ -345,15 +344,6 @@ export class SqliteTaskStore implements TaskStore {
       task: toTask(row),
       params: parseJson(params),
     }));
-  }
-
-  async runningBatches(): Promise<Map<string, string[]>> {
-    const batches = new Map<string, string[]>();
-    for (const { id, batch_id } of this.stmt.running.all() as { id: string; batch_id: string | null }[]) {
-      const key = batch_id ?? '';
-      batches.set(key, [...(batches.get(key) ?? []), id]);
-    }
-    return batches;
   }
 
   async list(filter: TaskFilter): Promise<Task[]> {

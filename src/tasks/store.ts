@@ -218,8 +218,6 @@ export interface TaskStore {
   unfinished(): Promise<Task[]>;
   /** The running tasks of a batch, with their stored parameters. */
   batch(batchId: string): Promise<ClaimedRow[]>;
-  /** Running task ids by batch id. */
-  runningBatches(): Promise<Map<string, string[]>>;
   /** The live key `key` of `owner` (keys are per owner). */
   findKey(owner: string, key: string): Promise<IdempotencyRecord | undefined>;
   /** Task counts by action and status (metrics). */
