@@ -75,12 +75,10 @@ const ended = (base: string, id: string, ms = 180_000) =>
 
 /** The whole event history of an ended task, as its SSE stream sends it before it closes. */
 async function history(base: string, id: string): Promise<{ event: string; data: Record<string, unknown> }[]> {
-  const text = await (await fetch(`${base}/tasks/${id}/events`)).text();
-  return text.split('\n\n').flatMap((block) => {
-    const event = /^event: (.*)$/m.exec(block)?.[1];
-    const data = /^data: (.*)$/m.exec(block)?.[1];
-    return event && data ? [{ event, data: JSON.parse(data) as Record<string, unknown> }] : [];
-  });
+  const events: { event: string; data: Record<string, unknown> }[] = [];
+  const parser = createParser({ onEvent: (e) => events.push({ event: e.event ?? 'message', data: JSON.parse(e.data) as Record<string, unknown> }) });
+  parser.feed(await (await fetch(`${base}/tasks/${id}/events`)).text());
+  return events;
 }
 
 /** Collects the SSE events of `url` until `stop` is aborted. */
